@@ -1,0 +1,2 @@
+/** @xenon/backends — public face. */
+export {};

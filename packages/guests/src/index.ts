@@ -1,0 +1,2 @@
+/** @xenon/guests — public face. */
+export {};

@@ -1,0 +1,62 @@
+/**
+ * The vCPU's architectural state, laid out in one shared Int32Array so a vCPU can stop on one
+ * pCPU worker and resume on another (the buffer is a SharedArrayBuffer) and so another thread can
+ * raise an interrupt or a preempt request while the vCPU runs.
+ *
+ * This is a thread-boundary contract: every slot has a name here and nowhere else.
+ * Slots written by other threads while the vCPU runs (PREEMPT, SIP) must be accessed with Atomics.
+ */
+export const VcpuSlot = {
+  /** x0..x31 occupy slots 0..31; x0 always reads 0. */
+  X0: 0,
+  PC: 32,
+  /** Why the last run() returned (an ExitReason). */
+  EXIT_REASON: 33,
+  /** FAULT: the RISC-V exception cause (CAUSE_*). */
+  EXIT_CAUSE: 34,
+  /** FAULT: faulting address, or the instruction bits for an illegal instruction. */
+  EXIT_TVAL: 35,
+  /** MMIO: guest-physical address of the access. */
+  MMIO_ADDR: 36,
+  /** MMIO: access size in bytes (1, 2 or 4). */
+  MMIO_SIZE: 37,
+  /** MMIO: 1 for a store, 0 for a load. */
+  MMIO_WRITE: 38,
+  /** MMIO: the value stored (stores only). */
+  MMIO_VALUE: 39,
+  /** MMIO: destination register of a load (0 when the value is discarded). */
+  MMIO_RD: 40,
+  /** MMIO: 1 when the load sign-extends (lb, lh). */
+  MMIO_SIGNED: 41,
+  /** Retired-instruction counter, 64-bit as two halves. */
+  INSTRET_LO: 42,
+  INSTRET_HI: 43,
+  /** Non-zero asks the running vCPU to stop with PREEMPT at its next poll. Set by other threads. */
+  PREEMPT: 44,
+  /** The P2M generation this vCPU's soft TLB was last filled against (lets the core wait for a flush). */
+  TLB_GEN_SEEN: 45,
+  /** Supervisor CSRs of the guest kernel (it runs in virtual S-mode; traps are injected here). */
+  SSTATUS: 46,
+  SIE: 47,
+  STVEC: 48,
+  SSCRATCH: 49,
+  SEPC: 50,
+  SCAUSE: 51,
+  STVAL: 52,
+  /** Pending interrupts; other threads set bits with Atomics.or (e.g. SIP_SEIP for an event upcall). */
+  SIP: 53,
+  /** LR/SC reservation: the reserved guest-physical address, valid when RESERVATION_VALID is 1. */
+  RESERVATION_ADDR: 54,
+  RESERVATION_VALID: 55,
+  /** Privilege of the guest code: 1 = S (guest kernel, the default), 0 = U (Linux-ABI user programs). */
+  PRIV: 56,
+} as const;
+
+/** Number of Int32 slots in a vCPU state block. */
+export const VCPU_STATE_WORDS = 64;
+export const VCPU_STATE_BYTES = VCPU_STATE_WORDS * 4;
+
+/** Allocates a zeroed, shareable vCPU state block. */
+export function createVcpuState(): Int32Array {
+  return new Int32Array(new SharedArrayBuffer(VCPU_STATE_BYTES));
+}

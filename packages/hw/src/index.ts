@@ -1,0 +1,33 @@
+/** @xenon/hw — emulated hardware, no policy: machine memory, the RV32IMAC hart, ELF images. */
+
+export {
+  Cause,
+  EXIT_REASON_NAMES,
+  ExitReason,
+  Interrupt,
+  SIP_SEIP,
+  SIP_SSIP,
+  SIP_STIP,
+  SSTATUS_SIE,
+  SSTATUS_SPIE,
+  SSTATUS_SPP,
+} from "./cpu/exit.js";
+export type { P2mLookup } from "./cpu/p2m.js";
+export {
+  P2M_ENTRY_MFN_SCALE,
+  P2M_FLAGS_MASK,
+  P2M_LOGDIRTY,
+  P2M_NONE,
+  P2M_R,
+  P2M_W,
+  P2M_X,
+  p2mEntry,
+  p2mEntryFlags,
+  p2mEntryMfn,
+} from "./cpu/p2m.js";
+export type { TimeSource } from "./cpu/time.js";
+export { hostTime, TIMEBASE_HZ } from "./cpu/time.js";
+export { createVcpuState, VCPU_STATE_BYTES, VCPU_STATE_WORDS, VcpuSlot } from "./cpu/vcpu_state.js";
+export { FrameAllocator } from "./memory/frame_allocator.js";
+export type { MachineMemoryOptions, MemoryChunk } from "./memory/machine_memory.js";
+export { MAX_FRAMES, MachineMemory, MemoryError, PAGE_MASK, PAGE_SHIFT, PAGE_SIZE } from "./memory/machine_memory.js";

@@ -1,0 +1,2 @@
+/** @xenon/hypervisor — public face. */
+export {};

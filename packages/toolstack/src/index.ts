@@ -1,0 +1,2 @@
+/** @xenon/toolstack — public face. */
+export {};
