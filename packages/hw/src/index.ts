@@ -31,3 +31,5 @@ export { createVcpuState, VCPU_STATE_BYTES, VCPU_STATE_WORDS, VcpuSlot } from ".
 export { FrameAllocator } from "./memory/frame_allocator.js";
 export type { MachineMemoryOptions, MemoryChunk } from "./memory/machine_memory.js";
 export { MAX_FRAMES, MachineMemory, MemoryError, PAGE_MASK, PAGE_SHIFT, PAGE_SIZE } from "./memory/machine_memory.js";
+export { parseElf32, ElfError, EM_RISCV, PT_LOAD, PF_R, PF_W, PF_X, EF_RISCV_RVC } from "./elf/elf32.js";
+export type { ElfImage, ElfSegment } from "./elf/elf32.js";
