@@ -1,0 +1,67 @@
+/*
+ * Hypercall entry for Xenon guests.
+ *
+ * Convention: `ecall` with the hypercall number in a7, up to six arguments in a0..a5, the
+ * result in a0 (>= 0 success, negative Xen errno on failure). Every other register is
+ * preserved by the hypervisor. The "memory" clobber is required because arguments are often
+ * pointers to structs the hypervisor reads or writes.
+ */
+#ifndef XENON_HYPERCALL_H
+#define XENON_HYPERCALL_H
+
+#include "xen.h"
+
+static inline long xen_hypercall6(long nr, long a0, long a1, long a2, long a3, long a4, long a5) {
+  register long r_a0 __asm__("a0") = a0;
+  register long r_a1 __asm__("a1") = a1;
+  register long r_a2 __asm__("a2") = a2;
+  register long r_a3 __asm__("a3") = a3;
+  register long r_a4 __asm__("a4") = a4;
+  register long r_a5 __asm__("a5") = a5;
+  register long r_a7 __asm__("a7") = nr;
+  __asm__ volatile("ecall"
+                   : "+r"(r_a0)
+                   : "r"(r_a1), "r"(r_a2), "r"(r_a3), "r"(r_a4), "r"(r_a5), "r"(r_a7)
+                   : "memory");
+  return r_a0;
+}
+
+/* Fewer-argument forms pass zeros so the hypervisor never sees stale register contents. */
+#define xen_hypercall0(nr) xen_hypercall6((nr), 0, 0, 0, 0, 0, 0)
+#define xen_hypercall1(nr, a) xen_hypercall6((nr), (long)(a), 0, 0, 0, 0, 0)
+#define xen_hypercall2(nr, a, b) xen_hypercall6((nr), (long)(a), (long)(b), 0, 0, 0, 0)
+#define xen_hypercall3(nr, a, b, c) xen_hypercall6((nr), (long)(a), (long)(b), (long)(c), 0, 0, 0)
+
+static inline long HYPERVISOR_console_io(int cmd, unsigned count, const char *buf) {
+  return xen_hypercall3(__HYPERVISOR_console_io, cmd, count, buf);
+}
+
+static inline long HYPERVISOR_sched_op(int cmd, void *arg) {
+  return xen_hypercall2(__HYPERVISOR_sched_op, cmd, arg);
+}
+
+static inline long HYPERVISOR_xen_version(int cmd, void *arg) {
+  return xen_hypercall2(__HYPERVISOR_xen_version, cmd, arg);
+}
+
+static inline long HYPERVISOR_memory_op(unsigned cmd, void *arg) {
+  return xen_hypercall2(__HYPERVISOR_memory_op, cmd, arg);
+}
+
+static inline long HYPERVISOR_event_channel_op(int cmd, void *arg) {
+  return xen_hypercall2(__HYPERVISOR_event_channel_op, cmd, arg);
+}
+
+static inline long HYPERVISOR_grant_table_op(unsigned cmd, void *args, unsigned count) {
+  return xen_hypercall3(__HYPERVISOR_grant_table_op, cmd, args, count);
+}
+
+static inline long HYPERVISOR_vcpu_op(int cmd, unsigned vcpuid, void *arg) {
+  return xen_hypercall3(__HYPERVISOR_vcpu_op, cmd, vcpuid, arg);
+}
+
+static inline long HYPERVISOR_domctl(void *arg) { return xen_hypercall1(__HYPERVISOR_domctl, arg); }
+
+static inline long HYPERVISOR_sysctl(void *arg) { return xen_hypercall1(__HYPERVISOR_sysctl, arg); }
+
+#endif

@@ -1,0 +1,282 @@
+#!/usr/bin/env node
+// Builds the RV32 guest images of @xenon/guests with clang + ld.lld (no make, no npm deps).
+//
+//   node scripts/build-images.mjs [--force] [--verbose]
+//
+// Incremental: each object records its command line (<obj>.cmd) and its header dependencies
+// (<obj>.d, from clang -MMD). An object is rebuilt when it is missing, its command changed, or
+// any dependency is not older than it; an image is relinked when any object or its linker
+// script is not older than it, or its link command changed. A stamp is written only after its
+// step succeeded, so an interrupted or failed build is redone next time.
+// Output: dist/images/<name>.elf (Xenon native images), dist/linux/<name>.<isa>.elf (Linux-ABI
+// differential programs), objects under dist/obj/<flavour>-<isa>/.
+import { spawn, spawnSync } from "node:child_process";
+import { existsSync, mkdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { availableParallelism } from "node:os";
+import { dirname, join, relative } from "node:path";
+import { fileURLToPath } from "node:url";
+
+const PKG = fileURLToPath(new URL("..", import.meta.url));
+const SRC = join(PKG, "c");
+const DIST = join(PKG, "dist");
+
+const CC = process.env.CC ?? "clang";
+const LD = process.env.LD ?? "ld.lld";
+
+const args = new Set(process.argv.slice(2));
+const FORCE = args.has("--force");
+const VERBOSE = args.has("--verbose");
+
+// --- what to build ---------------------------------------------------------------------------
+
+// The freestanding libc both flavours link; compiled with -fno-builtin (see LIBC_FLAGS).
+const LIBC = ["runtime/libc/string.c", "runtime/libc/divdi3.c", "runtime/libc/format.c", "runtime/libc/stdio.c"];
+const NATIVE_RUNTIME = ["runtime/start.S", "runtime/console.c", "runtime/sched.c", ...LIBC];
+const LINUX_RUNTIME = ["linux/crt.S", "linux/sys.c", ...LIBC];
+
+// Keep in sync with LINUX_PROGRAMS in src/index.ts (cpubench is listed there separately).
+const LINUX_PROGRAMS = ["alu", "muldiv", "loadstore", "branches", "atomics", "algo", "exitcode", "cpubench"];
+const LINUX_ISAS = ["rv32ima", "rv32imac"];
+
+const NATIVE_IMAGES = {
+  hello: ["images/hello.c"],
+  cpubench: ["images/cpubench.c", "bench/cpubench_core.c"],
+};
+const LINUX_EXTRA = { cpubench: ["bench/cpubench_core.c"] };
+
+const FLAVOURS = {
+  native: {
+    includes: ["runtime/include"],
+    ldflags: ["-T", join(SRC, "runtime/linker.ld")],
+    linkInputs: [join(SRC, "runtime/linker.ld")],
+  },
+  linux: {
+    includes: ["runtime/include", "linux"],
+    // ld.lld's default riscv32 image base is 0x10000, a normal static user address.
+    ldflags: ["-static", "-e", "_start", "--image-base=0x10000"],
+    linkInputs: [],
+  },
+};
+
+const CFLAGS = [
+  "--target=riscv32-unknown-elf",
+  "-mabi=ilp32",
+  // PC-relative addressing, so nothing assumes where in the 32-bit space the image lives.
+  "-mcmodel=medany",
+  // lld 14 cannot do RISC-V linker relaxation and rejects R_RISCV_ALIGN; gp is therefore unused.
+  "-mno-relax",
+  "-O2",
+  "-std=c11",
+  "-ffreestanding",
+  "-nostdlib",
+  "-nostdlibinc",
+  "-fno-builtin-printf",
+  "-fno-stack-protector",
+  "-fno-pic",
+  "-fno-asynchronous-unwind-tables",
+  "-fno-unwind-tables",
+  "-ffunction-sections",
+  "-fdata-sections",
+  "-Wall",
+  "-Wextra",
+];
+// Stops the compiler from turning memcpy/memset loops into calls to themselves.
+const LIBC_FLAGS = ["-fno-builtin"];
+
+function targets() {
+  const list = [];
+  for (const [name, srcs] of Object.entries(NATIVE_IMAGES)) {
+    list.push({
+      out: join(DIST, "images", `${name}.elf`),
+      flavour: "native",
+      isa: "rv32imac",
+      sources: [...srcs, ...NATIVE_RUNTIME],
+    });
+  }
+  for (const name of LINUX_PROGRAMS) {
+    for (const isa of LINUX_ISAS) {
+      list.push({
+        out: join(DIST, "linux", `${name}.${isa}.elf`),
+        flavour: "linux",
+        isa,
+        sources: [`linux/${name}.c`, ...(LINUX_EXTRA[name] ?? []), ...LINUX_RUNTIME],
+      });
+    }
+  }
+  return list;
+}
+
+// --- helpers ---------------------------------------------------------------------------------
+
+const rel = (p) => relative(PKG, p);
+const mtime = (p) => {
+  try {
+    return statSync(p).mtimeMs;
+  } catch {
+    return undefined;
+  }
+};
+const readText = (p) => {
+  try {
+    return readFileSync(p, "utf8");
+  } catch {
+    return undefined;
+  }
+};
+
+function fail(message) {
+  console.error(`build-images: error: ${message}`);
+  process.exit(1);
+}
+
+// Parses a make-style dependency file written by clang -MMD: "obj.o: a.c b.h \\\n c.h".
+function parseDeps(text) {
+  const body = text.replace(/\\\r?\n/g, " ");
+  const colon = body.indexOf(": ");
+  if (colon < 0) return undefined;
+  return body
+    .slice(colon + 2)
+    .split(/(?<!\\)\s+/)
+    .filter(Boolean)
+    .map((d) => d.replace(/\\ /g, " "));
+}
+
+// True if out exists, was made by exactly `cmd`, and is strictly newer than every input.
+function upToDate(out, cmd, inputs) {
+  if (FORCE) return false;
+  const t = mtime(out);
+  if (t === undefined || readText(`${out}.cmd`) !== cmd) return false;
+  for (const input of inputs) {
+    const ti = mtime(input);
+    if (ti === undefined || ti >= t) return false;
+  }
+  return true;
+}
+
+// Runs a tool, capturing its output so parallel jobs do not interleave their messages.
+function run(argv) {
+  if (VERBOSE) console.log(argv.join(" "));
+  return new Promise((resolve) => {
+    const child = spawn(argv[0], argv.slice(1), { stdio: ["ignore", "pipe", "pipe"] });
+    let output = "";
+    child.stdout.on("data", (b) => {
+      output += b;
+    });
+    child.stderr.on("data", (b) => {
+      output += b;
+    });
+    child.on("error", (err) => resolve({ code: -1, output: `${err.message}\n` }));
+    child.on("close", (code) => resolve({ code: code ?? -1, output }));
+  });
+}
+
+async function pool(jobs, limit) {
+  const results = [];
+  let next = 0;
+  const worker = async () => {
+    while (next < jobs.length) {
+      const i = next++;
+      results[i] = await jobs[i]();
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(limit, jobs.length) }, worker));
+  return results;
+}
+
+function checkTool(tool, pkg) {
+  const r = spawnSync(tool, ["--version"], { stdio: "ignore" });
+  if (r.error) fail(`'${tool}' not found (Debian package ${pkg}; see 'pnpm system-deps')`);
+}
+
+// --- build -----------------------------------------------------------------------------------
+
+async function compile(obj) {
+  const cmd = obj.argv.join(" ");
+  if (upToDate(obj.out, cmd, obj.deps())) return { built: false };
+  mkdirSync(dirname(obj.out), { recursive: true });
+  rmSync(`${obj.out}.cmd`, { force: true });
+  const r = await run(obj.argv);
+  if (r.output) process.stderr.write(r.output);
+  if (r.code !== 0) return { error: `compiling ${rel(obj.src)} failed (exit ${r.code})` };
+  writeFileSync(`${obj.out}.cmd`, cmd);
+  return { built: true };
+}
+
+async function link(target, objects) {
+  const fl = FLAVOURS[target.flavour];
+  const argv = [LD, ...fl.ldflags, "--gc-sections", "--discard-locals", "-o", target.out, ...objects.map((o) => o.out)];
+  const cmd = argv.join(" ");
+  if (upToDate(target.out, cmd, [...objects.map((o) => o.out), ...fl.linkInputs])) return { built: false };
+  mkdirSync(dirname(target.out), { recursive: true });
+  rmSync(`${target.out}.cmd`, { force: true });
+  const r = await run(argv);
+  if (r.output) process.stderr.write(r.output);
+  if (r.code !== 0) return { error: `linking ${rel(target.out)} failed (exit ${r.code})` };
+  writeFileSync(`${target.out}.cmd`, cmd);
+  const size = statSync(target.out).size;
+  console.log(`build-images: built ${rel(target.out)} (${(size / 1024).toFixed(1)} KiB)`);
+  return { built: true };
+}
+
+async function main() {
+  checkTool(CC, "clang");
+  checkTool(LD, "lld");
+
+  // One object per (flavour, isa, source), shared by every image that links it.
+  const objects = new Map();
+  const objectFor = (flavour, isa, src) => {
+    const key = `${flavour}-${isa}/${src}`;
+    let obj = objects.get(key);
+    if (!obj) {
+      const srcPath = join(SRC, src);
+      const out = join(DIST, "obj", `${flavour}-${isa}`, src.replace(/\.[cS]$/, ".o"));
+      const argv = [
+        CC,
+        ...CFLAGS,
+        `-march=${isa}`,
+        ...FLAVOURS[flavour].includes.map((i) => `-I${join(SRC, i)}`),
+        ...(LIBC.includes(src) ? LIBC_FLAGS : []),
+        "-MMD",
+        "-MF",
+        `${out}.d`,
+        "-c",
+        srcPath,
+        "-o",
+        out,
+      ];
+      // Until clang has written a .d file, the source itself is the only known input.
+      const deps = () => {
+        const text = readText(`${out}.d`);
+        return (text && parseDeps(text)) ?? [srcPath, `${out}.d`];
+      };
+      obj = { src: srcPath, out, argv, deps };
+      objects.set(key, obj);
+    }
+    return obj;
+  };
+
+  const list = targets().map((t) => ({ ...t, objects: t.sources.map((s) => objectFor(t.flavour, t.isa, s)) }));
+  for (const t of list) {
+    for (const o of t.objects) if (!existsSync(o.src)) fail(`missing source ${rel(o.src)} (for ${rel(t.out)})`);
+  }
+
+  const parallel = Math.max(1, availableParallelism());
+  const compiled = await pool(
+    [...objects.values()].map((o) => () => compile(o)),
+    parallel,
+  );
+  const compileErrors = compiled.filter((r) => r.error).map((r) => r.error);
+  if (compileErrors.length) fail(compileErrors.join("\n  "));
+
+  const linked = await pool(
+    list.map((t) => () => link(t, t.objects)),
+    parallel,
+  );
+  const linkErrors = linked.filter((r) => r.error).map((r) => r.error);
+  if (linkErrors.length) fail(linkErrors.join("\n  "));
+
+  const built = linked.filter((r) => r.built).length;
+  if (built === 0) console.log(`build-images: all ${list.length} images up to date`);
+}
+
+await main();
