@@ -1,5 +1,11 @@
 /** @xenon/hw — emulated hardware, no policy: machine memory, the RV32IMAC hart, ELF images. */
 
+export { compressedTable, expandCompressed } from "./cpu/compressed.js";
+export type { CpuOptions } from "./cpu/cpu.js";
+export { Cpu, SLICE } from "./cpu/cpu.js";
+export { Csr } from "./cpu/csr.js";
+export type { CompressedSpec, InstExt, InstFormat, InstSpec } from "./cpu/decode_table.js";
+export { COMPRESSED, classify, INSTRUCTIONS } from "./cpu/decode_table.js";
 export {
   Cause,
   EXIT_REASON_NAMES,
@@ -12,6 +18,7 @@ export {
   SSTATUS_SPIE,
   SSTATUS_SPP,
 } from "./cpu/exit.js";
+export { FlatP2m } from "./cpu/flat_p2m.js";
 export type { P2mLookup } from "./cpu/p2m.js";
 export {
   P2M_ENTRY_MFN_SCALE,
@@ -28,8 +35,8 @@ export {
 export type { TimeSource } from "./cpu/time.js";
 export { hostTime, TIMEBASE_HZ } from "./cpu/time.js";
 export { createVcpuState, VCPU_STATE_BYTES, VCPU_STATE_WORDS, VcpuSlot } from "./cpu/vcpu_state.js";
+export type { ElfImage, ElfSegment } from "./elf/elf32.js";
+export { EF_RISCV_RVC, ElfError, EM_RISCV, PF_R, PF_W, PF_X, PT_LOAD, parseElf32 } from "./elf/elf32.js";
 export { FrameAllocator } from "./memory/frame_allocator.js";
 export type { MachineMemoryOptions, MemoryChunk } from "./memory/machine_memory.js";
 export { MAX_FRAMES, MachineMemory, MemoryError, PAGE_MASK, PAGE_SHIFT, PAGE_SIZE } from "./memory/machine_memory.js";
-export { parseElf32, ElfError, EM_RISCV, PT_LOAD, PF_R, PF_W, PF_X, EF_RISCV_RVC } from "./elf/elf32.js";
-export type { ElfImage, ElfSegment } from "./elf/elf32.js";

@@ -50,13 +50,20 @@ export const VcpuSlot = {
   RESERVATION_VALID: 55,
   /** Privilege of the guest code: 1 = S (guest kernel, the default), 0 = U (Linux-ABI user programs). */
   PRIV: 56,
+  /**
+   * LR/SC reservation: the word lr.w read. sc.w stores with Atomics.compareExchange against it, so
+   * another hart's intervening store of a different value makes the sc fail (see cpu.ts).
+   */
+  RESERVATION_VALUE: 57,
 } as const;
 
 /** Number of Int32 slots in a vCPU state block. */
 export const VCPU_STATE_WORDS = 64;
 export const VCPU_STATE_BYTES = VCPU_STATE_WORDS * 4;
 
-/** Allocates a zeroed, shareable vCPU state block. */
+/** Allocates a shareable vCPU state block: all zero (pc 0, registers 0) except PRIV = 1 (S-mode). */
 export function createVcpuState(): Int32Array {
-  return new Int32Array(new SharedArrayBuffer(VCPU_STATE_BYTES));
+  const st = new Int32Array(new SharedArrayBuffer(VCPU_STATE_BYTES));
+  st[VcpuSlot.PRIV] = 1;
+  return st;
 }

@@ -1,0 +1,108 @@
+import type { MachineMemory } from "../memory/machine_memory.js";
+import { P2M_ENTRY_MFN_SCALE, P2M_LOGDIRTY, P2M_NONE, P2M_R, P2M_W, P2M_X, type P2mLookup } from "./p2m.js";
+
+/**
+ * The vCPU's soft TLB: guest frame -> (chunk views, byte offset of the frame inside the chunk).
+ * Three direct-mapped tables — read, write, fetch — each indexed by gfn & TLB_MASK and tagged with
+ * the gfn, so a hit is one compare plus one add (TinyEMU's design, with the host pointer replaced by
+ * a chunk view and an offset). Only RAM is cached; a gfn the P2M does not map never hits, so every
+ * access to it takes the miss path and leaves as an MMIO exit.
+ *
+ * The tables are plain per-thread arrays (no allocation on a hit). Entries are valid only against
+ * the P2M generation they were filled in; the Cpu flushes on a generation change.
+ */
+
+export const TLB_BITS = 9;
+export const TLB_SIZE = 1 << TLB_BITS;
+export const TLB_MASK = TLB_SIZE - 1;
+/** A tag no gfn equals (gfns of a 32-bit guest-physical space are 0..2^20-1). */
+const NO_TAG = -1;
+
+/** fill*() results besides a table index. */
+export const TLB_NOT_RAM = -1;
+export const TLB_NO_RIGHT = -2;
+
+/**
+ * Placeholders so every slot of the view arrays always holds the same kind of object: the arrays
+ * stay monomorphic (and packed) for the optimiser. Never read: their tag never matches.
+ */
+const DUMMY_BUFFER = new SharedArrayBuffer(4);
+const DUMMY_U8 = new Uint8Array(DUMMY_BUFFER);
+const DUMMY_U16 = new Uint16Array(DUMMY_BUFFER);
+const DUMMY_I32 = new Int32Array(DUMMY_BUFFER);
+
+/** One direct-mapped table. `off` is the frame's byte offset inside the chunk the views cover. */
+export class TlbTable {
+  readonly tag = new Int32Array(TLB_SIZE).fill(NO_TAG);
+  readonly off = new Int32Array(TLB_SIZE);
+  readonly u8: Uint8Array[] = new Array<Uint8Array>(TLB_SIZE).fill(DUMMY_U8);
+  readonly u16: Uint16Array[] = new Array<Uint16Array>(TLB_SIZE).fill(DUMMY_U16);
+  readonly i32: Int32Array[] = new Array<Int32Array>(TLB_SIZE).fill(DUMMY_I32);
+
+  flush(): void {
+    this.tag.fill(NO_TAG);
+  }
+}
+
+export class Tlb {
+  readonly read = new TlbTable();
+  readonly write = new TlbTable();
+  readonly fetch = new TlbTable();
+
+  constructor(
+    private readonly memory: MachineMemory,
+    private readonly p2m: P2mLookup,
+  ) {}
+
+  flush(): void {
+    this.read.flush();
+    this.write.flush();
+    this.fetch.flush();
+  }
+
+  // Entries are exact integers < 2^36; `e & P2M_*` is exact because ToInt32 keeps the low bits.
+
+  /** Fills the read entry for gfn: its index, TLB_NOT_RAM (MMIO) or TLB_NO_RIGHT (no R). */
+  fillRead(gfn: number): number {
+    const e = this.p2m.lookup(gfn);
+    if (e === P2M_NONE) return TLB_NOT_RAM;
+    if ((e & P2M_R) === 0) return TLB_NO_RIGHT;
+    return this.install(this.read, gfn, e);
+  }
+
+  /**
+   * Fills the write entry for gfn. A log-dirty page is reported with markDirty() here, once per
+   * fill, and the entry markDirty returns is the one used.
+   */
+  fillWrite(gfn: number): number {
+    let e = this.p2m.lookup(gfn);
+    if (e === P2M_NONE) return TLB_NOT_RAM;
+    if ((e & P2M_W) === 0) return TLB_NO_RIGHT;
+    if ((e & P2M_LOGDIRTY) !== 0) {
+      e = this.p2m.markDirty(gfn);
+      if (e === P2M_NONE) return TLB_NOT_RAM;
+      if ((e & P2M_W) === 0) return TLB_NO_RIGHT;
+    }
+    return this.install(this.write, gfn, e);
+  }
+
+  /** Fills the fetch entry for gfn; anything but executable RAM is TLB_NO_RIGHT / TLB_NOT_RAM. */
+  fillFetch(gfn: number): number {
+    const e = this.p2m.lookup(gfn);
+    if (e === P2M_NONE) return TLB_NOT_RAM;
+    if ((e & P2M_X) === 0) return TLB_NO_RIGHT;
+    return this.install(this.fetch, gfn, e);
+  }
+
+  private install(t: TlbTable, gfn: number, entry: number): number {
+    const mfn = Math.floor(entry / P2M_ENTRY_MFN_SCALE);
+    const chunk = this.memory.chunk(mfn);
+    const ti = gfn & TLB_MASK;
+    t.tag[ti] = gfn;
+    t.off[ti] = this.memory.frameOffset(mfn);
+    t.u8[ti] = chunk.u8;
+    t.u16[ti] = chunk.u16;
+    t.i32[ti] = chunk.i32;
+    return ti;
+  }
+}
