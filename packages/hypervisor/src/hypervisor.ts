@@ -1,0 +1,70 @@
+import type { FrameAllocator, MachineMemory } from "@xenon/hw";
+import { ByteRing } from "./console.js";
+import type { Domain, ShutdownAction } from "./domain.js";
+import { DomainTable } from "./domain_table.js";
+import { NR_VIRQS } from "./public/xen.js";
+
+/**
+ * Callbacks from the core to the layers above it. All are optional and called synchronously on
+ * the thread that caused the event; they must not call back into the core re-entrantly.
+ */
+export interface HypervisorHooks {
+  /**
+   * evtchn_upcall_pending of (domid, vcpu) went from 0 to 1: the scheduler layer raises SIP_SEIP
+   * on that vCPU and wakes it if it is blocked.
+   */
+  upcall?(domid: number, vcpu: number): void;
+  /** A port became pending (whether or not it upcalls): wakes a vCPU in SCHEDOP_poll on it. */
+  portPending?(domid: number, vcpu: number, port: number): void;
+  /** A domain shut down; `action` is its recorded on_* action (null for suspend/soft_reset). */
+  shutdown?(domid: number, reason: number, action: ShutdownAction | null): void;
+  /** A destroyed domain's last frame went back to the allocator; its domid is free again. */
+  domainReleased?(domid: number): void;
+}
+
+export interface HypervisorOptions {
+  readonly memory: MachineMemory;
+  readonly allocator: FrameAllocator;
+  readonly hooks?: HypervisorHooks;
+  /** Size of the hypervisor console ring read by CONSOLEIO_read / `xl dmesg` (default 16 KiB). */
+  readonly consoleRingBytes?: number;
+}
+
+/**
+ * The core's root object (Xen's globals): host memory, the domain table, the console ring, the
+ * hooks into the scheduler/toolstack layers, and who handles global VIRQs.
+ */
+export class Hypervisor {
+  readonly memory: MachineMemory;
+  readonly allocator: FrameAllocator;
+  readonly domains: DomainTable;
+  readonly consoleRing: ByteRing;
+  hooks: HypervisorHooks;
+  /** Per global VIRQ: the domid it is delivered to (Xen's set_global_virq_handler), -1 = default. */
+  private readonly virqHandler = new Int32Array(NR_VIRQS).fill(-1);
+
+  constructor(opts: HypervisorOptions) {
+    this.memory = opts.memory;
+    this.allocator = opts.allocator;
+    this.hooks = opts.hooks ?? {};
+    this.consoleRing = new ByteRing(opts.consoleRingBytes ?? 16 * 1024);
+    this.domains = new DomainTable(this);
+  }
+
+  /** Routes a global VIRQ to `domid` (XEN_DOMCTL_set_virq_handler). */
+  setGlobalVirqHandler(virq: number, domid: number): void {
+    if (Number.isInteger(virq) && virq >= 0 && virq < NR_VIRQS) this.virqHandler[virq] = domid;
+  }
+
+  /** The domain that receives global `virq`: the configured one, else the hardware domain, else domain 0. */
+  globalVirqHandler(virq: number): Domain | undefined {
+    const chosen = virq >= 0 && virq < NR_VIRQS ? this.virqHandler[virq]! : -1;
+    if (chosen >= 0) return this.domains.get(chosen);
+    return this.domains.list().find((d) => d.flags.hardware) ?? this.domains.get(0);
+  }
+
+  /** A line for the hypervisor console ring (Xen's printk). */
+  log(text: string): void {
+    this.consoleRing.write(new TextEncoder().encode(`(XEN) ${text}\n`));
+  }
+}

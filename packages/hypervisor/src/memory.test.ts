@@ -1,0 +1,107 @@
+import assert from "node:assert/strict";
+import { describe, it } from "node:test";
+import { P2M_NONE, p2mEntryMfn } from "@xenon/hw";
+import {
+  addToPhysmap,
+  currentReservation,
+  decreaseReservation,
+  maximumReservation,
+  populatePhysmap,
+  removeFromPhysmap,
+} from "./memory.js";
+import { GUEST_RAM_BASE_GFN, P2mType } from "./p2m/types.js";
+import { Errno } from "./public/errno.js";
+import { XenMapSpace } from "./public/memory.js";
+import { makeDomain, makeHost } from "./test_support.js";
+
+const RAM = GUEST_RAM_BASE_GFN;
+
+describe("memory_op semantics", () => {
+  it("populate_physmap maps fresh zeroed RAM, order 0 and small orders", () => {
+    const { hv, allocator } = makeHost();
+    const d = makeDomain(hv, { maxPages: 64 }, 0);
+    const start = allocator.allocatedFrames;
+    assert.equal(populatePhysmap(d, [RAM, RAM + 1, RAM + 7], 0), 3);
+    assert.equal(populatePhysmap(d, [RAM + 16, RAM + 32], 2), 2);
+    assert.equal(currentReservation(d), 11);
+    assert.equal(allocator.allocatedFrames - start, 11);
+    for (const gfn of [RAM + 16, RAM + 17, RAM + 18, RAM + 19, RAM + 35]) assert.notEqual(d.p2m.lookup(gfn), P2M_NONE);
+    assert.equal(d.p2m.lookup(RAM + 20), P2M_NONE);
+    assert.equal(d.p2m.get(RAM)!.type, P2mType.ram_rw);
+    const page = d.guest.copyFromGuest(RAM * 4096, 4096);
+    assert.ok(page instanceof Uint8Array && page.every((b) => b === 0));
+  });
+
+  it("stops at the first bad extent and reports the count so far", () => {
+    const { hv } = makeHost();
+    const d = makeDomain(hv, { maxPages: 6 }, 0);
+    assert.equal(populatePhysmap(d, [RAM, RAM + 1, RAM + 1, RAM + 2], 0), 2, "occupied gfn");
+    assert.equal(populatePhysmap(d, [RAM + 8, RAM + 9], 1), 1, "misaligned extent");
+    assert.equal(populatePhysmap(d, [RAM + 12, RAM + 16], 1), 1, "past max_pages (4 + 2 = 6, then 8 > 6)");
+    assert.equal(currentReservation(d), 6);
+    assert.equal(maximumReservation(d), 6);
+    assert.equal(populatePhysmap(d, [RAM + 20], 0), 0);
+    for (const order of [-1, 10, 1.5, Number.NaN]) assert.equal(populatePhysmap(d, [RAM + 64], order), 0);
+    for (const gpfn of [-1, 2 ** 20, 2 ** 40, Number.NaN]) assert.equal(populatePhysmap(d, [gpfn], 0), 0);
+  });
+
+  it("decrease_reservation frees frames back to the host", () => {
+    const { hv, allocator } = makeHost();
+    const d = makeDomain(hv, {}, 8);
+    const start = allocator.allocatedFrames;
+    assert.equal(decreaseReservation(d, [RAM + 2, RAM + 3], 0), 2);
+    assert.equal(allocator.allocatedFrames, start - 2);
+    assert.equal(d.p2m.lookup(RAM + 2), P2M_NONE);
+    assert.equal(decreaseReservation(d, [RAM + 4, RAM + 2, RAM + 5], 0), 1, "stops at a hole");
+    assert.equal(decreaseReservation(d, [RAM + 6], 1), 1, "order 1: RAM+6, RAM+7");
+    assert.equal(decreaseReservation(d, [RAM], 2), 0, "extent not entirely RAM");
+    assert.equal(currentReservation(d), 3);
+  });
+
+  it("add_to_physmap places shared_info and grant frames, moving them on a second call", () => {
+    const { hv } = makeHost();
+    const d = makeDomain(hv, { maxGrantFrames: 4 }, 4);
+    assert.equal(addToPhysmap(d, XenMapSpace.shared_info, 0, 0x38000), 0);
+    assert.equal(p2mEntryMfn(d.p2m.lookup(0x38000)), d.sharedInfoMfn);
+    assert.equal(addToPhysmap(d, XenMapSpace.shared_info, 0, 0x38000), 0, "idempotent");
+    assert.equal(addToPhysmap(d, XenMapSpace.shared_info, 0, 0x39000), 0);
+    assert.equal(d.p2m.lookup(0x38000), P2M_NONE, "old location removed");
+    assert.equal(d.sharedInfoGfn, 0x39000);
+    // Over a RAM page (what Linux on Arm does): the RAM page is released.
+    const tot = currentReservation(d);
+    assert.equal(addToPhysmap(d, XenMapSpace.shared_info, 0, RAM + 1), 0);
+    assert.equal(currentReservation(d), tot - 1);
+    assert.equal(p2mEntryMfn(d.p2m.lookup(RAM + 1)), d.sharedInfoMfn);
+    // shared_info is not RAM the guest can give back.
+    assert.equal(decreaseReservation(d, [RAM + 1], 0), 0);
+
+    assert.equal(addToPhysmap(d, XenMapSpace.grant_table, 2, 0x38010), 0);
+    assert.equal(d.grantTable.nrFrames, 3, "grew to idx + 1");
+    assert.equal(p2mEntryMfn(d.p2m.lookup(0x38010)), d.grantTable.frames[2]);
+    assert.equal(addToPhysmap(d, XenMapSpace.grant_table, 2, 0x38011), 0);
+    assert.equal(d.p2m.lookup(0x38010), P2M_NONE);
+    assert.equal(addToPhysmap(d, XenMapSpace.grant_table, 4, 0x38012), -Errno.EINVAL, "beyond max frames");
+    assert.equal(addToPhysmap(d, XenMapSpace.grant_table, 0x80000000, 0x38012), -Errno.EINVAL, "v2 status frame");
+    assert.equal(addToPhysmap(d, XenMapSpace.shared_info, 1, 0x38012), -Errno.EINVAL);
+    assert.equal(addToPhysmap(d, XenMapSpace.gmfn, 0, 0x38012), -Errno.ENOSYS);
+    assert.equal(addToPhysmap(d, 99, 0, 0x38012), -Errno.ENOSYS);
+    assert.equal(addToPhysmap(d, XenMapSpace.shared_info, 0, 2 ** 20), -Errno.EINVAL);
+    d.p2m.set(0x38020, 5000, P2mType.grant_map_rw);
+    assert.equal(addToPhysmap(d, XenMapSpace.shared_info, 0, 0x38020), -Errno.EBUSY);
+
+    assert.equal(removeFromPhysmap(d, 0x38011), 0);
+    assert.equal(d.grantTable.frameGfn[2], -1);
+    assert.equal(removeFromPhysmap(d, 0x38011), -Errno.ENOENT);
+    assert.equal(removeFromPhysmap(d, 0x38020), -Errno.EINVAL);
+    assert.equal(removeFromPhysmap(d, RAM + 2), 0);
+    assert.equal(currentReservation(d), tot - 2);
+  });
+
+  it("add_to_physmap with an exhausted P2M pool is -ENOMEM and leaves the old mapping", () => {
+    const { hv } = makeHost();
+    const d = makeDomain(hv, { p2mPoolPages: 5 }, 4);
+    assert.equal(addToPhysmap(d, XenMapSpace.shared_info, 0, RAM + 8), 0);
+    assert.equal(addToPhysmap(d, XenMapSpace.shared_info, 0, 0x38000), -Errno.ENOMEM);
+    assert.equal(p2mEntryMfn(d.p2m.lookup(RAM + 8)), d.sharedInfoMfn);
+  });
+});

@@ -1,0 +1,334 @@
+/**
+ * Every structure shared with a guest, laid out once, with named offsets and sizes. These follow
+ * Xen's Arm ABI for a 32-bit guest (shared/reference/xen-abi.md §0.1): little-endian,
+ * xen_ulong_t/xen_pfn_t are 64-bit, 64-bit fields are 8-aligned, a XEN_GUEST_HANDLE inside a
+ * struct is 8 bytes (the upper half must be zero on RV32). ABI.md restates these tables; the byte
+ * tests in layout.test.ts check them against hand-written literals.
+ *
+ * u64 fields decode to a JS number (lo + hi * 2^32). That is exact below 2^53, and every value we
+ * accept is below 2^32, so a larger (even imprecise) number is simply rejected by the caller.
+ */
+
+export type FieldType = "u8" | "i8" | "u16" | "i16" | "u32" | "i32" | "u64";
+
+export interface FieldSpec {
+  readonly offset: number;
+  readonly type: FieldType;
+}
+
+export interface StructLayout<F extends string = string> {
+  readonly name: string;
+  readonly size: number;
+  readonly fields: { readonly [K in F]: FieldSpec };
+}
+
+const FIELD_SIZE: Record<FieldType, number> = { u8: 1, i8: 1, u16: 2, i16: 2, u32: 4, i32: 4, u64: 8 };
+
+export function fieldSize(type: FieldType): number {
+  return FIELD_SIZE[type];
+}
+
+/** Declares a layout and checks (once, at load) that every field is naturally aligned and inside it. */
+function struct<F extends string>(
+  name: string,
+  size: number,
+  fields: { readonly [K in F]: readonly [number, FieldType] },
+): StructLayout<F> {
+  const out = {} as { [K in F]: FieldSpec };
+  for (const key of Object.keys(fields) as F[]) {
+    const [offset, type] = fields[key];
+    const n = FIELD_SIZE[type];
+    if (offset % n !== 0 || offset + n > size) throw new Error(`layout ${name}.${key}: bad offset ${offset}`);
+    out[key] = { offset, type };
+  }
+  return Object.freeze({ name, size, fields: Object.freeze(out) });
+}
+
+/** Reads one field at `base + field.offset` of a little-endian byte buffer. */
+export function readField(bytes: Uint8Array, base: number, f: FieldSpec): number {
+  const dv = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  const o = base + f.offset;
+  switch (f.type) {
+    case "u8":
+      return dv.getUint8(o);
+    case "i8":
+      return dv.getInt8(o);
+    case "u16":
+      return dv.getUint16(o, true);
+    case "i16":
+      return dv.getInt16(o, true);
+    case "u32":
+      return dv.getUint32(o, true);
+    case "i32":
+      return dv.getInt32(o, true);
+    case "u64":
+      return dv.getUint32(o, true) + dv.getUint32(o + 4, true) * 2 ** 32;
+  }
+}
+
+/** Writes one field; the value is truncated to the field's width (two's complement for negatives). */
+export function writeField(bytes: Uint8Array, base: number, f: FieldSpec, value: number): void {
+  const dv = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  const o = base + f.offset;
+  switch (f.type) {
+    case "u8":
+    case "i8":
+      dv.setUint8(o, value & 0xff);
+      return;
+    case "u16":
+    case "i16":
+      dv.setUint16(o, value & 0xffff, true);
+      return;
+    case "u32":
+    case "i32":
+      dv.setUint32(o, value >>> 0, true);
+      return;
+    case "u64": {
+      const v = Math.max(0, value);
+      dv.setUint32(o, (v % 2 ** 32) >>> 0, true);
+      dv.setUint32(o + 4, Math.floor(v / 2 ** 32) >>> 0, true);
+      return;
+    }
+  }
+}
+
+export type StructValues<F extends string> = { [K in F]: number };
+
+/** Decodes a whole struct from `bytes` at `base`. */
+export function decode<F extends string>(layout: StructLayout<F>, bytes: Uint8Array, base = 0): StructValues<F> {
+  const out = {} as StructValues<F>;
+  for (const key of Object.keys(layout.fields) as F[]) out[key] = readField(bytes, base, layout.fields[key]);
+  return out;
+}
+
+/** Encodes the given fields into a fresh zeroed buffer of the struct's size (or into `into` at `base`). */
+export function encode<F extends string>(
+  layout: StructLayout<F>,
+  values: Partial<StructValues<F>>,
+  into?: Uint8Array,
+  base = 0,
+): Uint8Array {
+  const bytes = into ?? new Uint8Array(layout.size);
+  for (const key of Object.keys(values) as F[]) {
+    const v = values[key];
+    if (v !== undefined) writeField(bytes, base, layout.fields[key], v);
+  }
+  return bytes;
+}
+
+// ---------------------------------------------------------------------------------------------
+// shared_info / vcpu_info (xen.h, Arm flavour: XEN_LEGACY_MAX_VCPUS = 1, empty arch parts)
+// ---------------------------------------------------------------------------------------------
+
+export const VcpuTimeInfo = struct("vcpu_time_info", 32, {
+  version: [0, "u32"],
+  pad0: [4, "u32"],
+  tsc_timestamp: [8, "u64"],
+  system_time: [16, "u64"],
+  tsc_to_system_mul: [24, "u32"],
+  tsc_shift: [28, "i8"],
+  flags: [29, "u8"],
+});
+
+export const VcpuInfo = struct("vcpu_info", 48, {
+  evtchn_upcall_pending: [0, "u8"],
+  evtchn_upcall_mask: [1, "u8"],
+  evtchn_pending_sel: [8, "u64"],
+  /** `arch` is empty on Arm and here, so `time` also starts at 16. */
+  time_version: [16, "u32"],
+  time_tsc_timestamp: [24, "u64"],
+  time_system_time: [32, "u64"],
+  time_tsc_to_system_mul: [40, "u32"],
+  time_tsc_shift: [44, "i8"],
+  time_flags: [45, "u8"],
+});
+export const VCPU_INFO_TIME_OFFSET = 16;
+
+/** Number of vcpu_info slots inside shared_info; other vCPUs use VCPUOP_register_vcpu_info. */
+export const XEN_LEGACY_MAX_VCPUS = 1;
+/** evtchn_pending[] / evtchn_mask[]: 64 words of 64 bits each. */
+export const EVTCHN_WORDS = 64;
+export const EVTCHN_WORD_BYTES = 8;
+
+/** Array fields (vcpu_info[1], evtchn_pending[64], evtchn_mask[64]) are named by their first element. */
+export const SharedInfo = struct("shared_info", 1088, {
+  vcpu_info0: [0, "u8"],
+  evtchn_pending: [48, "u64"],
+  evtchn_mask: [560, "u64"],
+  wc_version: [1072, "u32"],
+  wc_sec: [1076, "u32"],
+  wc_nsec: [1080, "u32"],
+  wc_sec_hi: [1084, "u32"],
+});
+export const SHARED_INFO_VCPU_INFO_OFFSET = 0;
+export const SHARED_INFO_EVTCHN_PENDING_OFFSET = 48;
+export const SHARED_INFO_EVTCHN_MASK_OFFSET = 560;
+
+// ---------------------------------------------------------------------------------------------
+// grant tables (grant_table.h)
+// ---------------------------------------------------------------------------------------------
+
+export const GrantEntryV1 = struct("grant_entry_v1", 8, {
+  flags: [0, "u16"],
+  domid: [2, "u16"],
+  frame: [4, "u32"],
+});
+
+export const GnttabMapGrantRef = struct("gnttab_map_grant_ref", 32, {
+  host_addr: [0, "u64"],
+  flags: [8, "u32"],
+  ref: [12, "u32"],
+  dom: [16, "u16"],
+  status: [18, "i16"],
+  handle: [20, "u32"],
+  dev_bus_addr: [24, "u64"],
+});
+
+export const GnttabUnmapGrantRef = struct("gnttab_unmap_grant_ref", 24, {
+  host_addr: [0, "u64"],
+  dev_bus_addr: [8, "u64"],
+  handle: [16, "u32"],
+  status: [20, "i16"],
+});
+
+/** Two gnttab_copy_ptr (16 bytes: union{ref u32 | gmfn u64} @0, domid @8, offset @10), then len/flags/status. */
+export const GnttabCopy = struct("gnttab_copy", 40, {
+  source_ref: [0, "u32"],
+  source_gmfn: [0, "u64"],
+  source_domid: [8, "u16"],
+  source_offset: [10, "u16"],
+  dest_ref: [16, "u32"],
+  dest_gmfn: [16, "u64"],
+  dest_domid: [24, "u16"],
+  dest_offset: [26, "u16"],
+  len: [32, "u16"],
+  flags: [34, "u16"],
+  status: [36, "i16"],
+});
+
+export const GnttabSetupTable = struct("gnttab_setup_table", 24, {
+  dom: [0, "u16"],
+  nr_frames: [4, "u32"],
+  status: [8, "i16"],
+  frame_list: [16, "u64"],
+});
+
+export const GnttabQuerySize = struct("gnttab_query_size", 16, {
+  dom: [0, "u16"],
+  nr_frames: [4, "u32"],
+  max_nr_frames: [8, "u32"],
+  status: [12, "i16"],
+});
+
+export const GnttabSetVersion = struct("gnttab_set_version", 4, { version: [0, "u32"] });
+
+export const GnttabGetVersion = struct("gnttab_get_version", 8, {
+  dom: [0, "u16"],
+  pad: [2, "u16"],
+  version: [4, "u32"],
+});
+
+// ---------------------------------------------------------------------------------------------
+// event channels (event_channel.h)
+// ---------------------------------------------------------------------------------------------
+
+export const EvtchnAllocUnbound = struct("evtchn_alloc_unbound", 8, {
+  dom: [0, "u16"],
+  remote_dom: [2, "u16"],
+  port: [4, "u32"],
+});
+
+export const EvtchnBindInterdomain = struct("evtchn_bind_interdomain", 12, {
+  remote_dom: [0, "u16"],
+  remote_port: [4, "u32"],
+  local_port: [8, "u32"],
+});
+
+export const EvtchnBindVirq = struct("evtchn_bind_virq", 12, {
+  virq: [0, "u32"],
+  vcpu: [4, "u32"],
+  port: [8, "u32"],
+});
+
+export const EvtchnBindIpi = struct("evtchn_bind_ipi", 8, { vcpu: [0, "u32"], port: [4, "u32"] });
+
+/** evtchn_close, evtchn_send and evtchn_unmask are all `{ port u32 }`. */
+export const EvtchnPort = struct("evtchn_port", 4, { port: [0, "u32"] });
+
+export const EvtchnStatus = struct("evtchn_status", 24, {
+  dom: [0, "u16"],
+  port: [4, "u32"],
+  status: [8, "u32"],
+  vcpu: [12, "u32"],
+  /** union: unbound.dom / interdomain.dom (u16), pirq / virq (u32) all start at 16. */
+  u_dom: [16, "u16"],
+  u_word: [16, "u32"],
+  interdomain_port: [20, "u32"],
+});
+
+export const EvtchnBindVcpu = struct("evtchn_bind_vcpu", 8, { port: [0, "u32"], vcpu: [4, "u32"] });
+
+export const EvtchnReset = struct("evtchn_reset", 2, { dom: [0, "u16"] });
+
+// ---------------------------------------------------------------------------------------------
+// memory_op (memory.h)
+// ---------------------------------------------------------------------------------------------
+
+export const XenMemoryReservation = struct("xen_memory_reservation", 32, {
+  extent_start: [0, "u64"],
+  nr_extents: [8, "u64"],
+  extent_order: [16, "u32"],
+  mem_flags: [20, "u32"],
+  domid: [24, "u16"],
+});
+
+export const XenAddToPhysmap = struct("xen_add_to_physmap", 24, {
+  domid: [0, "u16"],
+  size: [2, "u16"],
+  space: [4, "u32"],
+  idx: [8, "u64"],
+  gpfn: [16, "u64"],
+});
+
+export const XenRemoveFromPhysmap = struct("xen_remove_from_physmap", 16, {
+  domid: [0, "u16"],
+  gpfn: [8, "u64"],
+});
+
+/** current_reservation / maximum_reservation take a pointer to a bare domid_t. */
+export const DomidArg = struct("domid_t", 2, { domid: [0, "u16"] });
+
+/** An element of extent_start[]: one xen_pfn_t. */
+export const XEN_PFN_SIZE = 8;
+
+// ---------------------------------------------------------------------------------------------
+// sched_op (sched.h), xen_version (version.h), vcpu_op (vcpu.h)
+// ---------------------------------------------------------------------------------------------
+
+export const SchedShutdown = struct("sched_shutdown", 4, { reason: [0, "u32"] });
+
+export const SchedPoll = struct("sched_poll", 24, {
+  ports: [0, "u64"],
+  nr_ports: [8, "u32"],
+  timeout: [16, "u64"],
+});
+
+export const SchedRemoteShutdown = struct("sched_remote_shutdown", 8, {
+  domain_id: [0, "u16"],
+  reason: [4, "u32"],
+});
+
+export const XenFeatureInfo = struct("xen_feature_info", 8, { submap_idx: [0, "u32"], submap: [4, "u32"] });
+
+/** XENVER_extraversion's result: a NUL-padded char[16]. */
+export const XEN_EXTRAVERSION_LEN = 16;
+/** XENVER_capabilities' result: char[1024]. */
+export const XEN_CAPABILITIES_INFO_LEN = 1024;
+/** XENVER_changeset's result: char[64]. */
+export const XEN_CHANGESET_INFO_LEN = 64;
+
+export const VcpuRegisterVcpuInfo = struct("vcpu_register_vcpu_info", 16, {
+  mfn: [0, "u64"],
+  offset: [8, "u32"],
+  rsvd: [12, "u32"],
+});

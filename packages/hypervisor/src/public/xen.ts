@@ -1,0 +1,128 @@
+/**
+ * Facts from xen/include/public/xen.h, sched.h, version.h, features.h and vcpu.h (Xen 4.17),
+ * see shared/reference/xen-abi.md §0–§1. Only the names this package uses are listed.
+ */
+
+/** `__HYPERVISOR_*` hypercall numbers (the value a guest puts in a7). */
+export const Hypercall = {
+  memory_op: 12,
+  xen_version: 17,
+  console_io: 18,
+  grant_table_op: 20,
+  vcpu_op: 24,
+  sched_op: 29,
+  event_channel_op: 32,
+  hvm_op: 34,
+  sysctl: 35,
+  domctl: 36,
+} as const;
+
+/** Domain ids (§0.5). Ids at or above DOMID_FIRST_RESERVED never name a real domain. */
+export const DOMID_FIRST_RESERVED = 0x7ff0;
+export const DOMID_SELF = 0x7ff0;
+export const DOMID_IO = 0x7ff1;
+export const DOMID_XEN = 0x7ff2;
+export const DOMID_COW = 0x7ff3;
+export const DOMID_INVALID = 0x7ff4;
+export const DOMID_IDLE = 0x7fff;
+export const DOMID_MASK = 0x7fff;
+/** Highest id a real domain can have. */
+export const DOMID_MAX = DOMID_FIRST_RESERVED - 1;
+
+/** `VIRQ_*` (§3.2). */
+export const Virq = {
+  TIMER: 0,
+  DEBUG: 1,
+  CONSOLE: 2,
+  DOM_EXC: 3,
+  TBUF: 4,
+  DEBUGGER: 6,
+  XENOPROF: 7,
+  CON_RING: 8,
+  PCPU_STATE: 9,
+  MEM_EVENT: 10,
+  ARGO: 11,
+  ENOMEM: 12,
+  XENPMU: 13,
+} as const;
+export const NR_VIRQS = 24;
+
+/** Per-vCPU VIRQs: one port per (vcpu, virq), bound on that vCPU for good. All others are global. */
+export function virqIsPerVcpu(virq: number): boolean {
+  return virq === Virq.TIMER || virq === Virq.DEBUG || virq === Virq.XENOPROF || virq === Virq.XENPMU;
+}
+
+/** `SCHEDOP_*` (§1.4). */
+export const SchedOp = {
+  yield: 0,
+  block: 1,
+  shutdown: 2,
+  poll: 3,
+  remote_shutdown: 4,
+  shutdown_code: 5,
+  watchdog: 6,
+  pin_override: 7,
+} as const;
+
+/** `SHUTDOWN_*` reasons (§1.4). */
+export const Shutdown = {
+  poweroff: 0,
+  reboot: 1,
+  suspend: 2,
+  crash: 3,
+  watchdog: 4,
+  soft_reset: 5,
+} as const;
+export const SHUTDOWN_MAX = Shutdown.soft_reset;
+
+/** `CONSOLEIO_*` (§1.6). */
+export const ConsoleIo = { write: 0, read: 1 } as const;
+
+/** `XENVER_*` (§1.8). */
+export const XenVer = {
+  version: 0,
+  extraversion: 1,
+  compile_info: 2,
+  capabilities: 3,
+  changeset: 4,
+  platform_parameters: 5,
+  get_features: 6,
+  pagesize: 7,
+  guest_handle: 8,
+  commandline: 9,
+  build_id: 10,
+} as const;
+
+/** The Xen release we model: XENVER_version returns (major << 16) | minor. */
+export const XEN_MAJOR = 4;
+export const XEN_MINOR = 17;
+export const XEN_EXTRAVERSION = ".0";
+
+/** `XENFEAT_*` bit numbers (§0.7). */
+export const XenFeat = {
+  writable_page_tables: 0,
+  auto_translated_physmap: 2,
+  hvm_callback_vector: 8,
+  dom0: 11,
+  not_direct_mapped: 16,
+  direct_mapped: 17,
+} as const;
+export const XENFEAT_NR_SUBMAPS = 1;
+
+/** `VCPUOP_*` (§1.7); only register_vcpu_info is served. */
+export const VcpuOp = { register_vcpu_info: 10 } as const;
+
+/** `XEN_DOMINF_*` bits of getdomaininfo's flags word (§1.9). */
+export const DomInf = {
+  dying: 1 << 0,
+  hvm_guest: 1 << 1,
+  shutdown: 1 << 2,
+  paused: 1 << 3,
+  blocked: 1 << 4,
+  running: 1 << 5,
+  debugged: 1 << 6,
+  xs_domain: 1 << 7,
+  hap: 1 << 8,
+} as const;
+export const XEN_DOMINF_SHUTDOWNSHIFT = 16;
+export const XEN_DOMINF_SHUTDOWNMASK = 255;

@@ -1,0 +1,44 @@
+import { NR_VIRQS } from "./public/xen.js";
+import type { SharedRegion } from "./shared_info.js";
+
+/** What a sched_op asked the scheduler layer to do with the calling vCPU. */
+export type SchedRequest =
+  | { readonly op: "yield" }
+  | { readonly op: "block" }
+  /** Sleep until one of `ports` is pending or system time reaches timeoutNs (0 = no timeout). */
+  | { readonly op: "poll"; readonly ports: readonly number[]; readonly timeoutNs: number }
+  /** The domain shut down: stop running its vCPUs. */
+  | { readonly op: "shutdown" };
+
+/** Where a registered vcpu_info lives (VCPUOP_register_vcpu_info). */
+export interface VcpuInfoPlacement {
+  readonly gfn: number;
+  readonly mfn: number;
+  readonly offset: number;
+}
+
+/**
+ * The core's per-vCPU record (the architectural state lives in hw's VcpuSlot block, owned by the
+ * scheduler layer). virqPorts[v] is the port bound to VIRQ v on this vCPU, 0 if none (port 0 is
+ * never a real channel).
+ */
+export class Vcpu {
+  readonly virqPorts = new Int32Array(NR_VIRQS);
+  /** Set by a sched_op; the scheduler layer takes it after the hypercall returns. */
+  schedRequest: SchedRequest | null = null;
+  /** The registered vcpu_info, or null while the default (shared_info slot or dummy) is used. */
+  placement: VcpuInfoPlacement | null = null;
+
+  constructor(
+    readonly id: number,
+    /** Where this vCPU's evtchn_upcall_pending / evtchn_pending_sel live. */
+    public vcpuInfo: SharedRegion,
+  ) {}
+
+  /** Returns and clears the pending sched request. */
+  takeSchedRequest(): SchedRequest | null {
+    const r = this.schedRequest;
+    this.schedRequest = null;
+    return r;
+  }
+}
