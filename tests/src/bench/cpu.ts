@@ -1,0 +1,88 @@
+/**
+ * `pnpm bench cpu [--json] [--runs N]`: the CPU-bound guest `cpubench` (Linux-ABI build, rv32imac)
+ * under Xenon's interpreter and under qemu-riscv32 (TCG), alternated in one run; medians.
+ *
+ * Xenon runs in-process (no process start-up in its figure). qemu's figure is its time per
+ * iteration from two iteration counts (the slope), so its process start-up cancels out. Both
+ * sides run the same ELF, and their checksums must agree.
+ */
+import { linuxProgramPath } from "@xenon/guests";
+import { runLinuxUser } from "@xenon/toolstack";
+import { runProcess } from "../helpers/run.js";
+
+const args = process.argv.slice(2);
+const json = args.includes("--json");
+const runsArg = args.indexOf("--runs");
+const runs = runsArg >= 0 ? Number(args[runsArg + 1]) : 5;
+const elfPath = linuxProgramPath("cpubench", "rv32imac");
+const { readFileSync } = await import("node:fs");
+const elf = readFileSync(elfPath);
+
+function log(msg: string): void {
+  if (!json) process.stdout.write(`${msg}\n`);
+}
+
+function xenon(iterations: number): { ms: number; instructions: number; out: string } {
+  const chunks: Buffer[] = [];
+  const t0 = performance.now();
+  const r = runLinuxUser(elf, { argv: [elfPath, String(iterations)], write: (_fd, b) => chunks.push(Buffer.from(b)) });
+  const ms = performance.now() - t0;
+  if (r.status !== 0) throw new Error(`cpubench under xenon exited ${r.status}: ${r.fault ?? ""}`);
+  return { ms, instructions: r.instructions, out: Buffer.concat(chunks).toString() };
+}
+
+async function qemu(iterations: number): Promise<{ ms: number; out: string }> {
+  const r = await runProcess("qemu-riscv32", [elfPath, String(iterations)]);
+  if (r.status !== 0) throw new Error(`cpubench under qemu exited ${r.status}: ${r.stderr}`);
+  return { ms: r.ms, out: r.stdout.toString() };
+}
+
+const median = (xs: number[]): number => {
+  const s = [...xs].sort((a, b) => a - b);
+  const m = s.length >> 1;
+  return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
+};
+
+// Calibrate: instructions per iteration (exact, from instret) and a first speed estimate.
+const small = xenon(2);
+const one = xenon(3);
+const perIter = one.instructions - small.instructions;
+const fixed = small.instructions - 2 * perIter;
+const estMips = one.instructions / one.ms / 1000;
+const nx = Math.max(3, Math.round((1500 * estMips * 1000) / perIter)); // ~1.5 s under xenon
+const nq = nx * 40;
+log(`cpubench: ${perIter} instructions per iteration; xenon runs ${nx} iterations, qemu ${nq} and ${nq / 4}`);
+
+// Same ELF, same input: both must print the same checksum.
+const [cx, cq] = [xenon(nx), await qemu(nx)];
+if (cx.out !== cq.out) throw new Error(`checksums differ:\nxenon: ${cx.out}\nqemu: ${cq.out}`);
+
+const xenonMips: number[] = [];
+const qemuMips: number[] = [];
+for (let i = 0; i < runs; i++) {
+  const x = xenon(nx);
+  xenonMips.push(x.instructions / x.ms / 1000);
+  const big = await qemu(nq);
+  const lil = await qemu(nq / 4);
+  const msPerIter = (big.ms - lil.ms) / (nq - nq / 4);
+  qemuMips.push(perIter / msPerIter / 1000);
+  log(`  run ${i + 1}: xenon ${xenonMips[i]!.toFixed(1)} MIPS, qemu ${qemuMips[i]!.toFixed(0)} MIPS`);
+}
+const xm = median(xenonMips);
+const qm = median(qemuMips);
+const result = {
+  bench: "cpu",
+  guest: "cpubench.rv32imac.elf",
+  instructionsPerIteration: perIter,
+  startupInstructions: fixed,
+  runs,
+  xenonMips: Number(xm.toFixed(2)),
+  qemuMips: Number(qm.toFixed(1)),
+  ratio: Number((xm / qm).toFixed(4)),
+  target: 0.02,
+};
+if (json) process.stdout.write(`${JSON.stringify(result)}\n`);
+else
+  log(
+    `cpu: xenon ${result.xenonMips} MIPS, qemu-riscv32 ${result.qemuMips} MIPS, ratio ${result.ratio} (target >= ${result.target}) [medians of ${runs}]`,
+  );

@@ -1,0 +1,39 @@
+import assert from "node:assert/strict";
+import { mkdtempSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { test } from "node:test";
+import { guestImagePath } from "@xenon/guests";
+import { runXenon } from "./helpers/run.js";
+
+test("xenon run hello.elf prints through the console hypercall and powers off", async () => {
+  const r = await runXenon(["run", guestImagePath("hello")]);
+  assert.equal(r.stderr.toString(), "");
+  assert.match(r.stdout.toString(), /Hello from Xenon guest, vCPU 0/);
+  assert.equal(r.status, 0);
+});
+
+test("xenon run refuses a file that is not an RV32 ELF, with a message and no crash", async () => {
+  const dir = mkdtempSync(join(tmpdir(), "xenon-"));
+  const bad = join(dir, "bad.elf");
+  writeFileSync(bad, Buffer.from("\x7fELF garbage that is not an executable"));
+  for (const args of [
+    ["run", bad],
+    ["run", "--linux-abi", bad],
+  ]) {
+    const r = await runXenon(args);
+    assert.equal(r.status, 1);
+    assert.match(r.stderr.toString(), /^xenon: .*bad\.elf: /);
+  }
+  const missing = await runXenon(["run", join(dir, "nope.elf")]);
+  assert.equal(missing.status, 1);
+  assert.match(missing.stderr.toString(), /cannot read .*ENOENT/);
+});
+
+test("xenon with a bad command line explains itself", async () => {
+  const r = await runXenon(["frobnicate"]);
+  assert.equal(r.status, 2);
+  assert.match(r.stderr.toString(), /unknown command 'frobnicate'/);
+  const noFile = await runXenon(["run"]);
+  assert.equal(noFile.status, 2);
+});
