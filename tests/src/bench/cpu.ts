@@ -43,14 +43,19 @@ const median = (xs: number[]): number => {
   return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
 };
 
-// Calibrate: instructions per iteration (exact, from instret) and a first speed estimate.
+// Calibrate: instructions per iteration (exact, from instret), then speeds after a warm-up so the
+// JIT-compiled interpreter, not the cold one, sets the iteration counts.
 const small = xenon(2);
 const one = xenon(3);
 const perIter = one.instructions - small.instructions;
 const fixed = small.instructions - 2 * perIter;
-const estMips = one.instructions / one.ms / 1000;
-const nx = Math.max(3, Math.round((1500 * estMips * 1000) / perIter)); // ~1.5 s under xenon
-const nq = nx * 40;
+xenon(500);
+const warm = xenon(2000);
+const estMips = warm.instructions / warm.ms / 1000;
+const nx = Math.max(100, Math.round((1500 * estMips * 1000) / perIter)); // ~1.5 s under xenon
+const q0 = await qemu(nx * 4);
+const qemuEstMsPerIter = q0.ms / (nx * 4);
+const nq = Math.max(nx, Math.round(600 / qemuEstMsPerIter / 4) * 4); // ~0.6 s under qemu
 log(`cpubench: ${perIter} instructions per iteration; xenon runs ${nx} iterations, qemu ${nq} and ${nq / 4}`);
 
 // Same ELF, same input: both must print the same checksum.
