@@ -14,7 +14,7 @@ export class DomainPages {
   private readonly owned = new Set<number>();
   private readonly released = new Set<number>();
   private readonly refs = new Map<number, number>();
-  /** Called when the last released frame is freed (a dying domain can then be finalised). */
+  /** Called when the last released-but-referenced frame is freed (a dying domain can then go). */
   onDrained: (() => void) | null = null;
 
   constructor(
@@ -88,8 +88,9 @@ export class DomainPages {
 
   private freeNow(mfn: number): void {
     this.owned.delete(mfn);
-    this.released.delete(mfn);
+    const wasReleased = this.released.delete(mfn);
     this.allocator.free(mfn);
-    if (this.released.size === 0) this.onDrained?.();
+    // Only the last *deferred* free drains; releaseAll() reports an immediate drain itself.
+    if (wasReleased && this.released.size === 0) this.onDrained?.();
   }
 }
