@@ -21,12 +21,12 @@
  */
 
 import type { MachineMemory } from "../memory/machine_memory.js";
-import { compressedTable } from "./compressed.js";
 import { csrAccessible, csrRead, csrWrite, SI_MASK } from "./csr.js";
 import { Cause, ExitReason, SIP_SEIP, SIP_SSIP, SSTATUS_SIE, SSTATUS_SPIE, SSTATUS_SPP } from "./exit.js";
 import type { P2mLookup } from "./p2m.js";
+import { compressedDecodeTable, predecode } from "./predecode.js";
 import type { TimeSource } from "./time.js";
-import { TLB_MASK, TLB_NOT_RAM, Tlb } from "./tlb.js";
+import { CODE_TAG, SLOTS_PER_FRAME, TLB_MASK, TLB_NOT_RAM, Tlb } from "./tlb.js";
 import { createVcpuState, VCPU_STATE_WORDS, VcpuSlot } from "./vcpu_state.js";
 
 export interface CpuOptions {
@@ -48,7 +48,11 @@ const S = VcpuSlot;
 const TWO32 = 0x1_0000_0000;
 const INT_MIN = -0x8000_0000;
 
-const EMPTY_U16 = new Uint16Array(new SharedArrayBuffer(2));
+const EMPTY_I32 = new Int32Array(0);
+
+/** Loads by op id (Op.LB..Op.LHU = 12..16): alignment mask and size in bytes. */
+const LOAD_ALIGN = new Int32Array([0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 3, 0, 1]);
+const LOAD_SIZE = new Int32Array([0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 2, 4, 1, 2]);
 
 if (new Uint8Array(new Uint16Array([1]).buffer)[0] !== 1) {
   // Typed-array views use host byte order; RISC-V is little-endian.
@@ -67,13 +71,22 @@ function mulhu(a: number, b: number): number {
   return (ah * bh + (lh >>> 16) + (hl >>> 16) + (mid >>> 16)) | 0; // exact: the sum is < 2^32
 }
 
+/** Zeroes the decode slots of a code frame that a store of `size` bytes at `addr` overlaps. */
+function invalidateSlots(dec: Int32Array, addr: number, size: number): void {
+  const first = (addr & 0xfff) >> 1;
+  const last = ((addr & 0xfff) + size - 1) >> 1;
+  // A 32-bit instruction starting one parcel earlier covers `first` too.
+  for (let s = first > 0 ? first - 1 : 0; s <= last; s++) dec[s] = 0;
+}
+
 export class Cpu {
   readonly state: Int32Array;
   readonly memory: MachineMemory;
   readonly p2m: P2mLookup;
   readonly time: TimeSource;
   private readonly tlb: Tlb;
-  private readonly ctab: Int32Array;
+  /** Parcel -> decoded word (predecode.ts). */
+  private readonly cdec: Int32Array;
   /** The P2M generation the TLB was filled against. */
   private tlbGen: number;
   /** Instructions the last exec() retired. */
@@ -90,7 +103,7 @@ export class Cpu {
     this.state = opts.state ?? createVcpuState();
     if (this.state.length < VCPU_STATE_WORDS) throw new RangeError("vCPU state block too small");
     this.tlb = new Tlb(this.memory, this.p2m);
-    this.ctab = compressedTable();
+    this.cdec = compressedDecodeTable();
     this.tlbGen = Atomics.load(this.p2m.generation, 0);
     this.state[S.TLB_GEN_SEEN] = this.tlbGen;
   }
@@ -209,7 +222,6 @@ export class Cpu {
    */
   private exec(limit: number): number {
     const x = this.state;
-    const ctab = this.ctab;
     const tlb = this.tlb;
     const rTag = tlb.read.tag;
     const rOff = tlb.read.off;
@@ -222,16 +234,15 @@ export class Cpu {
     const wU16 = tlb.write.u16;
     const wI32 = tlb.write.i32;
     const xTag = tlb.fetch.tag;
-    const xOff = tlb.fetch.off;
-    const xU16 = tlb.fetch.u16;
+    const xDec = tlb.fetch.dec;
 
     let pc = x[S.PC]! | 0;
-    let left = limit;
+    let left = limit | 0; // an int32 local: V8 keeps it untagged in a register
     let exit = CONTINUE;
-    // The current fetch page: while pc >>> 12 === fPage, parcel k of the page is fMem[fBase + k].
+    // The current fetch page: while pc >>> 12 === fPage, the decoded word of the instruction at pc
+    // is fDec[(pc & 0xfff) >> 1] (0 until first decoded).
     let fPage = -1;
-    let fMem: Uint16Array = EMPTY_U16;
-    let fBase = 0;
+    let fDec: Int32Array = EMPTY_I32;
 
     if ((pc & 1) !== 0) {
       left = 0;
@@ -251,155 +262,79 @@ export class Cpu {
           }
         }
         fPage = gfn;
-        fMem = xU16[ti]!;
-        fBase = xOff[ti]! >> 1;
+        fDec = xDec[ti]!;
       }
-      let inst = fMem[fBase + ((pc & 0xfff) >> 1)]!;
-      let npc: number;
-      if ((inst & 3) === 3) {
-        if ((pc & 0xfff) !== 0xffe) {
-          inst |= fMem[fBase + ((pc & 0xfff) >> 1) + 1]! << 16;
-        } else {
-          const hi = this.fetchParcel((pc + 2) | 0);
-          if (hi < 0) {
-            exit = this.fault(Cause.FETCH_ACCESS, (pc + 2) | 0);
-            break;
-          }
-          inst |= hi << 16;
-        }
-        npc = (pc + 4) | 0;
-      } else {
-        const parcel = inst;
-        inst = ctab[parcel]!;
-        if (inst === 0) {
-          exit = this.fault(Cause.ILLEGAL_INSTRUCTION, parcel);
+      let d = fDec[(pc & 0xfff) >> 1]!;
+      if (d === 0) {
+        d = this.decodeAt(pc, fDec);
+        if (d === 0) {
+          exit = ExitReason.FAULT; // the second half of a page-straddling instruction is not executable
           break;
         }
-        npc = (pc + 2) | 0;
       }
+      let npc = (pc + 4 - ((d >> 5) & 2)) | 0; // OP_COMPRESSED (bit 6) -> length 2
 
       // ---- execute ----
-      const rd = (inst >> 7) & 31;
-      switch (inst & 0x7f) {
-        case 0x13: {
-          // OP-IMM
-          const a = x[(inst >> 15) & 31]!;
-          let v: number;
-          switch ((inst >> 12) & 7) {
-            case 0:
-              v = (a + (inst >> 20)) | 0;
-              break;
-            case 1:
-              if (inst >>> 25 !== 0) {
-                exit = this.fault(Cause.ILLEGAL_INSTRUCTION, inst);
-                break loop;
-              }
-              v = a << ((inst >> 20) & 31);
-              break;
-            case 2:
-              v = a < inst >> 20 ? 1 : 0;
-              break;
-            case 3:
-              v = a >>> 0 < (inst >> 20) >>> 0 ? 1 : 0;
-              break;
-            case 4:
-              v = a ^ (inst >> 20);
-              break;
-            case 5:
-              if (inst >>> 25 === 0) v = (a >>> ((inst >> 20) & 31)) | 0;
-              else if (inst >>> 25 === 0x20) v = a >> ((inst >> 20) & 31);
-              else {
-                exit = this.fault(Cause.ILLEGAL_INSTRUCTION, inst);
-                break loop;
-              }
-              break;
-            case 6:
-              v = a | (inst >> 20);
-              break;
-            default:
-              v = a & (inst >> 20);
-          }
-          if (rd !== 0) x[rd] = v;
+      // Case labels are the Op ids of predecode.ts written as literals: V8 builds a jump table
+      // only for literal labels. Every op has semantic tests, so a mismatch cannot go unnoticed.
+      const rd = (d >> 7) & 31;
+      switch (d & 63) {
+        case 20: // addi
+          if (rd !== 0) x[rd] = (x[(d >> 15) & 31]! + (d >> 20)) | 0;
+          break;
+        case 2: // lui
+          if (rd !== 0) x[rd] = d & ~0xfff;
+          break;
+        case 3: // auipc
+          if (rd !== 0) x[rd] = (pc + (d & ~0xfff)) | 0;
+          break;
+        case 4: {
+          // jal: imm[20|10:1|11|19:12] = inst[31|30:21|20|19:12]
+          if (rd !== 0) x[rd] = npc;
+          npc = (pc + (((d >> 11) & ~0xfffff) | (d & 0xff000) | ((d >> 9) & 0x800) | ((d >> 20) & 0x7fe))) | 0;
           break;
         }
-        case 0x33: {
-          // OP and the M extension
-          const a = x[(inst >> 15) & 31]!;
-          const b = x[(inst >> 20) & 31]!;
-          const f7 = inst >>> 25;
-          let v: number;
-          if (f7 === 0) {
-            switch ((inst >> 12) & 7) {
-              case 0:
-                v = (a + b) | 0;
-                break;
-              case 1:
-                v = a << (b & 31);
-                break;
-              case 2:
-                v = a < b ? 1 : 0;
-                break;
-              case 3:
-                v = a >>> 0 < b >>> 0 ? 1 : 0;
-                break;
-              case 4:
-                v = a ^ b;
-                break;
-              case 5:
-                v = (a >>> (b & 31)) | 0;
-                break;
-              case 6:
-                v = a | b;
-                break;
-              default:
-                v = a & b;
-            }
-          } else if (f7 === 1) {
-            switch ((inst >> 12) & 7) {
-              case 0:
-                v = Math.imul(a, b);
-                break;
-              case 1: // mulh: signed x signed; correct the unsigned high word for negative operands
-                v = (mulhu(a >>> 0, b >>> 0) - (a < 0 ? b : 0) - (b < 0 ? a : 0)) | 0;
-                break;
-              case 2: // mulhsu: signed x unsigned
-                v = (mulhu(a >>> 0, b >>> 0) - (a < 0 ? b : 0)) | 0;
-                break;
-              case 3:
-                v = mulhu(a >>> 0, b >>> 0);
-                break;
-              case 4: // div: x/0 = -1, INT_MIN/-1 = INT_MIN (no trap)
-                v = b === 0 ? -1 : a === INT_MIN && b === -1 ? INT_MIN : (a / b) | 0;
-                break;
-              case 5:
-                v = b === 0 ? -1 : ((a >>> 0) / (b >>> 0)) | 0;
-                break;
-              case 6: // rem: x%0 = x, INT_MIN%-1 = 0
-                v = b === 0 ? a : a === INT_MIN && b === -1 ? 0 : (a % b) | 0;
-                break;
-              default:
-                v = b === 0 ? a : ((a >>> 0) % (b >>> 0)) | 0;
-            }
-          } else if (f7 === 0x20 && ((inst >> 12) & 7) === 0) {
-            v = (a - b) | 0;
-          } else if (f7 === 0x20 && ((inst >> 12) & 7) === 5) {
-            v = a >> (b & 31);
-          } else {
-            exit = this.fault(Cause.ILLEGAL_INSTRUCTION, inst);
-            break loop;
-          }
-          if (rd !== 0) x[rd] = v;
+        case 5: {
+          // jalr: the target is computed before rd is written (rd may be rs1)
+          const target = (x[(d >> 15) & 31]! + (d >> 20)) & ~1;
+          if (rd !== 0) x[rd] = npc;
+          npc = target;
           break;
         }
-        case 0x03: {
-          // LOAD. Checks order: illegal funct3, misalignment, then translation.
-          const f3 = (inst >> 12) & 7;
-          const addr = (x[(inst >> 15) & 31]! + (inst >> 20)) | 0;
-          if (((0xc8 >> f3) & 1) !== 0) {
-            exit = this.fault(Cause.ILLEGAL_INSTRUCTION, inst);
-            break loop;
-          }
-          if ((addr & ((1 << (f3 & 3)) - 1)) !== 0) {
+        // Branches: imm[12|10:5|4:1|11] = inst[31|30:25|11:8|7]
+        case 6: // beq
+          if (x[(d >> 15) & 31] === x[(d >> 20) & 31])
+            npc = (pc + (((d >> 19) & ~0xfff) | ((d << 4) & 0x800) | ((d >> 20) & 0x7e0) | ((d >> 7) & 0x1e))) | 0;
+          break;
+        case 7: // bne
+          if (x[(d >> 15) & 31] !== x[(d >> 20) & 31])
+            npc = (pc + (((d >> 19) & ~0xfff) | ((d << 4) & 0x800) | ((d >> 20) & 0x7e0) | ((d >> 7) & 0x1e))) | 0;
+          break;
+        case 8: // blt
+          if (x[(d >> 15) & 31]! < x[(d >> 20) & 31]!)
+            npc = (pc + (((d >> 19) & ~0xfff) | ((d << 4) & 0x800) | ((d >> 20) & 0x7e0) | ((d >> 7) & 0x1e))) | 0;
+          break;
+        case 9: // bge
+          if (x[(d >> 15) & 31]! >= x[(d >> 20) & 31]!)
+            npc = (pc + (((d >> 19) & ~0xfff) | ((d << 4) & 0x800) | ((d >> 20) & 0x7e0) | ((d >> 7) & 0x1e))) | 0;
+          break;
+        case 10: // bltu
+          if (x[(d >> 15) & 31]! >>> 0 < x[(d >> 20) & 31]! >>> 0)
+            npc = (pc + (((d >> 19) & ~0xfff) | ((d << 4) & 0x800) | ((d >> 20) & 0x7e0) | ((d >> 7) & 0x1e))) | 0;
+          break;
+        case 11: // bgeu
+          if (x[(d >> 15) & 31]! >>> 0 >= x[(d >> 20) & 31]! >>> 0)
+            npc = (pc + (((d >> 19) & ~0xfff) | ((d << 4) & 0x800) | ((d >> 20) & 0x7e0) | ((d >> 7) & 0x1e))) | 0;
+          break;
+        case 12: // lb
+        case 13: // lh
+        case 14: // lw
+        case 15: // lbu
+        case 16: {
+          // lhu. Order of checks: misalignment, then translation.
+          const op = d & 63;
+          const addr = (x[(d >> 15) & 31]! + (d >> 20)) | 0;
+          if ((addr & LOAD_ALIGN[op]!) !== 0) {
             exit = this.fault(Cause.MISALIGNED_LOAD, addr);
             break loop;
           }
@@ -409,7 +344,7 @@ export class Cpu {
             const r = tlb.fillRead(gfn);
             if (r < 0) {
               if (r === TLB_NOT_RAM) {
-                exit = this.mmio(addr, 1 << (f3 & 3), 0, 0, rd, f3 < 4 ? 1 : 0);
+                exit = this.mmio(addr, LOAD_SIZE[op]!, 0, 0, rd, op <= 14 ? 1 : 0);
                 pc = npc;
                 left--;
               } else exit = this.fault(Cause.LOAD_ACCESS, addr);
@@ -418,143 +353,169 @@ export class Cpu {
           }
           const off = rOff[ti]! + (addr & 0xfff);
           let v: number;
-          switch (f3) {
-            case 0:
-              v = (rU8[ti]![off]! << 24) >> 24;
-              break;
-            case 1:
-              v = (rU16[ti]![off >> 1]! << 16) >> 16;
-              break;
-            case 2:
-              v = rI32[ti]![off >> 2]!;
-              break;
-            case 4:
-              v = rU8[ti]![off]!;
-              break;
-            default:
-              v = rU16[ti]![off >> 1]!;
-          }
+          if (op === 14) v = rI32[ti]![off >> 2]!;
+          else if (op === 12) v = (rU8[ti]![off]! << 24) >> 24;
+          else if (op === 15) v = rU8[ti]![off]!;
+          else if (op === 13) v = (rU16[ti]![off >> 1]! << 16) >> 16;
+          else v = rU16[ti]![off >> 1]!;
           if (rd !== 0) x[rd] = v;
           break;
         }
-        case 0x23: {
-          // STORE
-          const f3 = (inst >> 12) & 7;
-          const addr = (x[(inst >> 15) & 31]! + (((inst >> 20) & ~31) | ((inst >> 7) & 31))) | 0;
-          if (f3 > 2) {
-            exit = this.fault(Cause.ILLEGAL_INSTRUCTION, inst);
-            break loop;
-          }
-          if ((addr & ((1 << f3) - 1)) !== 0) {
+        case 17: // sb
+        case 18: // sh
+        case 19: {
+          // sw
+          const size = (d & 63) - 17; // log2 of the access size
+          const addr = (x[(d >> 15) & 31]! + (((d >> 20) & ~31) | ((d >> 7) & 31))) | 0;
+          if ((addr & ((1 << size) - 1)) !== 0) {
             exit = this.fault(Cause.MISALIGNED_STORE, addr);
             break loop;
           }
-          const v = x[(inst >> 20) & 31]!;
+          const v = x[(d >> 20) & 31]!;
           const gfn = addr >>> 12;
           const ti = gfn & TLB_MASK;
-          if (wTag[ti] !== gfn) {
-            const r = tlb.fillWrite(gfn);
-            if (r < 0) {
-              if (r === TLB_NOT_RAM) {
-                exit = this.mmio(addr, 1 << f3, 1, f3 === 2 ? v : v & ((1 << (8 << f3)) - 1), 0, 0);
+          if (wTag[ti] === gfn) {
+            const off = wOff[ti]! + (addr & 0xfff);
+            if (size === 2) wI32[ti]![off >> 2] = v;
+            else if (size === 0) wU8[ti]![off] = v;
+            else wU16[ti]![off >> 1] = v;
+          } else {
+            // Miss, MMIO, no W, or a frame with decoded code: the slow path stores (or not).
+            const r = this.storeSlow(addr, size, v);
+            if (r !== NEXT) {
+              if (r === ExitReason.MMIO) {
                 pc = npc;
                 left--;
-              } else exit = this.fault(Cause.STORE_ACCESS, addr);
+              }
+              exit = r;
               break loop;
             }
           }
-          const off = wOff[ti]! + (addr & 0xfff);
-          if (f3 === 2) wI32[ti]![off >> 2] = v;
-          else if (f3 === 0) wU8[ti]![off] = v;
-          else wU16[ti]![off >> 1] = v;
           break;
         }
-        case 0x63: {
-          // BRANCH
-          const a = x[(inst >> 15) & 31]!;
-          const b = x[(inst >> 20) & 31]!;
-          let taken: boolean;
-          switch ((inst >> 12) & 7) {
-            case 0:
-              taken = a === b;
-              break;
-            case 1:
-              taken = a !== b;
-              break;
-            case 4:
-              taken = a < b;
-              break;
-            case 5:
-              taken = a >= b;
-              break;
-            case 6:
-              taken = a >>> 0 < b >>> 0;
-              break;
-            case 7:
-              taken = a >>> 0 >= b >>> 0;
-              break;
-            default:
-              exit = this.fault(Cause.ILLEGAL_INSTRUCTION, inst);
-              break loop;
-          }
-          if (taken) {
-            // imm[12|10:5|4:1|11] = inst[31|30:25|11:8|7]
-            const imm = ((inst >> 19) & ~0xfff) | ((inst << 4) & 0x800) | ((inst >> 20) & 0x7e0) | ((inst >> 7) & 0x1e);
-            npc = (pc + imm) | 0;
-          }
+        case 21: // slti
+          if (rd !== 0) x[rd] = x[(d >> 15) & 31]! < d >> 20 ? 1 : 0;
+          break;
+        case 22: // sltiu
+          if (rd !== 0) x[rd] = x[(d >> 15) & 31]! >>> 0 < (d >> 20) >>> 0 ? 1 : 0;
+          break;
+        case 23: // xori
+          if (rd !== 0) x[rd] = x[(d >> 15) & 31]! ^ (d >> 20);
+          break;
+        case 24: // ori
+          if (rd !== 0) x[rd] = x[(d >> 15) & 31]! | (d >> 20);
+          break;
+        case 25: // andi
+          if (rd !== 0) x[rd] = x[(d >> 15) & 31]! & (d >> 20);
+          break;
+        case 26: // slli
+          if (rd !== 0) x[rd] = x[(d >> 15) & 31]! << ((d >> 20) & 31);
+          break;
+        case 27: // srli
+          if (rd !== 0) x[rd] = (x[(d >> 15) & 31]! >>> ((d >> 20) & 31)) | 0;
+          break;
+        case 28: // srai
+          if (rd !== 0) x[rd] = x[(d >> 15) & 31]! >> ((d >> 20) & 31);
+          break;
+        case 29: // add
+          if (rd !== 0) x[rd] = (x[(d >> 15) & 31]! + x[(d >> 20) & 31]!) | 0;
+          break;
+        case 30: // sub
+          if (rd !== 0) x[rd] = (x[(d >> 15) & 31]! - x[(d >> 20) & 31]!) | 0;
+          break;
+        case 31: // sll
+          if (rd !== 0) x[rd] = x[(d >> 15) & 31]! << (x[(d >> 20) & 31]! & 31);
+          break;
+        case 32: // slt
+          if (rd !== 0) x[rd] = x[(d >> 15) & 31]! < x[(d >> 20) & 31]! ? 1 : 0;
+          break;
+        case 33: // sltu
+          if (rd !== 0) x[rd] = x[(d >> 15) & 31]! >>> 0 < x[(d >> 20) & 31]! >>> 0 ? 1 : 0;
+          break;
+        case 34: // xor
+          if (rd !== 0) x[rd] = x[(d >> 15) & 31]! ^ x[(d >> 20) & 31]!;
+          break;
+        case 35: // srl
+          if (rd !== 0) x[rd] = (x[(d >> 15) & 31]! >>> (x[(d >> 20) & 31]! & 31)) | 0;
+          break;
+        case 36: // sra
+          if (rd !== 0) x[rd] = x[(d >> 15) & 31]! >> (x[(d >> 20) & 31]! & 31);
+          break;
+        case 37: // or
+          if (rd !== 0) x[rd] = x[(d >> 15) & 31]! | x[(d >> 20) & 31]!;
+          break;
+        case 38: // and
+          if (rd !== 0) x[rd] = x[(d >> 15) & 31]! & x[(d >> 20) & 31]!;
+          break;
+        case 39: // mul
+          if (rd !== 0) x[rd] = Math.imul(x[(d >> 15) & 31]!, x[(d >> 20) & 31]!);
+          break;
+        case 40: {
+          // mulh: signed x signed; the unsigned high word corrected for negative operands
+          const a = x[(d >> 15) & 31]!;
+          const b = x[(d >> 20) & 31]!;
+          if (rd !== 0) x[rd] = (mulhu(a >>> 0, b >>> 0) - (a < 0 ? b : 0) - (b < 0 ? a : 0)) | 0;
           break;
         }
-        case 0x37: // LUI
-          if (rd !== 0) x[rd] = inst & ~0xfff;
-          break;
-        case 0x17: // AUIPC
-          if (rd !== 0) x[rd] = (pc + (inst & ~0xfff)) | 0;
-          break;
-        case 0x6f: {
-          // JAL: imm[20|10:1|11|19:12] = inst[31|30:21|20|19:12]
-          const imm = ((inst >> 11) & ~0xfffff) | (inst & 0xff000) | ((inst >> 9) & 0x800) | ((inst >> 20) & 0x7fe);
-          if (rd !== 0) x[rd] = npc;
-          npc = (pc + imm) | 0;
+        case 41: {
+          // mulhsu: signed x unsigned
+          const a = x[(d >> 15) & 31]!;
+          const b = x[(d >> 20) & 31]!;
+          if (rd !== 0) x[rd] = (mulhu(a >>> 0, b >>> 0) - (a < 0 ? b : 0)) | 0;
           break;
         }
-        case 0x67: {
-          // JALR (target computed before rd is written: rd may be rs1)
-          if (((inst >> 12) & 7) !== 0) {
-            exit = this.fault(Cause.ILLEGAL_INSTRUCTION, inst);
-            break loop;
-          }
-          const target = (x[(inst >> 15) & 31]! + (inst >> 20)) & ~1;
-          if (rd !== 0) x[rd] = npc;
-          npc = target;
+        case 42: // mulhu
+          if (rd !== 0) x[rd] = mulhu(x[(d >> 15) & 31]! >>> 0, x[(d >> 20) & 31]! >>> 0);
+          break;
+        case 43: {
+          // div: x/0 = -1, INT_MIN/-1 = INT_MIN (no trap)
+          const a = x[(d >> 15) & 31]!;
+          const b = x[(d >> 20) & 31]!;
+          if (rd !== 0) x[rd] = b === 0 ? -1 : a === INT_MIN && b === -1 ? INT_MIN : (a / b) | 0;
           break;
         }
-        case 0x0f: {
-          // MISC-MEM
-          const f3 = (inst >> 12) & 7;
-          if (f3 === 0) {
-            // fence: plain typed-array accesses are unordered across threads; a seq-cst RMW is a
-            // full barrier for them (matters on weakly ordered hosts and against V8 reordering).
-            Atomics.add(this.fenceCell, 0, 0);
-          } else if (f3 !== 1) {
-            // f3 = 1 is fence.i: instructions are fetched from memory every time (no decoded
-            // cache yet), so there is nothing to invalidate.
-            exit = this.fault(Cause.ILLEGAL_INSTRUCTION, inst);
-            break loop;
-          }
+        case 44: {
+          // divu
+          const b = x[(d >> 20) & 31]!;
+          if (rd !== 0) x[rd] = b === 0 ? -1 : ((x[(d >> 15) & 31]! >>> 0) / (b >>> 0)) | 0;
           break;
         }
-        case 0x2f: {
+        case 45: {
+          // rem: x%0 = x, INT_MIN%-1 = 0
+          const a = x[(d >> 15) & 31]!;
+          const b = x[(d >> 20) & 31]!;
+          if (rd !== 0) x[rd] = b === 0 ? a : a === INT_MIN && b === -1 ? 0 : (a % b) | 0;
+          break;
+        }
+        case 46: {
+          // remu
+          const a = x[(d >> 15) & 31]!;
+          const b = x[(d >> 20) & 31]!;
+          if (rd !== 0) x[rd] = b === 0 ? a : ((a >>> 0) % (b >>> 0)) | 0;
+          break;
+        }
+        case 47: // fence
+          // Plain typed-array accesses are unordered across threads; a seq-cst RMW is a full barrier
+          // for them (matters on weakly ordered hosts and against compiler reordering).
+          Atomics.add(this.fenceCell, 0, 0);
+          break;
+        case 48: // fence.i: drop decoded code, then restart the slice (fDec is stale)
+          tlb.flushCode();
+          pc = npc;
+          left--;
+          break loop;
+        case 49: {
           // AMO (A extension)
-          const r = this.amo(inst);
+          const r = this.amo((d & ~0x7f) | 0x2f);
           if (r !== NEXT) {
             exit = r;
             break loop;
           }
           break;
         }
-        case 0x73: {
+        case 50: {
           // SYSTEM
-          const r = this.system(inst, pc, npc, limit - left);
+          const r = this.system((d & ~0x7f) | 0x73, pc, npc, limit - left);
           if (r !== NEXT) {
             exit = r;
             if (r !== ExitReason.FAULT) {
@@ -565,8 +526,8 @@ export class Cpu {
           }
           break;
         }
-        default:
-          exit = this.fault(Cause.ILLEGAL_INSTRUCTION, inst);
+        default: // 1: illegal
+          exit = this.fault(Cause.ILLEGAL_INSTRUCTION, this.rawAt(pc));
           break loop;
       }
       pc = npc;
@@ -583,6 +544,32 @@ export class Cpu {
   }
 
   // ---- slow paths ----------------------------------------------------------------------------
+
+  /**
+   * Decodes the instruction at pc (on the current fetch page, whose slots are `dec`) and caches the
+   * decoded word, except for a 32-bit instruction straddling into the next page (its second half
+   * depends on that page's mapping). Returns 0 after recording a FETCH_ACCESS fault for it.
+   */
+  private decodeAt(pc: number, dec: Int32Array): number {
+    const lo = this.fetchParcel(pc);
+    const slot = (pc & 0xfff) >> 1;
+    if ((lo & 3) !== 3) return (dec[slot] = this.cdec[lo]!);
+    const hi = this.fetchParcel((pc + 2) | 0);
+    if (hi < 0) {
+      this.fault(Cause.FETCH_ACCESS, (pc + 2) | 0);
+      return 0;
+    }
+    const d = predecode(lo | (hi << 16));
+    if (slot !== SLOTS_PER_FRAME - 1) dec[slot] = d;
+    return d;
+  }
+
+  /** The raw instruction bits at pc (for an illegal instruction's tval). */
+  private rawAt(pc: number): number {
+    const lo = this.fetchParcel(pc);
+    if ((lo & 3) !== 3) return lo;
+    return lo | (this.fetchParcel((pc + 2) | 0) << 16);
+  }
 
   private fault(cause: number, tval: number): number {
     this.state[S.EXIT_CAUSE] = cause;
@@ -601,6 +588,31 @@ export class Cpu {
     return ExitReason.MMIO;
   }
 
+  /**
+   * A store the write-table fast path did not take (aligned; size = log2 bytes). Fills the entry,
+   * stores, and for a frame with decoded code zeroes the decode slots the bytes overlap (including
+   * the slot before, where a 32-bit instruction may start). Returns NEXT, MMIO or FAULT.
+   */
+  private storeSlow(addr: number, size: number, v: number): number {
+    const t = this.tlb.write;
+    const gfn = addr >>> 12;
+    const ti = gfn & TLB_MASK;
+    if (t.tag[ti] !== (gfn | CODE_TAG)) {
+      const r = this.tlb.fillWrite(gfn);
+      if (r < 0) {
+        if (r === TLB_NOT_RAM)
+          return this.mmio(addr, 1 << size, 1, size === 2 ? v : v & ((1 << (8 << size)) - 1), 0, 0);
+        return this.fault(Cause.STORE_ACCESS, addr);
+      }
+    }
+    const off = t.off[ti]! + (addr & 0xfff);
+    if (size === 2) t.i32[ti]![off >> 2] = v;
+    else if (size === 0) t.u8[ti]![off] = v;
+    else t.u16[ti]![off >> 1] = v;
+    if (t.tag[ti] !== gfn) invalidateSlots(t.dec[ti]!, addr, 1 << size);
+    return NEXT;
+  }
+
   /** The 16-bit parcel at guest-physical `addr` through the fetch TLB, or -1 if not executable. */
   private fetchParcel(addr: number): number {
     const t = this.tlb.fetch;
@@ -614,12 +626,12 @@ export class Cpu {
   }
 
   /** Set by amoWord(): the chunk view holding the word amoWord() returned the index of. */
-  private amoView: Int32Array = new Int32Array(0);
+  private amoView: Int32Array = EMPTY_I32;
 
   /**
    * Translates the aligned word at `addr` for an atomic access (R, plus W unless `readOnly`) and
    * returns its index in this.amoView, or -1 if it is not RAM with those rights (no atomics over
-   * MMIO).
+   * MMIO). A write to a frame with decoded code invalidates the slots it overlaps.
    */
   private amoWord(addr: number, readOnly: boolean): number {
     const gfn = addr >>> 12;
@@ -629,7 +641,8 @@ export class Cpu {
     let t = r;
     if (!readOnly) {
       t = this.tlb.write;
-      if (t.tag[ti] !== gfn && this.tlb.fillWrite(gfn) < 0) return -1;
+      if (t.tag[ti] !== gfn && t.tag[ti] !== (gfn | CODE_TAG) && this.tlb.fillWrite(gfn) < 0) return -1;
+      if (t.tag[ti] !== gfn) invalidateSlots(t.dec[ti]!, addr, 4);
     }
     this.amoView = t.i32[ti]!;
     return (t.off[ti]! + (addr & 0xfff)) >> 2;

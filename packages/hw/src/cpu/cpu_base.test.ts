@@ -590,6 +590,7 @@ describe("illegal instructions", () => {
       // CSR legality depends on the CSR number, not on the decode; skip SYSTEM words with f3 != 0.
       if ((w & 0x7f) === 0x73 && ((w >>> 12) & 7) !== 0) continue;
       m.writeWord(RAM_BASE, w);
+      m.cpu.flushTlb(); // the host rewrote code: drop decoded instructions
       m.pc = RAM_BASE;
       for (let r = 1; r < 32; r++) m.setX(r, DATA_BASE);
       m.state[VcpuSlot.STVEC] = RAM_BASE;

@@ -433,6 +433,49 @@ describe("P2M and the soft TLB", () => {
     assert.equal(m.pc, RAM_BASE + 0xffe);
   });
 
+  it("a store to already-decoded code is seen without fence.i (same hart): sw, sh, amoswap", () => {
+    // The body's first instruction is patched after each pass: a word store, a halfword store to
+    // its upper half (the slot before must be invalidated too), then an AMO. Data is written to
+    // the same page on every pass.
+    const m = machineWith((a) =>
+      a
+        .li(a5, RAM_BASE + 0x100)
+        .li(a0, I.addi(a1, a1, 10))
+        .li(a2, I.addi(a1, a1, 100) >>> 16)
+        .li(a3, I.addi(a1, a1, 1000))
+        .li(t0, 4)
+        .jal(0, "body")
+        .label("out")
+        .i(I.ebreak())
+        .padTo(RAM_BASE + 0x100)
+        .label("body")
+        .i(I.addi(a1, a1, 1)) // patched
+        .i(I.sw(t0, a5, 0x400))
+        .i(I.addi(a4, t0, -4))
+        .beq(a4, 0, "p1")
+        .i(I.addi(a4, t0, -3))
+        .beq(a4, 0, "p2")
+        .i(I.addi(a4, t0, -2))
+        .beq(a4, 0, "p3")
+        .jal(0, "next")
+        .label("p1")
+        .i(I.sw(a0, a5, 0))
+        .jal(0, "next")
+        .label("p2")
+        .i(I.sh(a2, a5, 2))
+        .jal(0, "next")
+        .label("p3")
+        .i(I.amoswap_w(0, a3, a5))
+        .label("next")
+        .i(I.addi(t0, t0, -1))
+        .bne(t0, 0, "body")
+        .jal(0, "out"),
+    );
+    assert.equal(m.cpu.run(10_000), ExitReason.EBREAK);
+    assert.equal(m.x(a1), 1 + 10 + 100 + 1000);
+    assert.equal(m.readWord(RAM_BASE + 0x500), 1);
+  });
+
   it("fence.i after a store makes the new instruction execute", () => {
     const m = machineWith((a) =>
       a
