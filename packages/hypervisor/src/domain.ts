@@ -4,11 +4,12 @@ import type { DomainPages } from "./domain_pages.js";
 import type { EvtchnPortTable } from "./event_channel/port_table.js";
 import type { GrantTable } from "./grant_table/grant_table.js";
 import type { Maptrack } from "./grant_table/maptrack.js";
+import type { Hypervisor } from "./hypervisor.js";
 import type { GuestMemory } from "./p2m/guest_access.js";
 import type { P2m } from "./p2m/p2m.js";
 import type { P2mPool } from "./p2m/pool.js";
 import { err } from "./public/errno.js";
-import { DomInf, Shutdown, XEN_DOMINF_SHUTDOWNSHIFT } from "./public/xen.js";
+import { DomInf, HVM_NR_PARAMS, Shutdown, XEN_DOMINF_SHUTDOWNSHIFT } from "./public/xen.js";
 import type { SharedRegion } from "./shared_info.js";
 import type { Vcpu } from "./vcpu.js";
 
@@ -140,6 +141,12 @@ export class Domain {
   readonly maptrack: Maptrack;
   readonly console: DomainConsole;
   readonly name: string;
+  readonly memory: MachineMemory;
+  /**
+   * HVM params (HVMOP_get_param/set_param): how a guest finds XenStore and its PV console
+   * (STORE_PFN/EVTCHN, CONSOLE_PFN/EVTCHN). Set by the toolstack; all start at 0.
+   */
+  readonly hvmParams: number[] = new Array<number>(HVM_NR_PARAMS).fill(0);
 
   private pauseCount = 1;
   private shutdownReason = -1;
@@ -149,10 +156,12 @@ export class Domain {
 
   constructor(
     readonly domid: number,
-    readonly memory: MachineMemory,
+    /** The hypervisor this domain belongs to (the hypercall dispatcher starts from a Domain). */
+    readonly hv: Hypervisor,
     config: DomainCreateConfig,
     parts: DomainParts,
   ) {
+    this.memory = hv.memory;
     this.name = config.name ?? `domain-${domid}`;
     this.flags = {
       privileged: config.flags?.privileged ?? false,

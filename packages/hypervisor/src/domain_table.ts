@@ -161,7 +161,7 @@ export class DomainTable {
       maptrack: new Maptrack(maxMaptrackFrames),
       console: new DomainConsole(domid, isHardware, this.hv.consoleRing),
     };
-    const d = new Domain(domid, memory, config, parts);
+    const d = new Domain(domid, this.hv, config, parts);
     pages.onDrained = () => {
       if (d.dying) this.finalise(d);
     };

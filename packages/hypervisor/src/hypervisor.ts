@@ -2,6 +2,7 @@ import type { FrameAllocator, MachineMemory } from "@xenon/hw";
 import { ByteRing } from "./console.js";
 import type { Domain, ShutdownAction } from "./domain.js";
 import { DomainTable } from "./domain_table.js";
+import { HypercallSemantics } from "./hypercall/semantics.js";
 import { NR_VIRQS } from "./public/xen.js";
 
 /**
@@ -39,6 +40,8 @@ export class Hypervisor {
   readonly allocator: FrameAllocator;
   readonly domains: DomainTable;
   readonly consoleRing: ByteRing;
+  /** The hypercall operations, shared by the guest ABI decoder and TypeScript domains' ports. */
+  readonly hypercalls: HypercallSemantics;
   hooks: HypervisorHooks;
   /** Per global VIRQ: the domid it is delivered to (Xen's set_global_virq_handler), -1 = default. */
   private readonly virqHandler = new Int32Array(NR_VIRQS).fill(-1);
@@ -49,6 +52,7 @@ export class Hypervisor {
     this.hooks = opts.hooks ?? {};
     this.consoleRing = new ByteRing(opts.consoleRingBytes ?? 16 * 1024);
     this.domains = new DomainTable(this);
+    this.hypercalls = new HypercallSemantics(this);
   }
 
   /** Routes a global VIRQ to `domid` (XEN_DOMCTL_set_virq_handler). */

@@ -332,3 +332,11 @@ export const VcpuRegisterVcpuInfo = struct("vcpu_register_vcpu_info", 16, {
   offset: [8, "u32"],
   rsvd: [12, "u32"],
 });
+
+/** HVMOP_set_param / HVMOP_get_param argument. */
+export const XenHvmParam = struct("xen_hvm_param", 16, {
+  domid: [0, "u16"],
+  pad: [2, "u16"],
+  index: [4, "u32"],
+  value: [8, "u64"],
+});

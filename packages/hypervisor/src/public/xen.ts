@@ -126,3 +126,17 @@ export const DomInf = {
 } as const;
 export const XEN_DOMINF_SHUTDOWNSHIFT = 16;
 export const XEN_DOMINF_SHUTDOWNMASK = 255;
+
+/** `HVMOP_*` (hvm_op.h): the two Arm guests have. */
+export const HvmOp = { set_param: 0, get_param: 1 } as const;
+
+/** `HVM_PARAM_*` (hvm/params.h, §0.8) that PV-on-HVM/Arm guests use. */
+export const HvmParam = {
+  CALLBACK_IRQ: 0,
+  STORE_PFN: 1,
+  STORE_EVTCHN: 2,
+  CONSOLE_PFN: 17,
+  CONSOLE_EVTCHN: 18,
+} as const;
+/** Number of HVM params in Xen 4.17 (the last one is HVM_PARAM_MCA_CAP = 38). */
+export const HVM_NR_PARAMS = 39;
