@@ -63,3 +63,21 @@ test("the allocator hands out each frame once, scrubs freed frames and respects 
   assert.throws(() => alloc.reserve(30, 4), /overlaps allocated/);
   assert.throws(() => alloc.free(10_000), /never allocated/);
 });
+
+test("a mirror asks the owner for chunks it lacks instead of inventing them", () => {
+  const owner = new MachineMemory({ bytes: 16 << 20 });
+  const asked: number[] = [];
+  const mirror = new MachineMemory({
+    bytes: 16 << 20,
+    missingChunk: (index) => {
+      asked.push(index);
+      return owner.chunk(index << owner.chunkShift).buffer;
+    },
+  });
+  owner.chunk(1000).u8[owner.frameOffset(1000)] = 7;
+  assert.equal(mirror.chunk(1000).u8[mirror.frameOffset(1000)], 7);
+  assert.equal(mirror.chunk(1001).u8[mirror.frameOffset(1001)], 0);
+  assert.deepEqual(asked, [1000 >> 9]);
+  const liar = new MachineMemory({ bytes: 16 << 20, missingChunk: () => new SharedArrayBuffer(8) });
+  assert.throws(() => liar.chunk(0), /from the owner has 8 bytes/);
+});

@@ -27,6 +27,12 @@ export interface MachineMemoryOptions {
   chunkShift?: number;
   /** Called when this instance materialises a chunk (so it can be handed to other threads). */
   onMaterialise?: (index: number, buffer: SharedArrayBuffer) => void;
+  /**
+   * For an instance that mirrors another thread's host memory (a pCPU worker): instead of
+   * materialising a missing chunk — which would give this thread bytes nobody else sees — ask the
+   * owner for it. Returns the owner's buffer for that chunk.
+   */
+  missingChunk?: (index: number) => SharedArrayBuffer;
 }
 
 export class MemoryError extends Error {
@@ -56,6 +62,7 @@ export class MachineMemory {
   readonly chunkBytes: number;
   private readonly chunks = new Map<number, MemoryChunk>();
   private readonly onMaterialise: ((index: number, buffer: SharedArrayBuffer) => void) | undefined;
+  private readonly missingChunk: ((index: number) => SharedArrayBuffer) | undefined;
 
   constructor(opts: MachineMemoryOptions) {
     const { bytes } = opts;
@@ -73,6 +80,12 @@ export class MachineMemory {
     this.chunkFrames = 1 << this.chunkShift;
     this.chunkBytes = this.chunkFrames * PAGE_SIZE;
     this.onMaterialise = opts.onMaterialise;
+    this.missingChunk = opts.missingChunk;
+  }
+
+  /** The size in bytes of chunk `index` (the last chunk may be short). */
+  chunkSize(index: number): number {
+    return Math.min(this.chunkBytes, (this.totalFrames - index * this.chunkFrames) * PAGE_SIZE);
   }
 
   /** Bytes of host memory actually backed so far. */
@@ -94,8 +107,16 @@ export class MachineMemory {
     const index = mfn >>> this.chunkShift;
     let c = this.chunks.get(index);
     if (c === undefined) {
-      const size = Math.min(this.chunkBytes, (this.totalFrames - index * this.chunkFrames) * PAGE_SIZE);
-      c = makeChunk(index, new SharedArrayBuffer(size));
+      if (this.missingChunk !== undefined) {
+        const buffer = this.missingChunk(index);
+        if (buffer.byteLength !== this.chunkSize(index)) {
+          throw new MemoryError(`chunk ${index} from the owner has ${buffer.byteLength} bytes`, "EINVAL");
+        }
+        c = makeChunk(index, buffer);
+        this.chunks.set(index, c);
+        return c;
+      }
+      c = makeChunk(index, new SharedArrayBuffer(this.chunkSize(index)));
       this.chunks.set(index, c);
       this.onMaterialise?.(index, c.buffer);
     }
