@@ -1,5 +1,11 @@
-/** @xenon/hypervisor — public face: the core's domains, memory, events and grants. */
+/**
+ * @xenon/hypervisor — public face of the core: the domain table, per-domain memory (P2M, guest
+ * accessors), event channels, grant tables, and the hypercall layer. The scheduler, boot and
+ * toolstack layers build on these; internals (port tables, maptrack, pools) stay private.
+ */
 
+export type { ConsoleSink } from "./console.js";
+// Domains.
 export type {
   DomainCreateConfig,
   DomainFlags,
@@ -8,11 +14,52 @@ export type {
   ShutdownActions,
 } from "./domain.js";
 export { DEFAULT_SHUTDOWN_ACTIONS, Domain, SHUTDOWN_ACTIONS } from "./domain.js";
-export { DomainTable, MAX_VCPUS, p2mPoolPagesFor } from "./domain_table.js";
+export { DomainTable, MAX_GRANT_FRAMES_LIMIT, MAX_VCPUS, p2mPoolPagesFor } from "./domain_table.js";
+export type { EvtchnStatusInfo } from "./event_channel/event_channel.js";
+// Events raised by the core or the boot layer.
+export { evtchnBindStatic, sendGlobalVirq, sendGuestVirq } from "./event_channel/event_channel.js";
+// Grants: the granting side for TypeScript domains, and the result types of the grant ops.
+export type {
+  CopyArgs,
+  CopyPtr,
+  MapGrantRefArgs,
+  MapResult,
+  SetupTableResult,
+  UnmapGrantRefArgs,
+  ViewMapResult,
+} from "./grant_table/grant_ops.js";
+export type { GrantTable } from "./grant_table/grant_table.js";
+export { endForeignAccess, foreignAccessInUse, grantAccess } from "./grant_table/granter.js";
+// Hypercalls.
+export { dispatchHypercall } from "./hypercall/dispatch.js";
+export { HypercallSemantics, SCHED_POLL_MAX_PORTS } from "./hypercall/semantics.js";
+// The root object and its hooks.
 export type { HypervisorHooks, HypervisorOptions } from "./hypervisor.js";
 export { Hypervisor } from "./hypervisor.js";
+// Memory.
 export { populateRange } from "./memory.js";
-export type { P2mDescriptor, P2mEntryInfo } from "./p2m/p2m.js";
+export type { GuestMemory } from "./p2m/guest_access.js";
+export type { P2m, P2mDescriptor, P2mEntryInfo } from "./p2m/p2m.js";
 export { P2M_ROOT_PAGES, P2mReader } from "./p2m/p2m.js";
-export { GUEST_RAM_BASE, GUEST_RAM_BASE_GFN, MAX_GFN, P2mType } from "./p2m/types.js";
-export { Errno } from "./public/errno.js";
+export { GUEST_RAM_BASE, GUEST_RAM_BASE_GFN, MAX_GFN, P2M_TYPE_NAMES, P2mType } from "./p2m/types.js";
+// Xen's public ABI: numbers, flags, status codes and struct layouts.
+export { Errno, err } from "./public/errno.js";
+export {
+  BITS_PER_EVTCHN_WORD,
+  DEFAULT_MAX_EVTCHN_PORT,
+  EVTCHN_2L_NR_CHANNELS,
+  EvtchnOp,
+  EvtchnStat,
+} from "./public/event_channel.js";
+export * from "./public/grant_table.js";
+export * as layout from "./public/layout.js";
+export {
+  MEMOP_CMD_MASK,
+  MEMOP_EXTENT_SHIFT,
+  XENMAPIDX_grant_table_status,
+  XenMapSpace,
+  XenMem,
+} from "./public/memory.js";
+export * from "./public/xen.js";
+export type { SharedRegion } from "./shared_info.js";
+export type { SchedRequest, Vcpu, VcpuInfoPlacement } from "./vcpu.js";

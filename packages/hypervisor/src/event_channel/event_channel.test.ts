@@ -12,6 +12,7 @@ import {
   evtchnAllocUnbound,
   evtchnBindInterdomain,
   evtchnBindIpi,
+  evtchnBindStatic,
   evtchnBindVcpu,
   evtchnBindVirq,
   evtchnClose,
@@ -279,5 +280,21 @@ describe("event channels (2-level)", () => {
     assert.equal(evtchnAllocUnbound(b, a.domid, 1024), -Errno.EINVAL);
     evtchnClose(hv, a, 1);
     assert.equal(evtchnBindInterdomain(hv, a, b, 10, 1), 1);
+  });
+
+  it("static channels (dom0less) connect chosen port numbers without raising anything", () => {
+    const { hv } = makeHost();
+    const a = makeDomain(hv, {}, 0);
+    const b = makeDomain(hv, {}, 0);
+    assert.equal(evtchnBindStatic(a, 10, b, 20), 0);
+    assert.deepEqual(evtchnStatus(a, 10), { status: EvtchnStat.interdomain, vcpu: 0, dom: b.domid, port: 20 });
+    assert.deepEqual(evtchnStatus(b, 20), { status: EvtchnStat.interdomain, vcpu: 0, dom: a.domid, port: 10 });
+    assert.equal(guestView(a).pending(10), 0);
+    assert.equal(evtchnBindStatic(a, 11, b, 20), -Errno.EBUSY);
+    assert.deepEqual(evtchnStatus(a, 11), { status: EvtchnStat.closed, vcpu: 0 }, "nothing half-bound");
+    assert.equal(evtchnBindStatic(a, 0, b, 21), -Errno.EINVAL);
+    assert.equal(evtchnBindStatic(a, 12, a, 12), -Errno.EINVAL);
+    assert.equal(evtchnSend(hv, a, 10), 0);
+    assert.equal(guestView(b).pending(20), 1);
   });
 });

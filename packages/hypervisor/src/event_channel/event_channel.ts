@@ -236,3 +236,21 @@ export function sendGlobalVirq(hv: Hypervisor, virq: number): void {
   const port = d.vcpus[0]!.virqPorts[virq] ?? 0;
   if (port !== 0) notifyPort(hv, d, port);
 }
+
+/**
+ * A static interdomain channel (dom0less `xen,evtchn-v1`): `lport` of ld connected to `rport`
+ * of rd, both numbers chosen by the device tree. Made at boot, before either domain runs; unlike
+ * a guest bind, the new local port is not set pending. Returns 0 or the errno of whichever half
+ * failed (-EBUSY for a port already in use), leaving nothing half-bound.
+ */
+export function evtchnBindStatic(ld: Domain, lport: number, rd: Domain, rport: number): number {
+  if (ld.dying || rd.dying) return err("EINVAL");
+  if (ld === rd && lport === rport) return err("EINVAL");
+  const r = takePort(rd, rport);
+  if (r < 0) return r;
+  const l = takePort(ld, lport);
+  if (l < 0) return l;
+  rd.evtchn.bind(rport, Ecs.interdomain, 0, ld.domid, lport);
+  ld.evtchn.bind(lport, Ecs.interdomain, 0, rd.domid, rport);
+  return 0;
+}
