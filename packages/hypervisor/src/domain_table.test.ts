@@ -1,10 +1,15 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
+import { P2M_NONE } from "@xenon/hw";
 import { Domain } from "./domain.js";
+import { isPending2l } from "./event_channel/event_2l.js";
+import { evtchnBindVirq } from "./event_channel/event_channel.js";
 import { addToPhysmap } from "./memory.js";
+import { P2mReader } from "./p2m/p2m.js";
+import { P2mType } from "./p2m/types.js";
 import { Errno } from "./public/errno.js";
 import { XenMapSpace } from "./public/memory.js";
-import { DOMID_MAX, DomInf, Shutdown, XEN_DOMINF_SHUTDOWNSHIFT } from "./public/xen.js";
+import { DOMID_MAX, DomInf, Shutdown, Virq, XEN_DOMINF_SHUTDOWNSHIFT } from "./public/xen.js";
 import { makeDomain, makeHost } from "./test_support.js";
 
 describe("domain table", () => {
@@ -158,12 +163,31 @@ describe("domain table", () => {
     assert.equal(hv.domains.destroy(d.domid), -Errno.ESRCH);
   });
 
-  it("destroy bumps the P2M generation so vCPUs drop their TLB entries", () => {
+  it("a destroyed domain's P2M is dead on every thread: no walk of frames now reused", () => {
     const { hv } = makeHost();
     const d = makeDomain(hv, {}, 4);
+    const reader = new P2mReader(hv.memory, d.p2m.descriptor());
     const gen = d.p2m.generation[0]!;
     hv.domains.destroy(d.domid);
-    assert.ok(d.p2m.generation[0]! > gen);
+    assert.ok(d.p2m.generation[0]! > gen, "vCPUs flush");
     assert.equal(d.dying, true);
+    assert.equal(reader.lookup(0x80000), P2M_NONE);
+    assert.equal(d.p2m.lookup(0x80000), P2M_NONE);
+    assert.equal(d.guest.readU32(0x80000000), -Errno.EFAULT);
+    assert.equal(d.guest.writeU32(0x80000000, 1), -Errno.EFAULT);
+    assert.equal(d.p2m.set(0x80000, 1, P2mType.ram_rw), -Errno.EINVAL);
+    // A new domain reuses the frames; the dead one still cannot see them.
+    const e = makeDomain(hv, {}, 4);
+    assert.equal(e.guest.writeU32(0x80000000, 0x1234), 0);
+    assert.equal(d.guest.readU32(0x80000000), -Errno.EFAULT);
+  });
+
+  it("VIRQ_DOM_EXC fires when a domain is destroyed", () => {
+    const { hv } = makeHost();
+    const dom0 = makeDomain(hv, { domid: 0, flags: { hardware: true } }, 0);
+    const port = evtchnBindVirq(dom0, Virq.DOM_EXC, 0);
+    const u = makeDomain(hv, {}, 0);
+    hv.domains.destroy(u.domid);
+    assert.equal(isPending2l(dom0, port), true);
   });
 });

@@ -224,12 +224,14 @@ export class DomainTable {
       if (v.placement !== null) d.pages.put(v.placement.mfn);
       v.placement = null;
     }
-    // No vCPU of this domain may use its P2M any more.
-    d.p2m.bumpGeneration();
+    // No vCPU (or core path) may walk this P2M once its pages go back to the allocator.
+    d.p2m.kill();
     d.grantTable.destroy();
     this.hv.allocator.free(d.sharedInfoMfn);
     d.p2mPool.destroy(this.hv.allocator);
     if (d.pages.releaseAll() === 0) this.finalise(d);
+    // Tell the toolstack/xenstored (Xen does this when a domain dies, for @releaseDomain).
+    sendGlobalVirq(this.hv, Virq.DOM_EXC);
     return 0;
   }
 

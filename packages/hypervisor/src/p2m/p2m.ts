@@ -32,6 +32,8 @@ const ROOT_TABLE = 1;
 const CTL_GENERATION = 0;
 const CTL_LOGDIRTY = 1;
 const CTL_ROUND = 2;
+/** Non-zero once the domain is destroyed: the table pages are back in the allocator. */
+const CTL_DEAD = 3;
 const CTL_WORDS = 4;
 
 /** Log-dirty uses two bitmaps (one per round parity) of 2^20 bits each. */
@@ -75,7 +77,8 @@ export class P2mReader implements P2mLookup {
    * the core; the vCPU uses lookup().
    */
   rawEntry(gfn: number): number {
-    if (!isValidGfn(gfn)) return -1;
+    // A dead P2M's frames may already belong to someone else: never walk them.
+    if (!isValidGfn(gfn) || Atomics.load(this.control, CTL_DEAD) !== 0) return -1;
     const ri = gfn >>> LEAF_SHIFT;
     const root = this.rootMfns[(ri / ROOT_ENTRIES_PER_PAGE) | 0]!;
     const rc = this.memory.chunk(root);
@@ -187,6 +190,7 @@ export class P2m extends P2mReader {
    */
   set(gfn: number, mfn: number, type: P2mType): number {
     if (!isValidGfn(gfn) || !this.memory.isValidMfn(mfn) || !isValidP2mType(type)) return err("EINVAL");
+    if (this.dead) return err("EINVAL");
     const slot = this.leafSlot(gfn, true);
     if (slot < 0) return slot;
     const leaf = this.leafOf(gfn);
@@ -205,7 +209,7 @@ export class P2m extends P2mReader {
 
   /** True when set(gfn, …) cannot fail for lack of a table page. */
   canSet(gfn: number): boolean {
-    if (!isValidGfn(gfn)) return false;
+    if (!isValidGfn(gfn) || this.dead) return false;
     const r = this.rootWord(gfn);
     return Atomics.load(r.i32, r.w + 1) === ROOT_TABLE || this.pool.freePages > 0;
   }
@@ -245,6 +249,7 @@ export class P2m extends P2mReader {
 
   /** Calls fn for every valid entry, in gfn order. fn must not modify the P2M. */
   forEach(fn: (gfn: number, mfn: number, type: P2mType) => void): void {
+    if (this.dead) return;
     for (let ri = 0; ri < ROOT_ENTRIES; ri++) {
       const root = this.rootMfns[(ri / ROOT_ENTRIES_PER_PAGE) | 0]!;
       const rc = this.memory.chunk(root);
@@ -263,6 +268,19 @@ export class P2m extends P2mReader {
   /** Table pages currently in use (root included). */
   get tablePages(): number {
     return P2M_ROOT_PAGES + this.leafUse.size;
+  }
+
+  get dead(): boolean {
+    return Atomics.load(this.control, CTL_DEAD) !== 0;
+  }
+
+  /**
+   * Domain destruction: from now on every lookup (on any thread) misses and every update fails,
+   * before the table pages go back to the allocator. Bumps the generation so vCPUs flush.
+   */
+  kill(): void {
+    Atomics.store(this.control, CTL_DEAD, 1);
+    this.bumpGeneration();
   }
 
   bumpGeneration(): void {
