@@ -63,3 +63,7 @@ export {
 export * from "./public/xen.js";
 export type { SharedRegion } from "./shared_info.js";
 export type { SchedRequest, Vcpu, VcpuInfoPlacement } from "./vcpu.js";
+// Flattened device tree (DTB) reader and dtc-identical writer; value builders/decoders via `fdt.*`.
+export * as fdt from "./fdt/index.js";
+export type { FdtErrorCode, FdtHeaderInfo, MemoryReservation, ReadOptions } from "./fdt/index.js";
+export { Fdt, FdtError, FdtNode, readFdt, readFdtWithHeader, writeFdt } from "./fdt/index.js";
