@@ -31,7 +31,7 @@ const VERBOSE = args.has("--verbose");
 
 // The freestanding libc both flavours link; compiled with -fno-builtin (see LIBC_FLAGS).
 const LIBC = ["runtime/libc/string.c", "runtime/libc/divdi3.c", "runtime/libc/format.c", "runtime/libc/stdio.c"];
-const NATIVE_RUNTIME = ["runtime/start.S", "runtime/console.c", "runtime/sched.c", ...LIBC];
+const NATIVE_RUNTIME = ["runtime/start.S", "runtime/console.c", "runtime/sched.c", "runtime/fdt.c", ...LIBC];
 const LINUX_RUNTIME = ["linux/crt.S", "linux/sys.c", ...LIBC];
 
 // Keep in sync with LINUX_PROGRAMS in src/index.ts (cpubench is listed there separately).
