@@ -1,0 +1,151 @@
+/**
+ * The core's side of a set of pCPUs: one piscina pool whose every worker runs one long-lived
+ * pcpu task (see pcpu_worker.ts). A cpupool owns one PcpuPool. The core calls attach/run/detach;
+ * each run resolves with the vCPU's exit. Chunk requests from workers are answered here.
+ */
+import { MessageChannel, type MessagePort } from "node:worker_threads";
+import type { MachineMemory } from "@xenon/hw";
+import { pack, unpack } from "msgpackr";
+import { Piscina } from "piscina";
+import type { P2mDescriptor } from "../p2m/p2m.js";
+import {
+  type ExitMsg,
+  type FromPcpu,
+  type Packed,
+  PCPU_CTL_WORDS,
+  PcpuSlot,
+  type PcpuTask,
+  type TimeMode,
+  type ToPcpu,
+} from "./contract.js";
+
+interface PcpuHandle {
+  readonly id: number;
+  readonly port: MessagePort;
+  readonly ctl: Int32Array;
+  /** The exit this pCPU owes for its current run, if any. */
+  pending: { resolve(e: ExitMsg): void; reject(e: Error): void } | null;
+  done: Promise<unknown>;
+}
+
+export interface PcpuPoolOptions {
+  readonly memory: MachineMemory;
+  /** Host pCPU ids this pool runs (one worker thread each). */
+  readonly pcpus: readonly number[];
+  readonly timeMode: TimeMode;
+}
+
+export class PcpuPool {
+  private readonly piscina: Piscina;
+  private readonly handles = new Map<number, PcpuHandle>();
+  private closed = false;
+
+  constructor(private readonly opts: PcpuPoolOptions) {
+    const n = opts.pcpus.length;
+    this.piscina = new Piscina({
+      filename: new URL("./pcpu_worker.js", import.meta.url).href,
+      minThreads: n,
+      maxThreads: n,
+      idleTimeout: Number.POSITIVE_INFINITY,
+      concurrentTasksPerWorker: 1,
+    });
+    for (const id of opts.pcpus) this.start(id);
+  }
+
+  get pcpus(): number[] {
+    return [...this.handles.keys()];
+  }
+
+  /** The vCPU key a pCPU is running right now, or -1. */
+  running(pcpu: number): number {
+    const h = this.handles.get(pcpu);
+    return h === undefined ? -1 : Atomics.load(h.ctl, PcpuSlot.RUNNING);
+  }
+
+  attach(pcpu: number, key: number, state: SharedArrayBuffer, p2m: P2mDescriptor): void {
+    this.post(this.handle(pcpu), { t: "attach", key, state, p2m });
+  }
+
+  detach(pcpu: number, key: number): void {
+    this.post(this.handle(pcpu), { t: "detach", key });
+  }
+
+  /** Runs vCPU `key` (attached to this pCPU) for at most `budget` instructions. */
+  run(pcpu: number, key: number, budget: number): Promise<ExitMsg> {
+    const h = this.handle(pcpu);
+    if (h.pending !== null) return Promise.reject(new Error(`pCPU ${pcpu} is already running a vCPU`));
+    return new Promise<ExitMsg>((resolve, reject) => {
+      h.pending = { resolve, reject };
+      this.post(h, { t: "run", key, budget });
+    });
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    for (const h of this.handles.values()) this.post(h, { t: "stop" });
+    await Promise.allSettled([...this.handles.values()].map((h) => h.done));
+    await this.piscina.destroy();
+  }
+
+  private start(id: number): void {
+    const { port1, port2 } = new MessageChannel();
+    const ctlBuf = new SharedArrayBuffer(PCPU_CTL_WORDS * 4);
+    const ctl = new Int32Array(ctlBuf);
+    Atomics.store(ctl, PcpuSlot.RUNNING, -1);
+    const task: PcpuTask = {
+      pcpu: id,
+      port: port2,
+      ctl: ctlBuf,
+      memoryBytes: this.opts.memory.totalFrames * 4096,
+      chunkShift: this.opts.memory.chunkShift,
+      chunks: this.opts.memory.exportChunks(),
+      timeMode: this.opts.timeMode,
+    };
+    const h: PcpuHandle = { id, port: port1, ctl, pending: null, done: Promise.resolve() };
+    h.done = this.piscina.run(task, { transferList: [port2] }).catch((e: unknown) => {
+      h.pending?.reject(new Error(`pCPU ${id} died: ${String(e)}`));
+      h.pending = null;
+    });
+    port1.on("message", (raw: unknown) => this.onMessage(h, raw));
+    this.handles.set(id, h);
+  }
+
+  private onMessage(h: PcpuHandle, raw: unknown): void {
+    const msg = unpack((raw as Packed).p) as FromPcpu;
+    switch (msg.t) {
+      case "chunk?": {
+        const chunk = this.opts.memory.chunk(msg.index << this.opts.memory.chunkShift);
+        h.port.postMessage({ t: "chunk", index: msg.index, buffer: chunk.buffer } satisfies ToPcpu);
+        Atomics.store(h.ctl, PcpuSlot.CHUNK_READY, 1);
+        Atomics.notify(h.ctl, PcpuSlot.CHUNK_READY);
+        return;
+      }
+      case "exit": {
+        const p = h.pending;
+        h.pending = null;
+        p?.resolve(msg);
+        return;
+      }
+      case "error": {
+        const p = h.pending;
+        h.pending = null;
+        p?.reject(new Error(`pCPU ${h.id}: ${msg.message}`));
+        return;
+      }
+    }
+  }
+
+  private handle(pcpu: number): PcpuHandle {
+    const h = this.handles.get(pcpu);
+    if (h === undefined) throw new Error(`pCPU ${pcpu} is not in this pool`);
+    return h;
+  }
+
+  private post(h: PcpuHandle, msg: ToPcpu): void {
+    if (msg.t === "attach" || msg.t === "chunk") h.port.postMessage(msg);
+    else h.port.postMessage({ p: pack(msg) } satisfies Packed);
+    Atomics.add(h.ctl, PcpuSlot.DOORBELL, 1);
+    Atomics.notify(h.ctl, PcpuSlot.DOORBELL);
+  }
+}
