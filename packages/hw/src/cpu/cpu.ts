@@ -24,9 +24,9 @@ import type { MachineMemory } from "../memory/machine_memory.js";
 import { csrAccessible, csrRead, csrWrite, SI_MASK } from "./csr.js";
 import { Cause, ExitReason, SIP_SEIP, SIP_SSIP, SSTATUS_SIE, SSTATUS_SPIE, SSTATUS_SPP } from "./exit.js";
 import type { P2mLookup } from "./p2m.js";
-import { compressedDecodeTable, predecode } from "./predecode.js";
+import { compressedDecodeTable, Op, predecode } from "./predecode.js";
 import type { TimeSource } from "./time.js";
-import { CODE_TAG, SLOTS_PER_FRAME, TLB_MASK, TLB_NOT_RAM, Tlb } from "./tlb.js";
+import { CODE_TAG, FETCH, READ, SLOTS_PER_FRAME, TLB_MASK, TLB_NOT_RAM, Tlb, WRITE } from "./tlb.js";
 import { createVcpuState, VCPU_STATE_WORDS, VcpuSlot } from "./vcpu_state.js";
 
 export interface CpuOptions {
@@ -223,18 +223,12 @@ export class Cpu {
   private exec(limit: number): number {
     const x = this.state;
     const tlb = this.tlb;
-    const rTag = tlb.read.tag;
-    const rOff = tlb.read.off;
-    const rU8 = tlb.read.u8;
-    const rU16 = tlb.read.u16;
-    const rI32 = tlb.read.i32;
-    const wTag = tlb.write.tag;
-    const wOff = tlb.write.off;
-    const wU8 = tlb.write.u8;
-    const wU16 = tlb.write.u16;
-    const wI32 = tlb.write.i32;
-    const xTag = tlb.fetch.tag;
-    const xDec = tlb.fetch.dec;
+    // The TLB's arrays (read, write and fetch entries at READ / WRITE / FETCH offsets).
+    const tag = tlb.tag;
+    const off = tlb.off;
+    const u8 = tlb.u8;
+    const u16 = tlb.u16;
+    const i32 = tlb.i32;
 
     let pc = x[S.PC]! | 0;
     let left = limit | 0; // an int32 local: V8 keeps it untagged in a register
@@ -253,8 +247,8 @@ export class Cpu {
       // ---- fetch ----
       if (pc >>> 12 !== fPage) {
         const gfn = pc >>> 12;
-        let ti = gfn & TLB_MASK;
-        if (xTag[ti] !== gfn) {
+        let ti = (gfn & TLB_MASK) | FETCH;
+        if (tag[ti] !== gfn) {
           ti = tlb.fillFetch(gfn);
           if (ti < 0) {
             exit = this.fault(Cause.FETCH_ACCESS, pc);
@@ -262,7 +256,7 @@ export class Cpu {
           }
         }
         fPage = gfn;
-        fDec = xDec[ti]!;
+        fDec = tlb.dec[ti]!;
       }
       let d = fDec[(pc & 0xfff) >> 1]!;
       if (d === 0) {
@@ -326,68 +320,155 @@ export class Cpu {
           if (x[(d >> 15) & 31]! >>> 0 >= x[(d >> 20) & 31]! >>> 0)
             npc = (pc + (((d >> 19) & ~0xfff) | ((d << 4) & 0x800) | ((d >> 20) & 0x7e0) | ((d >> 7) & 0x1e))) | 0;
           break;
-        case 12: // lb
-        case 13: // lh
-        case 14: // lw
-        case 15: // lbu
-        case 16: {
-          // lhu. Order of checks: misalignment, then translation.
-          const op = d & 63;
+        // Loads and stores: the inline code is the TLB hit of an aligned access; everything else
+        // (misalignment, miss, MMIO, no right, code frames) is in loadSlow / storeSlow.
+        case 12: {
+          // lb
           const addr = (x[(d >> 15) & 31]! + (d >> 20)) | 0;
-          if ((addr & LOAD_ALIGN[op]!) !== 0) {
-            exit = this.fault(Cause.MISALIGNED_LOAD, addr);
-            break loop;
-          }
-          const gfn = addr >>> 12;
-          const ti = gfn & TLB_MASK;
-          if (rTag[ti] !== gfn) {
-            const r = tlb.fillRead(gfn);
-            if (r < 0) {
-              if (r === TLB_NOT_RAM) {
-                exit = this.mmio(addr, LOAD_SIZE[op]!, 0, 0, rd, op <= 14 ? 1 : 0);
-                pc = npc;
-                left--;
-              } else exit = this.fault(Cause.LOAD_ACCESS, addr);
-              break loop;
-            }
-          }
-          const off = rOff[ti]! + (addr & 0xfff);
-          let v: number;
-          if (op === 14) v = rI32[ti]![off >> 2]!;
-          else if (op === 12) v = (rU8[ti]![off]! << 24) >> 24;
-          else if (op === 15) v = rU8[ti]![off]!;
-          else if (op === 13) v = (rU16[ti]![off >> 1]! << 16) >> 16;
-          else v = rU16[ti]![off >> 1]!;
-          if (rd !== 0) x[rd] = v;
-          break;
-        }
-        case 17: // sb
-        case 18: // sh
-        case 19: {
-          // sw
-          const size = (d & 63) - 17; // log2 of the access size
-          const addr = (x[(d >> 15) & 31]! + (((d >> 20) & ~31) | ((d >> 7) & 31))) | 0;
-          if ((addr & ((1 << size) - 1)) !== 0) {
-            exit = this.fault(Cause.MISALIGNED_STORE, addr);
-            break loop;
-          }
-          const v = x[(d >> 20) & 31]!;
-          const gfn = addr >>> 12;
-          const ti = gfn & TLB_MASK;
-          if (wTag[ti] === gfn) {
-            const off = wOff[ti]! + (addr & 0xfff);
-            if (size === 2) wI32[ti]![off >> 2] = v;
-            else if (size === 0) wU8[ti]![off] = v;
-            else wU16[ti]![off >> 1] = v;
+          const ti = ((addr >>> 12) & TLB_MASK) | READ;
+          if (tag[ti] === addr >>> 12) {
+            if (rd !== 0) x[rd] = (u8[ti]![off[ti]! + (addr & 0xfff)]! << 24) >> 24;
           } else {
-            // Miss, MMIO, no W, or a frame with decoded code: the slow path stores (or not).
-            const r = this.storeSlow(addr, size, v);
+            const r = this.loadSlow(addr, 12, rd);
             if (r !== NEXT) {
+              exit = r;
               if (r === ExitReason.MMIO) {
                 pc = npc;
                 left--;
               }
+              break loop;
+            }
+          }
+          break;
+        }
+        case 13: {
+          // lh
+          const addr = (x[(d >> 15) & 31]! + (d >> 20)) | 0;
+          const ti = ((addr >>> 12) & TLB_MASK) | READ;
+          if (tag[ti] === addr >>> 12 && (addr & 1) === 0) {
+            if (rd !== 0) x[rd] = (u16[ti]![(off[ti]! + (addr & 0xfff)) >> 1]! << 16) >> 16;
+          } else {
+            const r = this.loadSlow(addr, 13, rd);
+            if (r !== NEXT) {
               exit = r;
+              if (r === ExitReason.MMIO) {
+                pc = npc;
+                left--;
+              }
+              break loop;
+            }
+          }
+          break;
+        }
+        case 14: {
+          // lw
+          const addr = (x[(d >> 15) & 31]! + (d >> 20)) | 0;
+          const ti = ((addr >>> 12) & TLB_MASK) | READ;
+          if (tag[ti] === addr >>> 12 && (addr & 3) === 0) {
+            if (rd !== 0) x[rd] = i32[ti]![(off[ti]! + (addr & 0xfff)) >> 2]!;
+          } else {
+            const r = this.loadSlow(addr, 14, rd);
+            if (r !== NEXT) {
+              exit = r;
+              if (r === ExitReason.MMIO) {
+                pc = npc;
+                left--;
+              }
+              break loop;
+            }
+          }
+          break;
+        }
+        case 15: {
+          // lbu
+          const addr = (x[(d >> 15) & 31]! + (d >> 20)) | 0;
+          const ti = ((addr >>> 12) & TLB_MASK) | READ;
+          if (tag[ti] === addr >>> 12) {
+            if (rd !== 0) x[rd] = u8[ti]![off[ti]! + (addr & 0xfff)]!;
+          } else {
+            const r = this.loadSlow(addr, 15, rd);
+            if (r !== NEXT) {
+              exit = r;
+              if (r === ExitReason.MMIO) {
+                pc = npc;
+                left--;
+              }
+              break loop;
+            }
+          }
+          break;
+        }
+        case 16: {
+          // lhu
+          const addr = (x[(d >> 15) & 31]! + (d >> 20)) | 0;
+          const ti = ((addr >>> 12) & TLB_MASK) | READ;
+          if (tag[ti] === addr >>> 12 && (addr & 1) === 0) {
+            if (rd !== 0) x[rd] = u16[ti]![(off[ti]! + (addr & 0xfff)) >> 1]!;
+          } else {
+            const r = this.loadSlow(addr, 16, rd);
+            if (r !== NEXT) {
+              exit = r;
+              if (r === ExitReason.MMIO) {
+                pc = npc;
+                left--;
+              }
+              break loop;
+            }
+          }
+          break;
+        }
+        // S-type address: imm[11:5|4:0] = inst[31:25|11:7]
+        case 17: {
+          // sb
+          const addr = (x[(d >> 15) & 31]! + (((d >> 20) & ~31) | ((d >> 7) & 31))) | 0;
+          const ti = ((addr >>> 12) & TLB_MASK) | WRITE;
+          if (tag[ti] === addr >>> 12) u8[ti]![off[ti]! + (addr & 0xfff)] = x[(d >> 20) & 31]!;
+          else {
+            const r = this.storeSlow(addr, 0, x[(d >> 20) & 31]!);
+            if (r !== NEXT) {
+              exit = r;
+              if (r === ExitReason.MMIO) {
+                pc = npc;
+                left--;
+              }
+              break loop;
+            }
+          }
+          break;
+        }
+        case 18: {
+          // sh
+          const addr = (x[(d >> 15) & 31]! + (((d >> 20) & ~31) | ((d >> 7) & 31))) | 0;
+          const ti = ((addr >>> 12) & TLB_MASK) | WRITE;
+          if (tag[ti] === addr >>> 12 && (addr & 1) === 0)
+            u16[ti]![(off[ti]! + (addr & 0xfff)) >> 1] = x[(d >> 20) & 31]!;
+          else {
+            const r = this.storeSlow(addr, 1, x[(d >> 20) & 31]!);
+            if (r !== NEXT) {
+              exit = r;
+              if (r === ExitReason.MMIO) {
+                pc = npc;
+                left--;
+              }
+              break loop;
+            }
+          }
+          break;
+        }
+        case 19: {
+          // sw
+          const addr = (x[(d >> 15) & 31]! + (((d >> 20) & ~31) | ((d >> 7) & 31))) | 0;
+          const ti = ((addr >>> 12) & TLB_MASK) | WRITE;
+          if (tag[ti] === addr >>> 12 && (addr & 3) === 0)
+            i32[ti]![(off[ti]! + (addr & 0xfff)) >> 2] = x[(d >> 20) & 31]!;
+          else {
+            const r = this.storeSlow(addr, 2, x[(d >> 20) & 31]!);
+            if (r !== NEXT) {
+              exit = r;
+              if (r === ExitReason.MMIO) {
+                pc = npc;
+                left--;
+              }
               break loop;
             }
           }
@@ -553,7 +634,11 @@ export class Cpu {
   private decodeAt(pc: number, dec: Int32Array): number {
     const lo = this.fetchParcel(pc);
     const slot = (pc & 0xfff) >> 1;
-    if ((lo & 3) !== 3) return (dec[slot] = this.cdec[lo]!);
+    if ((lo & 3) !== 3) {
+      const d = this.cdec[lo]!;
+      dec[slot] = d;
+      return d;
+    }
     const hi = this.fetchParcel((pc + 2) | 0);
     if (hi < 0) {
       this.fault(Cause.FETCH_ACCESS, (pc + 2) | 0);
@@ -589,16 +674,44 @@ export class Cpu {
   }
 
   /**
-   * A store the write-table fast path did not take (aligned; size = log2 bytes). Fills the entry,
+   * A load the inline path did not take (op: Op.LB..Op.LHU). Checks alignment, then translation;
+   * loads the value into rd. Returns NEXT, MMIO (the exit is recorded) or FAULT.
+   */
+  private loadSlow(addr: number, op: number, rd: number): number {
+    if ((addr & LOAD_ALIGN[op]!) !== 0) return this.fault(Cause.MISALIGNED_LOAD, addr);
+    const t = this.tlb;
+    const gfn = addr >>> 12;
+    const ti = (gfn & TLB_MASK) | READ;
+    if (t.tag[ti] !== gfn) {
+      const r = t.fillRead(gfn);
+      if (r < 0) {
+        if (r === TLB_NOT_RAM) return this.mmio(addr, LOAD_SIZE[op]!, 0, 0, rd, op <= Op.LW ? 1 : 0);
+        return this.fault(Cause.LOAD_ACCESS, addr);
+      }
+    }
+    const o = t.off[ti]! + (addr & 0xfff);
+    let v: number;
+    if (op === Op.LW) v = t.i32[ti]![o >> 2]!;
+    else if (op === Op.LB) v = (t.u8[ti]![o]! << 24) >> 24;
+    else if (op === Op.LBU) v = t.u8[ti]![o]!;
+    else if (op === Op.LH) v = (t.u16[ti]![o >> 1]! << 16) >> 16;
+    else v = t.u16[ti]![o >> 1]!;
+    if (rd !== 0) this.state[rd] = v;
+    return NEXT;
+  }
+
+  /**
+   * A store the inline path did not take (size = log2 bytes). Checks alignment, fills the entry,
    * stores, and for a frame with decoded code zeroes the decode slots the bytes overlap (including
    * the slot before, where a 32-bit instruction may start). Returns NEXT, MMIO or FAULT.
    */
   private storeSlow(addr: number, size: number, v: number): number {
-    const t = this.tlb.write;
+    if ((addr & ((1 << size) - 1)) !== 0) return this.fault(Cause.MISALIGNED_STORE, addr);
+    const t = this.tlb;
     const gfn = addr >>> 12;
-    const ti = gfn & TLB_MASK;
+    const ti = (gfn & TLB_MASK) | WRITE;
     if (t.tag[ti] !== (gfn | CODE_TAG)) {
-      const r = this.tlb.fillWrite(gfn);
+      const r = t.fillWrite(gfn);
       if (r < 0) {
         if (r === TLB_NOT_RAM)
           return this.mmio(addr, 1 << size, 1, size === 2 ? v : v & ((1 << (8 << size)) - 1), 0, 0);
@@ -615,11 +728,11 @@ export class Cpu {
 
   /** The 16-bit parcel at guest-physical `addr` through the fetch TLB, or -1 if not executable. */
   private fetchParcel(addr: number): number {
-    const t = this.tlb.fetch;
+    const t = this.tlb;
     const gfn = addr >>> 12;
-    let ti = gfn & TLB_MASK;
+    let ti = (gfn & TLB_MASK) | FETCH;
     if (t.tag[ti] !== gfn) {
-      ti = this.tlb.fillFetch(gfn);
+      ti = t.fillFetch(gfn);
       if (ti < 0) return -1;
     }
     return t.u16[ti]![(t.off[ti]! + (addr & 0xfff)) >> 1]!;
@@ -634,14 +747,13 @@ export class Cpu {
    * MMIO). A write to a frame with decoded code invalidates the slots it overlaps.
    */
   private amoWord(addr: number, readOnly: boolean): number {
+    const t = this.tlb;
     const gfn = addr >>> 12;
-    const ti = gfn & TLB_MASK;
-    const r = this.tlb.read;
-    if (r.tag[ti] !== gfn && this.tlb.fillRead(gfn) < 0) return -1;
-    let t = r;
+    let ti = (gfn & TLB_MASK) | READ;
+    if (t.tag[ti] !== gfn && t.fillRead(gfn) < 0) return -1;
     if (!readOnly) {
-      t = this.tlb.write;
-      if (t.tag[ti] !== gfn && t.tag[ti] !== (gfn | CODE_TAG) && this.tlb.fillWrite(gfn) < 0) return -1;
+      ti = (gfn & TLB_MASK) | WRITE;
+      if (t.tag[ti] !== gfn && t.tag[ti] !== (gfn | CODE_TAG) && t.fillWrite(gfn) < 0) return -1;
       if (t.tag[ti] !== gfn) invalidateSlots(t.dec[ti]!, addr, 4);
     }
     this.amoView = t.i32[ti]!;

@@ -8,33 +8,42 @@ import { P2M_ENTRY_MFN_SCALE, P2M_LOGDIRTY, P2M_NONE, P2M_R, P2M_W, P2M_X, type 
  * a chunk view and an offset). Only RAM is cached; a gfn the P2M does not map never hits, so every
  * access to it takes the miss path and leaves as an MMIO exit.
  *
+ * The three tables share one set of arrays, at index offsets READ / WRITE / FETCH (entry
+ * `(gfn & TLB_MASK) | WRITE` is gfn's write entry): the interpreter then keeps 5 array references
+ * live instead of 13, which keeps V8's register allocation of its loop stable.
+ *
  * It also owns the decoded-instruction cache: one Int32Array of decoded words (predecode.ts) per
  * executed machine frame, one slot per 16-bit parcel, 0 = not decoded yet. Coherence rules:
- *  - this vCPU's own stores: a write-table entry for a frame that has decoded code is installed
- *    with CODE_TAG set in its tag, so the store fast path misses and the slow path (cpu.ts) stores
- *    and zeroes the slots the bytes overlap. Entries already in the write table when a frame first
- *    gets decoded are converted in place. So self-modifying code works without fence.i, as in QEMU.
+ *  - this vCPU's own stores: a write entry for a frame that has decoded code is installed with
+ *    CODE_TAG set in its tag, so the store fast path misses and the slow path (cpu.ts) stores and
+ *    zeroes the slots the bytes overlap. Write entries present when a frame first gets decoded are
+ *    converted in place. So self-modifying code works without fence.i, as in QEMU.
  *  - other writers (other vCPU threads, the host) are seen after fence.i, a P2M generation change
  *    or Cpu.flushTlb(): all of them drop every decoded frame. (RISC-V requires fence.i for
  *    cross-hart code modification anyway.)
  *
- * The tables are plain per-thread arrays (no allocation on a hit). Entries are valid only against
- * the P2M generation they were filled in; the Cpu flushes on a generation change.
+ * Plain per-thread arrays: no allocation on a hit. Entries are valid only against the P2M
+ * generation they were filled in; the Cpu flushes on a generation change.
  */
 
 export const TLB_BITS = 9;
 export const TLB_SIZE = 1 << TLB_BITS;
 export const TLB_MASK = TLB_SIZE - 1;
+/** Index offsets of the three tables (OR them into gfn & TLB_MASK). */
+export const READ = 0;
+export const WRITE = TLB_SIZE;
+export const FETCH = 2 * TLB_SIZE;
+const ENTRIES = 3 * TLB_SIZE;
 /** A tag no gfn equals (gfns of a 32-bit guest-physical space are 0..2^20-1). */
 const NO_TAG = -1;
-/** Write-table tag flag: the frame holds decoded code; stores must go through the slow path. */
+/** Write-entry tag flag: the frame holds decoded code; stores must go through the slow path. */
 export const CODE_TAG = 1 << 30;
 /** Parcels (decode slots) per frame. */
 export const SLOTS_PER_FRAME = 2048;
 /** Decoded frames kept before the whole cache is dropped (8 KiB each: 16 MiB). */
 const MAX_CODE_FRAMES = 2048;
 
-/** fill*() results besides a table index. */
+/** fill*() results besides an entry index. */
 export const TLB_NOT_RAM = -1;
 export const TLB_NO_RIGHT = -2;
 
@@ -48,25 +57,16 @@ const DUMMY_U16 = new Uint16Array(DUMMY_BUFFER);
 const DUMMY_I32 = new Int32Array(DUMMY_BUFFER);
 const DUMMY_DEC = new Int32Array(0);
 
-/** One direct-mapped table. `off` is the frame's byte offset inside the chunk the views cover. */
-export class TlbTable {
-  readonly tag = new Int32Array(TLB_SIZE).fill(NO_TAG);
-  readonly off = new Int32Array(TLB_SIZE);
-  readonly u8: Uint8Array[] = new Array<Uint8Array>(TLB_SIZE).fill(DUMMY_U8);
-  readonly u16: Uint16Array[] = new Array<Uint16Array>(TLB_SIZE).fill(DUMMY_U16);
-  readonly i32: Int32Array[] = new Array<Int32Array>(TLB_SIZE).fill(DUMMY_I32);
-  /** Fetch table: the frame's decode slots. Write table: the same, for CODE_TAG entries. */
-  readonly dec: Int32Array[] = new Array<Int32Array>(TLB_SIZE).fill(DUMMY_DEC);
-
-  flush(): void {
-    this.tag.fill(NO_TAG);
-  }
-}
-
 export class Tlb {
-  readonly read = new TlbTable();
-  readonly write = new TlbTable();
-  readonly fetch = new TlbTable();
+  /** Per entry: the gfn (| CODE_TAG for a write entry of a code frame), or -1. */
+  readonly tag = new Int32Array(ENTRIES).fill(NO_TAG);
+  /** Per entry: byte offset of the frame inside the chunk the views below cover. */
+  readonly off = new Int32Array(ENTRIES);
+  readonly u8: Uint8Array[] = new Array<Uint8Array>(ENTRIES).fill(DUMMY_U8);
+  readonly u16: Uint16Array[] = new Array<Uint16Array>(ENTRIES).fill(DUMMY_U16);
+  readonly i32: Int32Array[] = new Array<Int32Array>(ENTRIES).fill(DUMMY_I32);
+  /** Fetch entries: the frame's decode slots. Write entries: the same, for CODE_TAG entries. */
+  readonly dec: Int32Array[] = new Array<Int32Array>(ENTRIES).fill(DUMMY_DEC);
   /** mfn -> decode slots of that frame. */
   private readonly code = new Map<number, Int32Array>();
 
@@ -77,34 +77,32 @@ export class Tlb {
 
   /** Drops every entry and every decoded frame. */
   flush(): void {
-    this.read.flush();
-    this.write.flush();
-    this.fetch.flush();
+    this.tag.fill(NO_TAG);
     this.code.clear();
   }
 
-  /** Drops every decoded frame (fence.i): the fetch table and the write table's CODE_TAG entries. */
+  /** Drops every decoded frame (fence.i): the fetch entries and the CODE_TAG write entries. */
   flushCode(): void {
     this.code.clear();
-    this.fetch.flush();
-    const tag = this.write.tag;
-    for (let i = 0; i < TLB_SIZE; i++) if (tag[i]! >= CODE_TAG) tag[i] = NO_TAG;
+    const tag = this.tag;
+    tag.fill(NO_TAG, FETCH, FETCH + TLB_SIZE);
+    for (let i = WRITE; i < WRITE + TLB_SIZE; i++) if (tag[i]! >= CODE_TAG) tag[i] = NO_TAG;
   }
 
   // Entries are exact integers < 2^36; `e & P2M_*` is exact because ToInt32 keeps the low bits.
 
-  /** Fills the read entry for gfn: its index, TLB_NOT_RAM (MMIO) or TLB_NO_RIGHT (no R). */
+  /** Fills gfn's read entry: its index, TLB_NOT_RAM (MMIO) or TLB_NO_RIGHT (no R). */
   fillRead(gfn: number): number {
     const e = this.p2m.lookup(gfn);
     if (e === P2M_NONE) return TLB_NOT_RAM;
     if ((e & P2M_R) === 0) return TLB_NO_RIGHT;
-    return this.install(this.read, gfn, e);
+    return this.install((gfn & TLB_MASK) | READ, gfn, e);
   }
 
   /**
-   * Fills the write entry for gfn. A log-dirty page is reported with markDirty() here, once per
-   * fill, and the entry markDirty returns is the one used. A frame with decoded code gets a
-   * CODE_TAG entry (the caller checks `write.tag[ti] === gfn` to know whether the fast path applies).
+   * Fills gfn's write entry. A log-dirty page is reported with markDirty() here, once per fill,
+   * and the entry markDirty returns is the one used. A frame with decoded code gets a CODE_TAG
+   * entry (callers check `tag[i] === gfn` to know whether the fast path applies).
    */
   fillWrite(gfn: number): number {
     let e = this.p2m.lookup(gfn);
@@ -115,16 +113,16 @@ export class Tlb {
       if (e === P2M_NONE) return TLB_NOT_RAM;
       if ((e & P2M_W) === 0) return TLB_NO_RIGHT;
     }
-    const ti = this.install(this.write, gfn, e);
+    const i = this.install((gfn & TLB_MASK) | WRITE, gfn, e);
     const dec = this.code.get(Math.floor(e / P2M_ENTRY_MFN_SCALE));
     if (dec !== undefined) {
-      this.write.tag[ti] = gfn | CODE_TAG;
-      this.write.dec[ti] = dec;
+      this.tag[i] = gfn | CODE_TAG;
+      this.dec[i] = dec;
     }
-    return ti;
+    return i;
   }
 
-  /** Fills the fetch entry for gfn (and its decode slots); TLB_NO_RIGHT / TLB_NOT_RAM if not executable RAM. */
+  /** Fills gfn's fetch entry (and its decode slots); TLB_NO_RIGHT / TLB_NOT_RAM if not executable RAM. */
   fillFetch(gfn: number): number {
     const e = this.p2m.lookup(gfn);
     if (e === P2M_NONE) return TLB_NOT_RAM;
@@ -137,34 +135,32 @@ export class Tlb {
       this.code.set(mfn, dec);
       this.protect(mfn, dec);
     }
-    const ti = this.install(this.fetch, gfn, e);
-    this.fetch.dec[ti] = dec;
-    return ti;
+    const i = this.install((gfn & TLB_MASK) | FETCH, gfn, e);
+    this.dec[i] = dec;
+    return i;
   }
 
-  /** Turns write-table entries for frame mfn (under any gfn) into CODE_TAG entries. */
+  /** Turns write entries for frame mfn (under any gfn) into CODE_TAG entries. */
   private protect(mfn: number, dec: Int32Array): void {
-    const w = this.write;
     const view = this.memory.chunk(mfn).i32;
     const off = this.memory.frameOffset(mfn);
-    for (let i = 0; i < TLB_SIZE; i++) {
-      const tag = w.tag[i]!;
-      if (tag >= 0 && tag < CODE_TAG && w.off[i] === off && w.i32[i] === view) {
-        w.tag[i] = tag | CODE_TAG;
-        w.dec[i] = dec;
+    for (let i = WRITE; i < WRITE + TLB_SIZE; i++) {
+      const tag = this.tag[i]!;
+      if (tag >= 0 && tag < CODE_TAG && this.off[i] === off && this.i32[i] === view) {
+        this.tag[i] = tag | CODE_TAG;
+        this.dec[i] = dec;
       }
     }
   }
 
-  private install(t: TlbTable, gfn: number, entry: number): number {
+  private install(i: number, gfn: number, entry: number): number {
     const mfn = Math.floor(entry / P2M_ENTRY_MFN_SCALE);
     const chunk = this.memory.chunk(mfn);
-    const ti = gfn & TLB_MASK;
-    t.tag[ti] = gfn;
-    t.off[ti] = this.memory.frameOffset(mfn);
-    t.u8[ti] = chunk.u8;
-    t.u16[ti] = chunk.u16;
-    t.i32[ti] = chunk.i32;
-    return ti;
+    this.tag[i] = gfn;
+    this.off[i] = this.memory.frameOffset(mfn);
+    this.u8[i] = chunk.u8;
+    this.u16[i] = chunk.u16;
+    this.i32[i] = chunk.i32;
+    return i;
   }
 }
