@@ -13,11 +13,18 @@
  *                 state layout and the slow paths (system/amo/mmio/fault helpers) stay.
  *
  * All architectural state is in `state` (see vcpu_state.ts), so another worker holding the same
- * state buffer and memory chunks resumes this vCPU. The soft TLB is per-instance derived state.
+ * state buffer and memory chunks resumes this vCPU. The soft TLB and the decoded-instruction cache
+ * (tlb.ts) are per-instance derived state.
+ *
+ * The interpreter executes predecoded words (predecode.ts): each executed frame has one decode
+ * slot per parcel, filled on first execution, so the loop is: fetch-page check, one load, one
+ * dense switch. The host must call flushTlb() after writing code into guest memory itself.
  *
  * Hot-path rules (V8): the interpreter loop allocates nothing, keeps every value an int32
  * (`|0`, `>>>0` only inside comparisons, Math.imul), reads registers straight from the state
- * Int32Array, and keeps x0 zero by never writing it (`if (rd !== 0)`).
+ * Int32Array, keeps x0 zero by never writing it (`if (rd !== 0)`), keeps few values live across
+ * the loop (register pressure decides whether V8 spills them), and moves every miss/exception path
+ * into a method so the loop body stays small.
  */
 
 import type { MachineMemory } from "../memory/machine_memory.js";
@@ -170,7 +177,12 @@ export class Cpu {
     this.trap(cause | 0, tval | 0);
   }
 
-  /** Drops every soft-TLB entry (the next run() refills from the P2M). */
+  /**
+   * Drops every soft-TLB entry and every decoded instruction (the next run() refills from the P2M
+   * and memory). Call it after the host itself writes code into guest memory (a loader, a debugger):
+   * the vCPU sees its own stores to code at once, other writers only after fence.i, a P2M
+   * generation change or this.
+   */
   flushTlb(): void {
     this.tlb.flush();
   }

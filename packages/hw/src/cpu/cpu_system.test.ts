@@ -10,7 +10,7 @@ import { DATA_BASE, ManualTime, MFN_BASE, MMIO_BASE, RAM_BASE, RAM_PAGES, RWX, T
 import type { TimeSource } from "./time.js";
 import { VcpuSlot } from "./vcpu_state.js";
 
-const { a0, a1, a2, a3, a4, a5, t0, t1 } = Reg;
+const { a0, a1, a2, a3, a4, a5, ra, t0, t1 } = Reg;
 const S = VcpuSlot;
 const HANDLER = RAM_BASE + 0x800;
 const INT = -0x8000_0000;
@@ -474,6 +474,30 @@ describe("P2M and the soft TLB", () => {
     assert.equal(m.cpu.run(10_000), ExitReason.EBREAK);
     assert.equal(m.x(a1), 1 + 10 + 100 + 1000);
     assert.equal(m.readWord(RAM_BASE + 0x500), 1);
+  });
+
+  it("a store through another gfn mapping the same frame is seen by decoded code", () => {
+    // The body lives on the second RAM page; ALIAS maps that page's frame a second time. The first
+    // store through ALIAS happens before the body is ever decoded (so its write entry must be
+    // converted when the frame gets decoded); the second store patches the body.
+    const BODY = RAM_BASE + 0x1000;
+    const ALIAS = RAM_BASE + RAM_PAGES * 4096;
+    const m = machineWith((a) =>
+      a
+        .li(a5, ALIAS)
+        .li(a0, I.addi(a1, a1, 10))
+        .i(I.sw(0, a5, 0x200))
+        .li(t1, BODY)
+        .i(I.jalr(ra, t1, 0))
+        .i(I.sw(a0, a5, 0))
+        .i(I.jalr(ra, t1, 0))
+        .i(I.ebreak())
+        .padTo(BODY)
+        .i(I.addi(a1, a1, 1), I.jalr(0, ra, 0)),
+    );
+    m.p2m.map(ALIAS >>> 12, MFN_BASE + 1, RWX);
+    assert.equal(m.cpu.run(1000), ExitReason.EBREAK);
+    assert.equal(m.x(a1), 11);
   });
 
   it("fence.i after a store makes the new instruction execute", () => {

@@ -2,6 +2,7 @@ import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { compressedTable, expandCompressed } from "./compressed.js";
 import { COMPRESSED, classify, compressedMatches, INSTRUCTIONS, lookupInstruction } from "./decode_table.js";
+import { compressedDecodeTable, OP_COMPRESSED, OP_MASK, Op, opOf } from "./predecode.js";
 import { C, I } from "./test_asm.js";
 
 /** Deterministic PRNG (xorshift32) so failures reproduce. */
@@ -161,6 +162,49 @@ describe("compressed expansion", () => {
       for (const [name, parcel, word] of pairs) {
         assert.equal(hex(expandCompressed(parcel)), hex(word), `${name} parcel 0x${parcel.toString(16)}`);
       }
+    }
+  });
+});
+
+describe("predecode (the interpreter's decoder) vs the table", () => {
+  /** The Op id the interpreter should use for a table name (AMO and SYSTEM decode further later). */
+  function expectedOp(name: string, inst: number): number {
+    if (name === "illegal") {
+      const opcode = inst & 0x7f;
+      return opcode === 0x2f ? Op.AMO : opcode === 0x73 ? Op.SYSTEM : Op.ILLEGAL;
+    }
+    if (name.endsWith(".w") && name !== "fence.i") return Op.AMO;
+    if (["ecall", "ebreak", "sret", "wfi"].includes(name) || name.startsWith("csr")) return Op.SYSTEM;
+    return Op[name.toUpperCase().replace(".", "_") as keyof typeof Op];
+  }
+
+  it("maps every table entry's encodings to its operation", () => {
+    const rand = rng(31337);
+    for (const spec of INSTRUCTIONS) {
+      for (let k = 0; k < 300; k++) {
+        const w = ((rand() & ~spec.mask) | spec.match) >>> 0;
+        assert.equal(opOf(w), expectedOp(spec.name, w), `${spec.name} ${hex(w)}`);
+      }
+    }
+  });
+
+  it("maps random words like the table does", () => {
+    const rand = rng(4711);
+    for (let k = 0; k < 100_000; k++) {
+      const w = (rand() | 3) >>> 0;
+      assert.equal(opOf(w), expectedOp(lookupInstruction(w), w), hex(w));
+    }
+  });
+
+  it("the compressed decode table holds the decoded expansion of every parcel", () => {
+    const t = compressedDecodeTable();
+    const e = compressedTable();
+    for (let p = 0; p < 65536; p++) {
+      if ((p & 3) === 3) continue;
+      const d = t[p]!;
+      assert.equal(d & OP_COMPRESSED, OP_COMPRESSED);
+      if (e[p] === 0) assert.equal(d & OP_MASK, Op.ILLEGAL);
+      else assert.equal(d, (e[p]! & ~0x7f) | opOf(e[p]!) | OP_COMPRESSED | 0);
     }
   });
 });
