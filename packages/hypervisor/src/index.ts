@@ -67,3 +67,34 @@ export type { SchedRequest, Vcpu, VcpuInfoPlacement } from "./vcpu.js";
 export * as fdt from "./fdt/index.js";
 export type { FdtErrorCode, FdtHeaderInfo, MemoryReservation, ReadOptions } from "./fdt/index.js";
 export { Fdt, FdtError, FdtNode, readFdt, readFdtWithHeader, writeFdt } from "./fdt/index.js";
+// Scheduling policy (credit2, RTDS, null), cpupools and a deterministic simulator; see sched/README.md.
+export type { PcpuSlot, PickResult } from "./sched/base.js";
+export { mulDiv, mulDivCeil, SchedulerBase, wallForUnits, workUnits } from "./sched/base.js";
+export { CpuMask } from "./sched/cpumask.js";
+export type { CpupoolInfo, CpupoolsOptions, SchedOptions } from "./sched/cpupool.js";
+export { CPUPOOL_PAR_ANY, Cpupool, Cpupools, createScheduler } from "./sched/cpupool.js";
+export type { Credit2Options } from "./sched/credit2.js";
+export { Credit2Scheduler } from "./sched/credit2.js";
+export type { NullOptions } from "./sched/null.js";
+export { NullScheduler } from "./sched/null.js";
+export type { RtdsUtilisation } from "./sched/rtds.js";
+export { RtdsScheduler } from "./sched/rtds.js";
+export type { Interval, SimOptions, UnitStats, Workload } from "./sched/sim.js";
+export { pcpus as simPcpus, SchedSim } from "./sched/sim.js";
+export type {
+  Credit2DomainParams,
+  NullParams,
+  Pcpu,
+  PcpuClass,
+  PcpuId,
+  PoolParams,
+  PoolParamsUpdate,
+  RtdsVcpuParams,
+  SchedDecision,
+  SchedName,
+  SchedParams,
+  SchedParamsUpdate,
+  Scheduler,
+  UnitState,
+} from "./sched/types.js";
+export { REF_SPEED, SchedUnit, XEN_SCHEDULER } from "./sched/types.js";
