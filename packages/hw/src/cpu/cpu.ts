@@ -96,6 +96,12 @@ export class Cpu {
   private readonly cdec: Int32Array;
   /** The P2M generation the TLB was filled against. */
   private tlbGen: number;
+  /** Cached view of the upcall line's byte (see VcpuSlot.UPCALL_LINE_*); lineOff -1 = none cached. */
+  private lineMfn = -1;
+  private lineOff = -1;
+  private lineI32: Int32Array = new Int32Array(new SharedArrayBuffer(4));
+  private lineIndex = 0;
+  private lineMask = 0;
   /** Instructions the last exec() retired. */
   private retired = 0;
   /** Where a slow path that ends the slice leaves pc. */
@@ -195,13 +201,37 @@ export class Cpu {
       this.tlb.flush();
       this.tlbGen = gen;
       this.state[S.TLB_GEN_SEEN] = gen;
+    } else if (this.tlb.overfull) this.tlb.flushCode();
+  }
+
+  /**
+   * Pending interrupt bits: SIP as set by other threads, plus SEIP while the upcall line's byte is
+   * non-zero. The line's frame view is cached and re-resolved when the slots change.
+   */
+  pendingInterrupts(): number {
+    const st = this.state;
+    let pending = Atomics.load(st, S.SIP);
+    const off = st[S.UPCALL_LINE_OFF]!;
+    if (off >= 0) {
+      const mfn = st[S.UPCALL_LINE_MFN]! >>> 0;
+      if (mfn !== this.lineMfn || off !== this.lineOff) {
+        const chunk = this.memory.chunk(mfn);
+        const byte = this.memory.frameOffset(mfn) + (off & 0xfff);
+        this.lineI32 = chunk.i32;
+        this.lineIndex = byte >> 2;
+        this.lineMask = 0xff << ((byte & 3) * 8);
+        this.lineMfn = mfn;
+        this.lineOff = off;
+      }
+      if ((Atomics.load(this.lineI32, this.lineIndex) & this.lineMask) !== 0) pending |= SIP_SEIP;
     }
+    return pending & SI_MASK;
   }
 
   /** Takes the highest-priority pending and enabled interrupt, if any (SEI > SSI > STI). */
   private takeInterrupt(): void {
     const st = this.state;
-    const pending = Atomics.load(st, S.SIP) & st[S.SIE]! & SI_MASK;
+    const pending = this.pendingInterrupts() & st[S.SIE]!;
     if (pending === 0) return;
     if (st[S.PRIV] !== 0 && (st[S.SSTATUS]! & SSTATUS_SIE) === 0) return;
     const cause = pending & SIP_SEIP ? 9 : pending & SIP_SSIP ? 1 : 5;
@@ -879,7 +909,7 @@ export class Cpu {
         }
         case 0x10500073: // wfi: a nop if an interrupt is pending and enabled in sie
           if (priv === 0) break;
-          if ((Atomics.load(st, S.SIP) & st[S.SIE]! & SI_MASK) !== 0) return NEXT;
+          if ((this.pendingInterrupts() & st[S.SIE]!) !== 0) return NEXT;
           this.nextPc = npc;
           return ExitReason.WFI;
       }

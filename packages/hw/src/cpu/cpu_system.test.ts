@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
+import { MachineMemory } from "../memory/machine_memory.js";
 import { SLICE } from "./cpu.js";
 import { Csr } from "./csr.js";
 import { Cause, ExitReason, SIP_SEIP, SIP_SSIP, SIP_STIP, SSTATUS_SIE, SSTATUS_SPIE, SSTATUS_SPP } from "./exit.js";
@@ -498,6 +499,20 @@ describe("P2M and the soft TLB", () => {
     m.p2m.map(ALIAS >>> 12, MFN_BASE + 1, RWX);
     assert.equal(m.cpu.run(1000), ExitReason.EBREAK);
     assert.equal(m.x(a1), 11);
+  });
+
+  it("runs through more code frames than the decode cache keeps (it is dropped and refilled)", () => {
+    const PAGES = 2200;
+    const m = new TestMachine({ memory: new MachineMemory({ bytes: 32 << 20 }), ramPages: PAGES + 1 });
+    // Each page: addi a0, a0, 1; jal to the next page. The last page: ebreak.
+    const page = new Asm(0).i(I.addi(a0, a0, 1), I.jal(0, 4096 - 4)).bytes();
+    for (let k = 0; k < PAGES; k++) m.write(RAM_BASE + k * 4096, page);
+    m.write(RAM_BASE + PAGES * 4096, new Asm(0).i(I.ebreak()).bytes());
+    for (let round = 1; round <= 2; round++) {
+      m.pc = RAM_BASE;
+      assert.equal(m.cpu.run(100_000), ExitReason.EBREAK);
+      assert.equal(m.x(a0), round * PAGES);
+    }
   });
 
   it("fence.i after a store makes the new instruction execute", () => {

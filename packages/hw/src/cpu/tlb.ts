@@ -40,7 +40,10 @@ const NO_TAG = -1;
 export const CODE_TAG = 1 << 30;
 /** Parcels (decode slots) per frame. */
 export const SLOTS_PER_FRAME = 2048;
-/** Decoded frames kept before the whole cache is dropped (8 KiB each: 16 MiB). */
+/**
+ * Decoded frames kept (8 KiB each: 16 MiB); beyond it the whole cache is dropped at the next poll
+ * (not at once: the interpreter holds the current frame's slots until its slice ends).
+ */
 const MAX_CODE_FRAMES = 2048;
 
 /** fill*() results besides an entry index. */
@@ -69,6 +72,8 @@ export class Tlb {
   readonly dec: Int32Array[] = new Array<Int32Array>(ENTRIES).fill(DUMMY_DEC);
   /** mfn -> decode slots of that frame. */
   private readonly code = new Map<number, Int32Array>();
+  /** Set when the decode cache outgrew MAX_CODE_FRAMES; the Cpu calls flushCode() at its next poll. */
+  overfull = false;
 
   constructor(
     private readonly memory: MachineMemory,
@@ -79,11 +84,13 @@ export class Tlb {
   flush(): void {
     this.tag.fill(NO_TAG);
     this.code.clear();
+    this.overfull = false;
   }
 
   /** Drops every decoded frame (fence.i): the fetch entries and the CODE_TAG write entries. */
   flushCode(): void {
     this.code.clear();
+    this.overfull = false;
     const tag = this.tag;
     tag.fill(NO_TAG, FETCH, FETCH + TLB_SIZE);
     for (let i = WRITE; i < WRITE + TLB_SIZE; i++) if (tag[i]! >= CODE_TAG) tag[i] = NO_TAG;
@@ -130,7 +137,7 @@ export class Tlb {
     const mfn = Math.floor(e / P2M_ENTRY_MFN_SCALE);
     let dec = this.code.get(mfn);
     if (dec === undefined) {
-      if (this.code.size >= MAX_CODE_FRAMES) this.flushCode();
+      if (this.code.size >= MAX_CODE_FRAMES) this.overfull = true;
       dec = new Int32Array(SLOTS_PER_FRAME);
       this.code.set(mfn, dec);
       this.protect(mfn, dec);

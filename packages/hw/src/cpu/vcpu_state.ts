@@ -55,15 +55,24 @@ export const VcpuSlot = {
    * another hart's intervening store of a different value makes the sc fail (see cpu.ts).
    */
   RESERVATION_VALUE: 57,
+  /**
+   * The external interrupt line (SEIP) is level-triggered on one byte of guest memory — Xen's
+   * vcpu_info.evtchn_upcall_pending: asserted while that byte is non-zero, so a guest that clears
+   * the byte before scanning its ports is not interrupted again for the same events. The byte is
+   * given by machine frame and byte offset; UPCALL_LINE_OFF = -1 means no line (SEIP only from SIP).
+   */
+  UPCALL_LINE_MFN: 58,
+  UPCALL_LINE_OFF: 59,
 } as const;
 
 /** Number of Int32 slots in a vCPU state block. */
 export const VCPU_STATE_WORDS = 64;
 export const VCPU_STATE_BYTES = VCPU_STATE_WORDS * 4;
 
-/** Allocates a shareable vCPU state block: all zero (pc 0, registers 0) except PRIV = 1 (S-mode). */
+/** Allocates a shareable vCPU state block: all zero (pc 0, registers 0) except PRIV = 1 (S-mode) and no upcall line. */
 export function createVcpuState(): Int32Array {
   const st = new Int32Array(new SharedArrayBuffer(VCPU_STATE_BYTES));
   st[VcpuSlot.PRIV] = 1;
+  st[VcpuSlot.UPCALL_LINE_OFF] = -1;
   return st;
 }
