@@ -14,10 +14,16 @@ export type {
   ShutdownActions,
 } from "./domain.js";
 export { DEFAULT_SHUTDOWN_ACTIONS, Domain, SHUTDOWN_ACTIONS } from "./domain.js";
+export type { KernelPlacement } from "./domain_build.js";
+export { buildDomainMemory, DomainBuildError, initBootVcpuState } from "./domain_build.js";
 export { DomainTable, MAX_GRANT_FRAMES_LIMIT, MAX_VCPUS, p2mPoolPagesFor } from "./domain_table.js";
 export type { EvtchnStatusInfo } from "./event_channel/event_channel.js";
 // Events raised by the core or the boot layer.
 export { evtchnBindStatic, sendGlobalVirq, sendGuestVirq } from "./event_channel/event_channel.js";
+export type { FdtErrorCode, FdtHeaderInfo, MemoryReservation, ReadOptions } from "./fdt/index.js";
+// Flattened device tree (DTB) reader and dtc-identical writer; value builders/decoders via `fdt.*`.
+export * as fdt from "./fdt/index.js";
+export { Fdt, FdtError, FdtNode, readFdt, readFdtWithHeader, writeFdt } from "./fdt/index.js";
 // Grants: the granting side for TypeScript domains, and the result types of the grant ops.
 export type {
   CopyArgs,
@@ -30,18 +36,24 @@ export type {
 } from "./grant_table/grant_ops.js";
 export type { GrantTable } from "./grant_table/grant_table.js";
 export { endForeignAccess, foreignAccessInUse, grantAccess } from "./grant_table/granter.js";
+export type { GuestFdtConfig } from "./guest_fdt.js";
+export { buildGuestFdt, GUEST_GNTTAB_BASE, GUEST_GNTTAB_SIZE, GUEST_UPCALL_IRQ } from "./guest_fdt.js";
 // Hypercalls.
 export { dispatchHypercall } from "./hypercall/dispatch.js";
 export { HypercallSemantics, SCHED_POLL_MAX_PORTS } from "./hypercall/semantics.js";
 // The root object and its hooks.
 export type { HypervisorHooks, HypervisorOptions } from "./hypervisor.js";
 export { Hypervisor } from "./hypervisor.js";
+// The running host: pCPU workers, the domain builder, the guest device tree.
+export type { DomainEnd, MachineOptions, MachinePoolConfig, TraceEvent } from "./machine.js";
+export { Machine } from "./machine.js";
 // Memory.
 export { populateRange } from "./memory.js";
 export type { GuestMemory } from "./p2m/guest_access.js";
 export type { P2m, P2mDescriptor, P2mEntryInfo } from "./p2m/p2m.js";
 export { P2M_ROOT_PAGES, P2mReader } from "./p2m/p2m.js";
 export { GUEST_RAM_BASE, GUEST_RAM_BASE_GFN, MAX_GFN, P2M_TYPE_NAMES, P2mType } from "./p2m/types.js";
+export type { TimeMode } from "./pcpu/contract.js";
 // Xen's public ABI: numbers, flags, status codes and struct layouts.
 export { Errno, err } from "./public/errno.js";
 export {
@@ -61,12 +73,6 @@ export {
   XenMem,
 } from "./public/memory.js";
 export * from "./public/xen.js";
-export type { SharedRegion } from "./shared_info.js";
-export type { SchedRequest, Vcpu, VcpuInfoPlacement } from "./vcpu.js";
-// Flattened device tree (DTB) reader and dtc-identical writer; value builders/decoders via `fdt.*`.
-export * as fdt from "./fdt/index.js";
-export type { FdtErrorCode, FdtHeaderInfo, MemoryReservation, ReadOptions } from "./fdt/index.js";
-export { Fdt, FdtError, FdtNode, readFdt, readFdtWithHeader, writeFdt } from "./fdt/index.js";
 // Scheduling policy (credit2, RTDS, null), cpupools and a deterministic simulator; see sched/README.md.
 export type { PcpuSlot, PickResult } from "./sched/base.js";
 export { mulDiv, mulDivCeil, SchedulerBase, wallForUnits, workUnits } from "./sched/base.js";
@@ -98,3 +104,5 @@ export type {
   UnitState,
 } from "./sched/types.js";
 export { REF_SPEED, SchedUnit, XEN_SCHEDULER } from "./sched/types.js";
+export type { SharedRegion } from "./shared_info.js";
+export type { SchedRequest, Vcpu, VcpuInfoPlacement } from "./vcpu.js";

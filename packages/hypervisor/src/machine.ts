@@ -1,0 +1,407 @@
+/**
+ * The running host (Xen's sched/core.c plus the trap return path): cpupools, each with its own
+ * scheduler and pCPU worker threads, driving the vCPUs of the core's domains.
+ *
+ * Per pCPU an async loop asks the pool's scheduler what to run (doSchedule), runs that vCPU's
+ * slice on the pCPU's worker, and handles the exits. As in Xen, a pCPU keeps a vCPU running
+ * through many exits: a hypercall that does not block returns straight into the same vCPU with
+ * what is left of its slice. Blocking (WFI, SCHEDOP_block/poll), yield, budget and preemption go
+ * back to the scheduler.
+ *
+ * Time: "host" mode uses the host's monotonic clock. "instructions" mode uses a virtual clock
+ * advanced only by retired instructions (nsPerInstruction each) — with one pCPU a run is then fully
+ * reproducible, which the tests use.
+ */
+import { ExitReason, SIP_SEIP, VCPU_STATE_BYTES, VcpuSlot } from "@xenon/hw";
+import type { Domain } from "./domain.js";
+import { dispatchHypercall } from "./hypercall/dispatch.js";
+import type { Hypervisor } from "./hypervisor.js";
+import { type TimeMode, vcpuKey } from "./pcpu/contract.js";
+import { PcpuPool } from "./pcpu/pcpu_pool.js";
+import { type Pcpu, SchedUnit, type Scheduler } from "./sched/types.js";
+
+export interface MachinePoolConfig {
+  readonly id: number;
+  readonly name: string;
+  readonly scheduler: Scheduler;
+  readonly pcpus: readonly Pcpu[];
+}
+
+export interface MachineOptions {
+  readonly hv: Hypervisor;
+  readonly pools: readonly MachinePoolConfig[];
+  readonly timeMode: TimeMode;
+  /** Virtual ns per retired instruction, also used to turn slices into instruction budgets (default 10). */
+  readonly nsPerInstruction?: number;
+  /** Called for every exit a pCPU handles (tests record traces with it). */
+  readonly trace?: (event: TraceEvent) => void;
+}
+
+export interface TraceEvent {
+  readonly now: number;
+  readonly pcpu: number;
+  readonly domid: number;
+  readonly vcpu: number;
+  readonly reason: number;
+  readonly retired: number;
+}
+
+/** How a domain ended, as the run reports it. */
+export interface DomainEnd {
+  readonly domid: number;
+  readonly name: string;
+  /** SHUTDOWN_* reason, or -1 when the core crashed it (unhandled fault, MMIO with no device). */
+  readonly reason: number;
+  readonly detail?: string;
+}
+
+interface VcpuRecord {
+  readonly domain: Domain;
+  readonly vcpuId: number;
+  readonly key: number;
+  readonly stateBuf: SharedArrayBuffer;
+  readonly state: Int32Array;
+  readonly unit: SchedUnit;
+  readonly pool: PoolRuntime;
+  /** pCPUs whose worker has this vCPU attached. */
+  readonly attached: Set<number>;
+}
+
+interface PoolRuntime {
+  readonly cfg: MachinePoolConfig;
+  readonly workers: PcpuPool;
+}
+
+interface PcpuRuntime {
+  readonly id: number;
+  readonly pool: PoolRuntime;
+  current: VcpuRecord | null;
+  /** Resolves the idle wait of this pCPU's loop. */
+  kick: (() => void) | null;
+  /** Wall/virtual ns the previous unit ran since the last decision. */
+  ranNs: number;
+}
+
+const MAX_BUDGET = 50_000_000;
+
+export class Machine {
+  readonly hv: Hypervisor;
+  private readonly pools = new Map<number, PoolRuntime>();
+  private readonly pcpus = new Map<number, PcpuRuntime>();
+  private readonly vcpus = new Map<number, VcpuRecord>();
+  private readonly live = new Map<number, { name: string }>();
+  private readonly ends: DomainEnd[] = [];
+  private readonly nsPerInstr: number;
+  private readonly t0 = performance.now();
+  private virtualNs = 0;
+  private stopped = false;
+  private allDone: (() => void) | null = null;
+  private schedTimer: NodeJS.Timeout | null = null;
+
+  constructor(private readonly opts: MachineOptions) {
+    this.hv = opts.hv;
+    this.nsPerInstr = opts.nsPerInstruction ?? 10;
+    for (const cfg of opts.pools) {
+      const workers = new PcpuPool({
+        memory: this.hv.memory,
+        pcpus: cfg.pcpus.map((p) => p.id),
+        timeMode: opts.timeMode,
+      });
+      const pool: PoolRuntime = { cfg, workers };
+      this.pools.set(cfg.id, pool);
+      for (const p of cfg.pcpus) {
+        const rc = cfg.scheduler.addPcpu(p, 0);
+        if (rc < 0) throw new Error(`cpupool ${cfg.name}: cannot add pCPU ${p.id} (${rc})`);
+        this.pcpus.set(p.id, { id: p.id, pool, current: null, kick: null, ranNs: 0 });
+      }
+    }
+    const prev = this.hv.hooks;
+    this.hv.hooks = {
+      ...prev,
+      upcall: (domid, vcpu) => {
+        prev.upcall?.(domid, vcpu);
+        this.raiseUpcall(domid, vcpu);
+      },
+      shutdown: (domid, reason, action) => {
+        prev.shutdown?.(domid, reason, action);
+        this.domainEnded(domid, reason);
+      },
+    };
+  }
+
+  now(): number {
+    return this.opts.timeMode === "instructions" ? this.virtualNs : Math.round((performance.now() - this.t0) * 1e6);
+  }
+
+  /**
+   * Puts a built domain (memory loaded) under the machine: its vCPUs get state blocks and units
+   * in `poolId`'s scheduler; vCPU 0 starts runnable with `bootState` as its registers.
+   */
+  addDomain(domain: Domain, poolId: number, bootState: Int32Array): void {
+    const pool = this.pools.get(poolId);
+    if (pool === undefined) throw new Error(`no cpupool ${poolId}`);
+    const sched = pool.cfg.scheduler;
+    const now = this.now();
+    if (sched.addDomain(domain.domid, now) < 0)
+      throw new Error(`cpupool ${pool.cfg.name} refused domain ${domain.domid}`);
+    for (const v of domain.vcpus) {
+      const stateBuf = new SharedArrayBuffer(VCPU_STATE_BYTES);
+      const state = new Int32Array(stateBuf);
+      state[VcpuSlot.PRIV] = 1;
+      if (v.id === 0) state.set(bootState);
+      state[VcpuSlot.UPCALL_LINE_OFF] = -1;
+      const unit = new SchedUnit(domain.domid, v.id, "blocked");
+      const rec: VcpuRecord = {
+        domain,
+        vcpuId: v.id,
+        key: vcpuKey(domain.domid, v.id),
+        stateBuf,
+        state,
+        unit,
+        pool,
+        attached: new Set(),
+      };
+      this.vcpus.set(rec.key, rec);
+      this.syncUpcallLine(rec);
+      sched.insertUnit(unit, now);
+    }
+    this.live.set(domain.domid, { name: domain.name });
+    const boot = this.vcpus.get(vcpuKey(domain.domid, 0))!;
+    sched.wake(boot.unit, now);
+    this.tickle(pool);
+  }
+
+  /** Runs until every added domain has shut down; returns how each ended. */
+  async run(): Promise<DomainEnd[]> {
+    const done = new Promise<void>((resolve) => {
+      this.allDone = resolve;
+    });
+    if (this.live.size === 0) this.allDone?.();
+    const loops = [...this.pcpus.values()].map((p) => this.pcpuLoop(p));
+    this.armSchedTimer();
+    await done;
+    this.stopped = true;
+    for (const p of this.pcpus.values()) p.kick?.();
+    for (const r of this.vcpus.values()) Atomics.store(r.state, VcpuSlot.PREEMPT, 1);
+    await Promise.all(loops);
+    return [...this.ends];
+  }
+
+  async close(): Promise<void> {
+    this.stopped = true;
+    if (this.schedTimer !== null) clearTimeout(this.schedTimer);
+    for (const p of this.pcpus.values()) p.kick?.();
+    await Promise.all([...this.pools.values()].map((p) => p.workers.close()));
+  }
+
+  /** The vCPU's shared state block (registers, exit record), for tools and tests. */
+  vcpuState(domid: number, vcpu: number): Int32Array | undefined {
+    return this.vcpus.get(vcpuKey(domid, vcpu))?.state;
+  }
+
+  private async pcpuLoop(p: PcpuRuntime): Promise<void> {
+    const sched = p.pool.cfg.scheduler;
+    while (!this.stopped) {
+      const now = this.now();
+      const d = sched.doSchedule(p.id, now, p.ranNs);
+      p.ranNs = 0;
+      this.applyTickles(p.pool);
+      const next = d.next === null ? null : (this.vcpus.get(vcpuKey(d.next.domid, d.next.vcpuId)) ?? null);
+      p.current = next;
+      if (next === null) {
+        await new Promise<void>((resolve) => {
+          p.kick = resolve;
+        });
+        p.kick = null;
+        continue;
+      }
+      const budget =
+        d.sliceNs === null ? MAX_BUDGET : Math.max(1, Math.min(MAX_BUDGET, Math.ceil(d.sliceNs / this.nsPerInstr)));
+      await this.runSlice(p, next, budget);
+      p.current = null;
+    }
+  }
+
+  /** Runs `rec` on pCPU p until its slice ends or it stops being runnable. */
+  private async runSlice(p: PcpuRuntime, rec: VcpuRecord, budget: number): Promise<void> {
+    const sched = p.pool.cfg.scheduler;
+    const workers = p.pool.workers;
+    if (!rec.attached.has(p.id)) {
+      workers.attach(p.id, rec.key, rec.stateBuf, rec.domain.p2m.descriptor());
+      rec.attached.add(p.id);
+    }
+    let left = budget;
+    while (left > 0 && !this.stopped) {
+      let exit: Awaited<ReturnType<PcpuPool["run"]>>;
+      try {
+        exit = await workers.run(p.id, rec.key, left);
+      } catch (e) {
+        this.crash(rec.domain, `pCPU failure: ${(e as Error).message}`);
+        return;
+      }
+      left -= exit.retired;
+      p.ranNs += exit.retired * this.nsPerInstr;
+      if (this.opts.timeMode === "instructions") this.virtualNs += exit.retired * this.nsPerInstr;
+      this.opts.trace?.({
+        now: this.now(),
+        pcpu: p.id,
+        domid: rec.domain.domid,
+        vcpu: rec.vcpuId,
+        reason: exit.reason,
+        retired: exit.retired,
+      });
+      if (!this.live.has(rec.domain.domid)) return;
+      const s = rec.state;
+      switch (exit.reason) {
+        case ExitReason.ECALL: {
+          s[10] = dispatchHypercall(rec.domain, rec.vcpuId, s[17]!, s[10]!, s[11]!, s[12]!, s[13]!, s[14]!, s[15]!);
+          this.syncUpcallLine(rec);
+          const req = rec.domain.vcpu(rec.vcpuId)?.takeSchedRequest() ?? null;
+          if (req === null) continue;
+          if (req.op === "yield") {
+            sched.yield(rec.unit, this.now());
+            this.applyTickles(p.pool);
+            return;
+          }
+          if (req.op === "block" || req.op === "poll") {
+            // Poll's port set and timeout are not tracked yet: any event wakes the vCPU.
+            if (this.upcallPending(rec)) continue;
+            sched.block(rec.unit, this.now());
+            this.applyTickles(p.pool);
+            return;
+          }
+          return; // shutdown: domainEnded() has taken the domain off the machine
+        }
+        case ExitReason.WFI:
+          if (((Atomics.load(s, VcpuSlot.SIP) | (this.upcallPending(rec) ? SIP_SEIP : 0)) & s[VcpuSlot.SIE]!) !== 0)
+            continue;
+          sched.block(rec.unit, this.now());
+          this.applyTickles(p.pool);
+          return;
+        case ExitReason.BUDGET:
+          return;
+        case ExitReason.PREEMPT:
+          Atomics.store(s, VcpuSlot.PREEMPT, 0);
+          return;
+        case ExitReason.MMIO:
+          this.crash(
+            rec.domain,
+            `d${rec.domain.domid}v${rec.vcpuId}: access to 0x${(s[VcpuSlot.MMIO_ADDR]! >>> 0).toString(16)} with no device behind it (pc 0x${(s[VcpuSlot.PC]! >>> 0).toString(16)})`,
+          );
+          return;
+        case ExitReason.FAULT:
+        case ExitReason.EBREAK:
+          this.crash(
+            rec.domain,
+            `d${rec.domain.domid}v${rec.vcpuId}: unhandled ${exit.reason === ExitReason.EBREAK ? "ebreak" : `exception cause ${s[VcpuSlot.EXIT_CAUSE]}`} at pc 0x${(s[VcpuSlot.PC]! >>> 0).toString(16)} tval 0x${(s[VcpuSlot.EXIT_TVAL]! >>> 0).toString(16)}`,
+          );
+          return;
+        default:
+          return;
+      }
+    }
+  }
+
+  private raiseUpcall(domid: number, vcpu: number): void {
+    const rec = this.vcpus.get(vcpuKey(domid, vcpu));
+    // The line (VcpuSlot.UPCALL_LINE_*) already reads evtchn_upcall_pending; only wake the vCPU.
+    if (rec === undefined) return;
+    if (rec.unit.state === "blocked") {
+      rec.pool.cfg.scheduler.wake(rec.unit, this.now());
+      this.applyTickles(rec.pool);
+    }
+  }
+
+  /**
+   * Points the vCPU's interrupt line at its evtchn_upcall_pending byte: the registered vcpu_info,
+   * else vCPU 0's slot at the start of shared_info, else none.
+   */
+  private syncUpcallLine(rec: VcpuRecord): void {
+    const v = rec.domain.vcpu(rec.vcpuId);
+    let mfn = 0;
+    let off = -1;
+    if (v?.placement) {
+      mfn = v.placement.mfn;
+      off = v.placement.offset;
+    } else if (rec.vcpuId === 0) {
+      mfn = rec.domain.sharedInfoMfn;
+      off = 0;
+    }
+    rec.state[VcpuSlot.UPCALL_LINE_MFN] = mfn | 0;
+    rec.state[VcpuSlot.UPCALL_LINE_OFF] = off;
+  }
+
+  /** evtchn_upcall_pending of this vCPU, read the way the hart reads its line. */
+  private upcallPending(rec: VcpuRecord): boolean {
+    const off = rec.state[VcpuSlot.UPCALL_LINE_OFF]!;
+    if (off < 0) return false;
+    const mfn = rec.state[VcpuSlot.UPCALL_LINE_MFN]! >>> 0;
+    const chunk = this.hv.memory.chunk(mfn);
+    return Atomics.load(chunk.u8, this.hv.memory.frameOffset(mfn) + off) !== 0;
+  }
+
+  private crash(d: Domain, detail: string): void {
+    if (!this.live.has(d.domid)) return;
+    this.hv.log(detail);
+    this.ends.push({ domid: d.domid, name: d.name, reason: -1, detail });
+    this.hv.domains.shutdown(d.domid, 3 /* SHUTDOWN_crash */);
+    this.retire(d.domid);
+  }
+
+  private domainEnded(domid: number, reason: number): void {
+    const live = this.live.get(domid);
+    if (live === undefined) return;
+    this.ends.push({ domid, name: live.name, reason });
+    this.retire(domid);
+  }
+
+  /** Takes a domain's vCPUs off their scheduler; resolves run() when no domain is left. */
+  private retire(domid: number): void {
+    this.live.delete(domid);
+    for (const rec of this.vcpus.values()) {
+      if (rec.domain.domid !== domid) continue;
+      const sched = rec.pool.cfg.scheduler;
+      sched.offline(rec.unit, this.now());
+      Atomics.store(rec.state, VcpuSlot.PREEMPT, 1);
+      this.applyTickles(rec.pool);
+    }
+    if (this.live.size === 0) this.allDone?.();
+  }
+
+  private tickle(pool: PoolRuntime): void {
+    for (const id of pool.cfg.scheduler.pcpuIds()) this.pcpus.get(id)?.kick?.();
+  }
+
+  /** Interrupts the pCPUs the scheduler asked for: preempt what runs there, wake idle loops. */
+  private applyTickles(pool: PoolRuntime): void {
+    for (const id of pool.cfg.scheduler.takeTickles()) {
+      const p = this.pcpus.get(id);
+      if (p === undefined) continue;
+      if (p.current !== null) Atomics.store(p.current.state, VcpuSlot.PREEMPT, 1);
+      p.kick?.();
+    }
+  }
+
+  private armSchedTimer(): void {
+    if (this.stopped) return;
+    let soonest: number | null = null;
+    for (const pool of this.pools.values()) {
+      const t = pool.cfg.scheduler.nextTimerNs();
+      if (t !== null && (soonest === null || t < soonest)) soonest = t;
+    }
+    const delayMs = soonest === null ? 10 : Math.max(0, (soonest - this.now()) / 1e6);
+    this.schedTimer = setTimeout(
+      () => {
+        const now = this.now();
+        for (const pool of this.pools.values()) {
+          const t = pool.cfg.scheduler.nextTimerNs();
+          if (t !== null && t <= now) pool.cfg.scheduler.onTimer(now);
+          this.applyTickles(pool);
+        }
+        this.armSchedTimer();
+      },
+      Math.min(delayMs, 10),
+    );
+    this.schedTimer.unref();
+  }
+}
