@@ -28,7 +28,7 @@
  */
 
 import type { MachineMemory } from "../memory/machine_memory.js";
-import { csrAccessible, csrRead, csrWrite, SI_MASK } from "./csr.js";
+import { Csr, csrAccessible, csrRead, csrWrite, SI_MASK } from "./csr.js";
 import { Cause, ExitReason, SIP_SEIP, SIP_SSIP, SSTATUS_SIE, SSTATUS_SPIE, SSTATUS_SPP } from "./exit.js";
 import type { P2mLookup } from "./p2m.js";
 import { compressedDecodeTable, Op, predecode } from "./predecode.js";
@@ -925,7 +925,9 @@ export class Cpu {
     const writes = op === 1 || src !== 0;
     if (!csrAccessible(csr, priv, writes)) return this.fault(Cause.ILLEGAL_INSTRUCTION, inst);
     // csrrw with rd = x0 does not read (reads have no side effects here, so it only saves work).
-    const old = op !== 1 || rd !== 0 ? csrRead(st, this.time, csr, retired) : 0;
+    // sip reads through pendingInterrupts(): SEIP also reflects the upcall line.
+    const old =
+      op !== 1 || rd !== 0 ? (csr === Csr.SIP ? this.pendingInterrupts() : csrRead(st, this.time, csr, retired)) : 0;
     let poll = false;
     if (writes) poll = csrWrite(st, csr, op === 1 ? operand : op === 2 ? old | operand : old & ~operand);
     if (rd !== 0) st[rd] = old;

@@ -115,6 +115,15 @@ describe("CSRs", () => {
     assert.equal(m.x(a5), 0);
   });
 
+  it("sip reads SEIP while the upcall line byte is set", () => {
+    const m = machineWith((a) => a.i(I.csrrs(a1, Csr.SIP, 0), I.ebreak()));
+    m.state[S.UPCALL_LINE_MFN] = MFN_BASE + (DATA_BASE - RAM_BASE) / 4096;
+    m.state[S.UPCALL_LINE_OFF] = 3;
+    m.write(DATA_BASE + 3, new Uint8Array([1]));
+    assert.equal(m.cpu.run(10), ExitReason.EBREAK);
+    assert.equal(m.x(a1), SIP_SEIP);
+  });
+
   it("the guest can write only SSIP in sip; host-set bits survive", () => {
     const m = machineWith((a) =>
       a
