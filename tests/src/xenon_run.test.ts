@@ -9,8 +9,18 @@ import { runXenon } from "./helpers/run.js";
 test("xenon run hello.elf prints through the console hypercall and powers off", async () => {
   const r = await runXenon(["run", guestImagePath("hello")]);
   assert.equal(r.stderr.toString(), "");
-  assert.match(r.stdout.toString(), /Hello from Xenon guest, vCPU 0/);
+  assert.match(r.stdout.toString(), /^\(hello\) Hello from Xenon guest, vCPU 0$/m);
+  assert.match(r.stdout.toString(), /^\(hello\) device tree at 0x[0-9a-f]+: magic 0xd00dfeed \(ok\)$/m);
   assert.equal(r.status, 0);
+});
+
+test("xenon run runs several domains under the core, each with its own console and device tree", async () => {
+  const hello = guestImagePath("hello");
+  const r = await runXenon(["run", "--pcpus", "2", hello, `${hello},name=second`, `${hello},name=third,memory=8`]);
+  assert.equal(r.status, 0, r.stderr.toString());
+  const out = r.stdout.toString();
+  for (const name of ["hello", "second", "third"])
+    assert.match(out, new RegExp(`^\\(${name}\\) Hello from Xenon guest`, "m"));
 });
 
 test("xenon run refuses a file that is not an RV32 ELF, with a message and no crash", async () => {
@@ -23,7 +33,7 @@ test("xenon run refuses a file that is not an RV32 ELF, with a message and no cr
   ]) {
     const r = await runXenon(args);
     assert.equal(r.status, 1);
-    assert.match(r.stderr.toString(), /^xenon: .*bad\.elf: /);
+    assert.match(r.stderr.toString(), /^xenon: .*bad\.elf: |^xenon: bad: /);
   }
   const missing = await runXenon(["run", join(dir, "nope.elf")]);
   assert.equal(missing.status, 1);

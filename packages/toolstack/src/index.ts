@@ -1,6 +1,6 @@
-/** @xenon/toolstack — front ends: the `xenon` and (later) `xl` commands and the runners behind them. */
+/** @xenon/toolstack — front ends: the `xenon` (and later `xl`) commands and the runners behind them. */
 export { FlatGuest } from "./run/flat_guest.js";
 export type { LinuxRunOptions, LinuxRunResult } from "./run/linux_abi.js";
 export { runLinuxUser, SYS_EXIT, SYS_EXIT_GROUP, SYS_WRITE } from "./run/linux_abi.js";
-export type { NativeRunOptions, NativeRunResult } from "./run/native.js";
-export { runNativeImage, SHUTDOWN_REASONS } from "./run/native.js";
+export type { DomainSpec, StaticEvtchn, SystemConfig, SystemResult } from "./run/system.js";
+export { ConfigError, parseDomainSpec, parseStaticEvtchn, runSystem } from "./run/system.js";

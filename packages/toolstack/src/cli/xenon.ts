@@ -1,76 +1,119 @@
 import { readFileSync } from "node:fs";
 import { parseArgs } from "node:util";
 import { runLinuxUser } from "../run/linux_abi.js";
-import { runNativeImage } from "../run/native.js";
+import { ConfigError, parseDomainSpec, parseStaticEvtchn, runSystem } from "../run/system.js";
 
 /**
- * `xenon` — the host-side command: `run` for now (host and boot arrive with the core).
- * Output from the guest is collected and written with process.stdout/stderr.write so that large
- * outputs are not lost when the process ends; the exit status is set, not forced.
+ * `xenon` — the host-side command: `run` for now (host and boot arrive with the boot issue).
+ * Guest output is written with process.stdout/stderr.write so nothing is lost when the process
+ * ends; the exit status is set, not forced.
  */
 const USAGE = `usage:
-  xenon run --linux-abi FILE.elf [ARG...]   run a static RV32 Linux user program (write/exit syscalls)
-  xenon run FILE.elf                         run a guest image built against the Xenon guest runtime`;
+  xenon run --linux-abi FILE.elf [ARG...]    a static RV32 Linux user program (write/exit syscalls)
+  xenon run [OPTIONS] IMAGE[,key=value...]... guest images as domains 1, 2, ... under the core
+      image keys: name, memory (MiB, default 4), weight, cap (credit2), period, budget (RTDS, µs);
+                  any other key=value goes to the guest's /chosen/bootargs
+      --evtchn A:P-B:Q       static event channel: port P of domain A <-> port Q of domain B
+      --pcpus N              pCPU worker threads (default 2)
+      --sched credit2|rtds|null
+      --deterministic        vCPU time from retired instructions
+      --timeout SECONDS      give up after this long (exit status 124)
+      --stats                timing on stderr`;
+
+const SHUTDOWN_NAMES = ["poweroff", "reboot", "suspend", "crash", "watchdog", "soft_reset"];
 
 function fail(message: string, code = 2): never {
   process.stderr.write(`xenon: ${message}\n`);
   process.exit(code);
 }
 
-function readImage(path: string): Uint8Array {
-  try {
-    return readFileSync(path);
-  } catch (e) {
-    return fail(`cannot read ${path}: ${(e as NodeJS.ErrnoException).code ?? String(e)}`, 1);
-  }
-}
-
-function cmdRun(args: string[]): void {
-  const { values, positionals } = parseArgs({
-    args,
-    options: { "linux-abi": { type: "boolean", default: false }, stats: { type: "boolean", default: false } },
-    allowPositionals: true,
-    strict: true,
-  });
+function cmdRunLinux(positionals: string[], stats: boolean): void {
   const file = positionals[0];
-  if (file === undefined) fail(`run: no image given\n${USAGE}`);
-  const elf = readImage(file);
+  if (file === undefined) fail(`run: no program given\n${USAGE}`);
+  let elf: Uint8Array;
+  try {
+    elf = readFileSync(file);
+  } catch (e) {
+    fail(`cannot read ${file}: ${(e as NodeJS.ErrnoException).code ?? String(e)}`, 1);
+  }
   const t0 = performance.now();
   try {
-    if (values["linux-abi"]) {
-      const r = runLinuxUser(elf, {
-        argv: [file, ...positionals.slice(1)],
-        write: (fd, bytes) => (fd === 1 ? process.stdout : process.stderr).write(bytes),
-      });
-      if (r.fault) process.stderr.write(`xenon: guest killed: ${r.fault}\n`);
-      stats(values.stats, r.instructions, t0);
-      process.exitCode = r.status;
-    } else {
-      if (positionals.length > 1) fail("run: several images need the hypervisor core (not in this build yet)");
-      const r = runNativeImage(elf, { console: (bytes) => process.stdout.write(bytes) });
-      if (r.fault) process.stderr.write(`xenon: domain crashed: ${r.fault}\n`);
-      else if (r.shutdown !== "poweroff") process.stderr.write(`xenon: domain shut down: ${r.shutdown}\n`);
-      stats(values.stats, r.instructions, t0);
-      process.exitCode = r.status;
+    const r = runLinuxUser(elf, {
+      argv: [file, ...positionals.slice(1)],
+      write: (fd, bytes) => (fd === 1 ? process.stdout : process.stderr).write(bytes),
+    });
+    if (r.fault) process.stderr.write(`xenon: guest killed: ${r.fault}\n`);
+    if (stats) {
+      const ms = performance.now() - t0;
+      process.stderr.write(
+        `xenon: ${r.instructions} instructions in ${ms.toFixed(1)} ms (${(r.instructions / ms / 1000).toFixed(1)} MIPS)\n`,
+      );
     }
+    process.exitCode = r.status;
   } catch (e) {
     fail(`${file}: ${(e as Error).message}`, 1);
   }
 }
 
-function stats(on: boolean, instructions: number, t0: number): void {
-  if (!on) return;
-  const ms = performance.now() - t0;
-  process.stderr.write(
-    `xenon: ${instructions} instructions in ${ms.toFixed(1)} ms (${(instructions / ms / 1000).toFixed(1)} MIPS)\n`,
-  );
+async function cmdRun(args: string[]): Promise<void> {
+  const { values, positionals } = parseArgs({
+    args,
+    options: {
+      "linux-abi": { type: "boolean", default: false },
+      evtchn: { type: "string", multiple: true, default: [] },
+      pcpus: { type: "string", default: "2" },
+      sched: { type: "string", default: "credit2" },
+      deterministic: { type: "boolean", default: false },
+      timeout: { type: "string" },
+      stats: { type: "boolean", default: false },
+    },
+    allowPositionals: true,
+    strict: true,
+  });
+  if (values["linux-abi"]) return cmdRunLinux(positionals, values.stats);
+  if (positionals.length === 0) fail(`run: no image given\n${USAGE}`);
+  const sched = values.sched;
+  if (sched !== "credit2" && sched !== "rtds" && sched !== "null") fail(`run: unknown scheduler '${sched}'`);
+  const timeout = values.timeout === undefined ? undefined : Number(values.timeout);
+  if (timeout !== undefined && !(timeout > 0)) fail(`run: bad --timeout '${values.timeout}'`);
+  try {
+    const result = await runSystem({
+      domains: positionals.map((p, i) => parseDomainSpec(p, i)),
+      evtchns: values.evtchn.map(parseStaticEvtchn),
+      pcpus: Number(values.pcpus),
+      scheduler: sched,
+      timeMode: values.deterministic ? "instructions" : "host",
+      console: (name, line) => process.stdout.write(`(${name}) ${line}\n`),
+      ...(timeout !== undefined ? { timeoutMs: timeout * 1000 } : {}),
+    });
+    if (result.timedOut) {
+      process.stderr.write(`xenon: timed out after ${timeout} s\n`);
+      process.exitCode = 124;
+      return;
+    }
+    let status = 0;
+    for (const end of result.ends) {
+      if (end.reason === 0) continue;
+      status = 1;
+      const why =
+        end.reason < 0
+          ? `crashed by the core: ${end.detail}`
+          : `shut down (${SHUTDOWN_NAMES[end.reason] ?? end.reason})`;
+      process.stderr.write(`xenon: domain ${end.domid} (${end.name}) ${why}\n`);
+    }
+    if (values.stats) process.stderr.write(`xenon: ${result.ends.length} domain(s) in ${result.ms.toFixed(1)} ms\n`);
+    process.exitCode = status;
+  } catch (e) {
+    if (e instanceof ConfigError) fail(e.message, 1);
+    fail(String((e as Error).stack ?? e), 70);
+  }
 }
 
-export function main(argv: string[]): void {
+export async function main(argv: string[]): Promise<void> {
   const [cmd, ...rest] = argv;
   switch (cmd) {
     case "run":
-      cmdRun(rest);
+      await cmdRun(rest);
       return;
     case undefined:
     case "-h":

@@ -1,0 +1,234 @@
+/**
+ * `xenon run IMAGE... ` under the real core: each image becomes a domain (domid 1, 2, ... in
+ * order) with its own device tree, all in one cpupool of pCPU worker threads, run until every
+ * domain has shut down. This is the small toolstack the integration tests and demos use before
+ * `xenon boot` and `xl` exist.
+ *
+ * Image spec: `PATH[,key=value...]`. Keys the toolstack consumes: name, memory (MiB), weight and
+ * cap (credit2), period and budget (RTDS, µs). Every other key=value goes to the guest's
+ * /chosen/bootargs, space-separated.
+ */
+import { readFileSync } from "node:fs";
+import { basename } from "node:path";
+import { createVcpuState, FrameAllocator, MachineMemory } from "@xenon/hw";
+import {
+  buildDomainMemory,
+  buildGuestFdt,
+  createScheduler,
+  type DomainEnd,
+  evtchnBindStatic,
+  Hypervisor,
+  initBootVcpuState,
+  Machine,
+  p2mPoolPagesFor,
+  type SchedName,
+  type TimeMode,
+  type TraceEvent,
+} from "@xenon/hypervisor";
+
+export interface DomainSpec {
+  readonly path: string;
+  readonly name: string;
+  readonly memoryMiB: number;
+  readonly bootargs: string;
+  readonly weight?: number;
+  readonly cap?: number;
+  readonly periodUs?: number;
+  readonly budgetUs?: number;
+}
+
+/** A static interdomain event channel between two domains given by their 1-based position. */
+export interface StaticEvtchn {
+  readonly a: number;
+  readonly aPort: number;
+  readonly b: number;
+  readonly bPort: number;
+}
+
+export interface SystemConfig {
+  readonly domains: readonly DomainSpec[];
+  readonly evtchns?: readonly StaticEvtchn[];
+  readonly pcpus?: number;
+  readonly scheduler?: SchedName;
+  readonly timeMode?: TimeMode;
+  /** Host RAM in MiB (default 1024). */
+  readonly hostMemoryMiB?: number;
+  /** Receives each complete console line of a domain, without its newline. */
+  readonly console: (name: string, line: string) => void;
+  readonly trace?: (e: TraceEvent) => void;
+  /** Gives up after this many ms (the run is reported as timed out). */
+  readonly timeoutMs?: number;
+}
+
+export interface SystemResult {
+  readonly ends: readonly DomainEnd[];
+  readonly timedOut: boolean;
+  readonly ms: number;
+}
+
+export class ConfigError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = "ConfigError";
+  }
+}
+
+const TOOLSTACK_KEYS = new Set(["name", "memory", "weight", "cap", "period", "budget"]);
+
+function positiveInt(key: string, value: string, where: string): number {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n <= 0) throw new ConfigError(`${where}: ${key}=${value} is not a positive integer`);
+  return n;
+}
+
+/** Parses `PATH[,key=value...]`. */
+export function parseDomainSpec(spec: string, index: number): DomainSpec {
+  const [path, ...opts] = spec.split(",");
+  if (path === undefined || path === "") throw new ConfigError(`domain ${index + 1}: no image path in '${spec}'`);
+  let name = basename(path).replace(/\.elf$/, "");
+  let memoryMiB = 4;
+  const extra: { weight?: number; cap?: number; periodUs?: number; budgetUs?: number } = {};
+  const bootargs: string[] = [];
+  for (const opt of opts) {
+    const eq = opt.indexOf("=");
+    if (eq <= 0) throw new ConfigError(`domain ${index + 1}: option '${opt}' is not key=value`);
+    const key = opt.slice(0, eq);
+    const value = opt.slice(eq + 1);
+    if (!TOOLSTACK_KEYS.has(key)) {
+      bootargs.push(opt);
+      continue;
+    }
+    const where = `domain ${index + 1}`;
+    if (key === "name") {
+      if (!/^[A-Za-z0-9_.-]{1,64}$/.test(value)) throw new ConfigError(`${where}: bad name '${value}'`);
+      name = value;
+    } else if (key === "memory") memoryMiB = positiveInt(key, value, where);
+    else if (key === "weight") extra.weight = positiveInt(key, value, where);
+    else if (key === "cap") extra.cap = Number(value) === 0 ? 0 : positiveInt(key, value, where);
+    else if (key === "period") extra.periodUs = positiveInt(key, value, where);
+    else if (key === "budget") extra.budgetUs = positiveInt(key, value, where);
+  }
+  return { path, name, memoryMiB, bootargs: bootargs.join(" "), ...extra };
+}
+
+/** Parses `A:PORT-B:PORT` (domains by 1-based position). */
+export function parseStaticEvtchn(spec: string): StaticEvtchn {
+  const m = /^(\d+):(\d+)-(\d+):(\d+)$/.exec(spec);
+  if (m === null) throw new ConfigError(`--evtchn '${spec}' is not DOM:PORT-DOM:PORT`);
+  return { a: Number(m[1]), aPort: Number(m[2]), b: Number(m[3]), bPort: Number(m[4]) };
+}
+
+export async function runSystem(cfg: SystemConfig): Promise<SystemResult> {
+  if (cfg.domains.length === 0) throw new ConfigError("no domains to run");
+  const t0 = performance.now();
+  const memory = new MachineMemory({ bytes: (cfg.hostMemoryMiB ?? 1024) * 2 ** 20 });
+  const allocator = new FrameAllocator(memory);
+  const hv = new Hypervisor({ memory, allocator });
+  const schedName = cfg.scheduler ?? "credit2";
+  const scheduler = createScheduler(schedName);
+  const npcpus = cfg.pcpus ?? 2;
+  if (!Number.isInteger(npcpus) || npcpus < 1 || npcpus > 64)
+    throw new ConfigError(`pcpus ${npcpus} out of range 1..64`);
+  const pcpus = Array.from({ length: npcpus }, (_, id) => ({ id, cls: "big", speed: 1024 }));
+  const machine = new Machine({
+    hv,
+    timeMode: cfg.timeMode ?? "host",
+    pools: [{ id: 0, name: "Pool-0", scheduler, pcpus }],
+    ...(cfg.trace ? { trace: cfg.trace } : {}),
+  });
+  try {
+    const built: Array<{ domid: number; state: Int32Array }> = [];
+    for (const [i, spec] of cfg.domains.entries()) {
+      let kernel: Uint8Array;
+      try {
+        kernel = readFileSync(spec.path);
+      } catch (e) {
+        throw new ConfigError(
+          `${spec.name}: cannot read ${spec.path}: ${(e as NodeJS.ErrnoException).code ?? String(e)}`,
+        );
+      }
+      const ramBytes = spec.memoryMiB * 2 ** 20;
+      const maxPages = ramBytes / 4096 + 64;
+      const d = hv.domains.create({
+        domid: i + 1,
+        name: spec.name,
+        maxVcpus: 1,
+        maxPages,
+        p2mPoolPages: p2mPoolPagesFor(maxPages),
+        flags: { isConsole: true },
+      });
+      if (typeof d === "number") throw new ConfigError(`${spec.name}: domain creation failed (${d})`);
+      let partial = "";
+      d.console.setSink((bytes) => {
+        const text = partial + Buffer.from(bytes).toString("latin1");
+        const lines = text.split("\n");
+        partial = lines.pop() ?? "";
+        for (const line of lines) cfg.console(spec.name, line);
+      });
+      const fdt = buildGuestFdt({ domid: d.domid, name: spec.name, vcpus: 1, ramBytes, bootargs: spec.bootargs });
+      let placement: ReturnType<typeof buildDomainMemory>;
+      try {
+        placement = buildDomainMemory(d, kernel, ramBytes, fdt);
+      } catch (e) {
+        throw new ConfigError(`${spec.name}: ${(e as Error).message}`);
+      }
+      const state = createVcpuState();
+      initBootVcpuState(state, placement, 0);
+      built.push({ domid: d.domid, state });
+    }
+    for (const ch of cfg.evtchns ?? []) {
+      const da = hv.domains.get(ch.a);
+      const db = hv.domains.get(ch.b);
+      if (da === undefined || db === undefined)
+        throw new ConfigError(`--evtchn ${ch.a}:${ch.aPort}-${ch.b}:${ch.bPort}: no such domain`);
+      const rc = evtchnBindStatic(da, ch.aPort, db, ch.bPort);
+      if (rc < 0) throw new ConfigError(`--evtchn ${ch.a}:${ch.aPort}-${ch.b}:${ch.bPort}: refused (${rc})`);
+    }
+    for (const [i, b] of built.entries()) {
+      const d = hv.domains.get(b.domid)!;
+      machine.addDomain(d, 0, b.state);
+      const spec = cfg.domains[i]!;
+      const now = machine.now();
+      if (spec.weight !== undefined || spec.cap !== undefined) {
+        const rc = scheduler.setDomainParams(
+          b.domid,
+          {
+            kind: "credit2",
+            ...(spec.weight !== undefined ? { weight: spec.weight } : {}),
+            ...(spec.cap !== undefined ? { cap: spec.cap } : {}),
+          },
+          now,
+        );
+        if (rc < 0) throw new ConfigError(`${spec.name}: credit2 parameters refused (${rc})`);
+      }
+      if (spec.periodUs !== undefined || spec.budgetUs !== undefined) {
+        const rc = scheduler.setDomainParams(
+          b.domid,
+          {
+            kind: "rtds",
+            ...(spec.periodUs !== undefined ? { periodUs: spec.periodUs } : {}),
+            ...(spec.budgetUs !== undefined ? { budgetUs: spec.budgetUs } : {}),
+          },
+          now,
+        );
+        if (rc < 0) throw new ConfigError(`${spec.name}: RTDS parameters refused (${rc})`);
+      }
+    }
+    let timedOut = false;
+    let timer: NodeJS.Timeout | undefined;
+    const ends = await Promise.race([
+      machine.run(),
+      new Promise<DomainEnd[]>((resolve) => {
+        if (cfg.timeoutMs === undefined) return;
+        timer = setTimeout(() => {
+          timedOut = true;
+          resolve([]);
+        }, cfg.timeoutMs);
+      }),
+    ]);
+    if (timer) clearTimeout(timer);
+    return { ends, timedOut, ms: performance.now() - t0 };
+  } finally {
+    await machine.close();
+  }
+}
