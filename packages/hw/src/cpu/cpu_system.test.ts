@@ -84,6 +84,24 @@ describe("CSRs", () => {
     assert.equal(m.state[S.INSTRET_HI], 8);
   });
 
+  it("a TimeSource derived from instret sees the instructions retired so far in the slice", () => {
+    let machine: TestMachine | undefined;
+    const time: TimeSource = {
+      now: () => machine!.state[S.INSTRET_HI]! * 2 ** 32 + (machine!.state[S.INSTRET_LO]! >>> 0),
+    };
+    const m = machineWith(
+      (a) => a.i(I.addi(0, 0, 0), I.addi(0, 0, 0), I.csrrs(a0, Csr.TIME, 0), I.csrrs(a1, Csr.TIMEH, 0), I.ebreak()),
+      { time },
+    );
+    machine = m;
+    m.state[S.INSTRET_LO] = -1; // the count crosses 2^32 before the time read
+    assert.equal(m.cpu.run(100), ExitReason.EBREAK);
+    assert.equal(m.x(a0), 1); // 0xffffffff + 2
+    assert.equal(m.x(a1), 1);
+    assert.equal(m.state[S.INSTRET_LO], 4);
+    assert.equal(m.state[S.INSTRET_HI], 1);
+  });
+
   it("writing a read-only counter is illegal; csrrs with x0 is a plain read", () => {
     for (const word of [I.csrrw(a0, Csr.CYCLE, a1), I.csrrsi(a0, Csr.TIME, 1), I.csrrc(a0, Csr.INSTRET, a1)]) {
       const m = machineWith((a) => a.i(word));

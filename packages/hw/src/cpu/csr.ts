@@ -96,12 +96,25 @@ export function csrRead(st: Int32Array, time: TimeSource, csr: number, retired: 
           : st[VcpuSlot.INSTRET_HI]!) | 0
       );
     case Csr.TIME:
-      return (time.now() % TWO32) | 0;
-    case Csr.TIMEH:
-      return Math.floor(time.now() / TWO32) | 0;
+    case Csr.TIMEH: {
+      // A TimeSource may derive time from instret (deterministic mode): let it see the
+      // instructions retired so far in this slice, which the state gets only when the slice ends.
+      addInstret(st, retired);
+      const now = time.now();
+      addInstret(st, -retired);
+      return (csr === Csr.TIME ? now % TWO32 : Math.floor(now / TWO32)) | 0;
+    }
     default:
       return 0;
   }
+}
+
+/** Adds delta (|delta| < 2^31) to the 64-bit instret in the state. */
+function addInstret(st: Int32Array, delta: number): void {
+  const lo = (st[VcpuSlot.INSTRET_LO]! >>> 0) + delta;
+  st[VcpuSlot.INSTRET_LO] = lo | 0;
+  if (lo >= TWO32) st[VcpuSlot.INSTRET_HI] = (st[VcpuSlot.INSTRET_HI]! + 1) | 0;
+  else if (lo < 0) st[VcpuSlot.INSTRET_HI] = (st[VcpuSlot.INSTRET_HI]! - 1) | 0;
 }
 
 /**
