@@ -33,6 +33,8 @@ export interface PcpuSlot {
   runningSince: number;
   /** A reschedule was requested and this pCPU has not run doSchedule since (Xen's rqd->tickled). */
   tickled: boolean;
+  /** Left the pool while running a unit: its next decision is idle, then it can go. */
+  draining: boolean;
 }
 
 export interface PickResult {
@@ -123,6 +125,7 @@ export abstract class SchedulerBase implements Scheduler {
       accountedNs: 0,
       runningSince: now,
       tickled: false,
+      draining: false,
     });
     this.pcpuList = [...this.pcpuList, p.id].sort((a, b) => a - b);
     this.onPcpuAdded(p.id, now);
@@ -131,31 +134,47 @@ export abstract class SchedulerBase implements Scheduler {
     return 0;
   }
 
+  /**
+   * Take a pCPU out of the pool. An idle pCPU goes at once (0). A busy one stops being a
+   * target at once but keeps its unit until it reschedules: it is tickled, its next decision
+   * is idle (the unit is requeued elsewhere only then, so it never runs twice), and the caller
+   * retries after that (-EAGAIN, as Xen's RMCPU).
+   */
   removePcpu(id: PcpuId, now: number): number {
     const slot = this.slots.get(id);
     if (!slot) return -Errno.EINVAL;
-    if (this.pcpuList.length === 1 && this.unitSet.size > 0) return -Errno.EBUSY;
-    const prev = slot.curr;
-    if (prev) {
-      this.accountRunning(slot, now);
-      prev.running = false;
-      slot.curr = null;
-      this.descheduled(prev, slot, now);
+    if (!slot.draining) {
+      if (this.pcpuList.length === 1 && this.unitSet.size > 0) return -Errno.EBUSY;
+      this.pcpuList = this.pcpuList.filter((c) => c !== id);
+      // A unit whose hard affinity no longer meets the pool loses it (Xen: "Breaking affinity").
+      // Done first, so the policy hook below can re-place every unit somewhere valid.
+      for (const u of this.units()) {
+        if (!u.hard.intersects(this.pcpuList)) {
+          u.hard = CpuMask.ALL;
+          u.affinityBroken = true;
+          this.onAffinity(u, now);
+        }
+      }
+      this.onPcpuRemoved(id, now);
+    }
+    if (slot.curr) {
+      slot.draining = true;
+      this.tickle(id);
+      return -Errno.EAGAIN;
     }
     this.slots.delete(id);
-    this.pcpuList = this.pcpuList.filter((c) => c !== id);
     this.pendingTickles.delete(id);
-    this.onPcpuRemoved(id, now);
-    // A unit whose hard affinity no longer meets the pool loses it (Xen: "Breaking affinity").
-    for (const u of this.units()) {
-      if (!u.hard.intersects(this.pcpuList)) {
-        u.hard = CpuMask.ALL;
-        u.affinityBroken = true;
-        this.onAffinity(u, now);
-      }
-    }
-    if (prev && prev.state === "runnable" && this.unitSet.has(prev)) this.requeue(prev, now);
     return 0;
+  }
+
+  /** The pCPU is in the pool (draining pCPUs are not). */
+  protected inPool(id: PcpuId): boolean {
+    return this.slots.has(id) && !this.slots.get(id)!.draining;
+  }
+
+  /** u's processor is unset, outside the pool or outside its hard affinity: place it again. */
+  protected misplaced(u: SchedUnit): boolean {
+    return u.processor === null || !this.inPool(u.processor) || !u.hard.has(u.processor);
   }
 
   // ---- domains and units ----
@@ -196,7 +215,7 @@ export abstract class SchedulerBase implements Scheduler {
       u.affinityBroken = true;
     }
     // processor names a pCPU of this pool or nothing.
-    if (u.processor !== null && !this.slots.has(u.processor)) u.processor = null;
+    if (u.processor !== null && !this.inPool(u.processor)) u.processor = null;
     list.push(u);
     list.sort((a, b) => a.vcpuId - b.vcpuId);
     this.unitSet.add(u);
@@ -294,7 +313,10 @@ export abstract class SchedulerBase implements Scheduler {
       const ran = Math.max(0, total - slot.accountedNs);
       if (ran > 0) this.charge(prev, slot, ran, now);
     }
-    const { next, sliceNs } = this.pick(slot, prev, now);
+    const { next, sliceNs } = slot.draining ? { next: null, sliceNs: null } : this.pick(slot, prev, now);
+    // This pCPU is deciding right now: a tickle of itself raised while picking is moot.
+    slot.tickled = false;
+    this.pendingTickles.delete(pcpu);
     if (next) {
       // Invariants every policy must keep; a violation is a scheduler bug, not a caller mistake.
       if (!this.unitSet.has(next)) throw new Error(`${this.name}: picked ${next.name}, not in this scheduler`);
@@ -389,7 +411,7 @@ export abstract class SchedulerBase implements Scheduler {
 
   /** A pCPU of the pool for u to be queued on: its current one if allowed, else soft, else hard. */
   protected placement(u: SchedUnit): PcpuId {
-    if (u.processor !== null && this.slots.has(u.processor) && u.hard.has(u.processor)) return u.processor;
+    if (!this.misplaced(u)) return u.processor!;
     const soft = this.softCpus(u);
     return (soft ?? this.hardCpus(u))[0]!;
   }

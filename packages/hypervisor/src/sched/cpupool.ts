@@ -87,8 +87,6 @@ export class Cpupools {
   private readonly pcpuPool = new Map<PcpuId, Cpupool>();
   private readonly domPool = new Map<number, Cpupool>();
   private readonly domUnits = new Map<number, SchedUnit[]>();
-  /** pCPUs that left a pool while running something and must go idle. */
-  private readonly freedTickles = new Set<PcpuId>();
   /** The boot pCPU (lowest id): like Xen's cpu 0, it never leaves pool 0. */
   readonly bootPcpu: PcpuId;
 
@@ -135,7 +133,8 @@ export class Cpupools {
   destroy(id: number): number {
     const pool = this.pools.get(id);
     if (!pool) return -Errno.ENOENT;
-    if (id === 0 || pool.domains.size > 0 || pool.sched.pcpuIds().length > 0) return -Errno.EBUSY;
+    const hasPcpus = [...this.pcpuPool.values()].includes(pool); // draining ones too
+    if (id === 0 || pool.domains.size > 0 || hasPcpus) return -Errno.EBUSY;
     this.pools.delete(id);
     return 0;
   }
@@ -150,13 +149,14 @@ export class Cpupools {
     const rc = pool.sched.addPcpu(p, now);
     if (rc < 0) return rc;
     this.pcpuPool.set(cpu, pool);
-    this.freedTickles.delete(cpu);
     return 0;
   }
 
   /**
    * -ENOENT no such pool; -EINVAL no such pCPU, or the boot pCPU out of pool 0;
-   * -EADDRNOTAVAIL the pCPU is not in this pool; -EBUSY it is the last pCPU and domains remain.
+   * -EADDRNOTAVAIL the pCPU is not in this pool; -EBUSY it is the last pCPU and domains remain;
+   * -EAGAIN it was running a vCPU: it takes no new work and is tickled; retry once it has
+   * rescheduled (it then runs nothing, and its vCPU has moved to another pCPU of the pool).
    */
   removePcpu(poolId: number, cpu: PcpuId, now: number): number {
     const pool = this.pools.get(poolId);
@@ -164,12 +164,9 @@ export class Cpupools {
     if (!this.host.has(cpu)) return -Errno.EINVAL;
     if (poolId === 0 && cpu === this.bootPcpu) return -Errno.EINVAL;
     if (this.pcpuPool.get(cpu) !== pool) return -Errno.EADDRNOTAVAIL;
-    if (pool.sched.pcpuIds().length === 1 && pool.domains.size > 0) return -Errno.EBUSY;
-    const wasRunning = pool.sched.current(cpu) !== null;
     const rc = pool.sched.removePcpu(cpu, now);
     if (rc < 0) return rc;
     this.pcpuPool.delete(cpu);
-    if (wasRunning) this.freedTickles.add(cpu);
     return 0;
   }
 
@@ -212,9 +209,10 @@ export class Cpupools {
 
   /**
    * XEN_SYSCTL_CPUPOOL_OP_MOVEDOMAIN. As in Xen, the units' affinities are reset and the new
-   * scheduler starts the domain with default parameters. -ESRCH no such domain; -ENOENT the
-   * target pool does not exist or has no pCPU. The driver should pause the domain first; units
-   * still running are taken off their pCPUs (those pCPUs are tickled).
+   * scheduler starts the domain with default parameters; unit states are kept. -ESRCH no such
+   * domain; -ENOENT the target pool does not exist or has no pCPU; -EAGAIN a vCPU of the domain
+   * is still on a pCPU: pause (block) the domain, let those pCPUs reschedule, then retry (Xen
+   * pauses synchronously here), so that a vCPU never runs in two pools at once.
    */
   moveDomain(domid: number, poolId: number, now: number): number {
     const from = this.domPool.get(domid);
@@ -223,6 +221,7 @@ export class Cpupools {
     const to = this.pools.get(poolId);
     if (!to || to.sched.pcpuIds().length === 0) return -Errno.ENOENT;
     const units = this.domUnits.get(domid)!;
+    if (units.some((u) => u.running)) return -Errno.EAGAIN;
     for (const u of units) from.sched.removeUnit(u, now);
     from.sched.removeDomain(domid, now);
     from.domains.delete(domid);
@@ -296,7 +295,6 @@ export class Cpupools {
     const pool = this.pcpuPool.get(cpu);
     if (pool) return pool.sched.doSchedule(cpu, now, ranNs);
     if (!this.host.has(cpu)) throw new RangeError(`cpupools: unknown pCPU ${cpu}`);
-    this.freedTickles.delete(cpu);
     return { pcpu: cpu, now, prev: null, next: null, sliceNs: null, migrated: false };
   }
 
@@ -343,8 +341,7 @@ export class Cpupools {
 
   /** pCPUs to interrupt, over all pools (sorted, each once). */
   takeTickles(): PcpuId[] {
-    const all = new Set<PcpuId>(this.freedTickles);
-    this.freedTickles.clear();
+    const all = new Set<PcpuId>();
     for (const id of this.poolIds()) for (const c of this.pools.get(id)!.sched.takeTickles()) all.add(c);
     return [...all].sort((a, b) => a - b);
   }

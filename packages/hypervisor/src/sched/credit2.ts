@@ -174,7 +174,7 @@ export class Credit2Scheduler extends SchedulerBase {
   protected requeue(u: SchedUnit, now: number): void {
     const d = this.c2(u);
     if (d.parked) return;
-    if (u.processor === null || this.slot(u.processor) === undefined || !u.hard.has(u.processor)) {
+    if (this.misplaced(u)) {
       u.processor = this.placement(u);
     }
     this.runqInsert(d);
@@ -201,7 +201,7 @@ export class Credit2Scheduler extends SchedulerBase {
       return;
     }
     if (!d.onRunq) return;
-    if (u.processor === null || !u.hard.has(u.processor) || this.slot(u.processor) === undefined) {
+    if (this.misplaced(u)) {
       u.processor = this.placement(u);
     }
     d.tickledCpu = null;
@@ -427,7 +427,7 @@ export class Credit2Scheduler extends SchedulerBase {
     for (const d of list) {
       d.parked = false;
       if (d.u.state === "runnable" && !d.u.running) {
-        if (d.u.processor === null || this.slot(d.u.processor) === undefined || !d.u.hard.has(d.u.processor)) {
+        if (this.misplaced(d.u)) {
           d.u.processor = this.placement(d.u);
         }
         this.runqInsert(d);

@@ -118,8 +118,10 @@ export class NullScheduler extends SchedulerBase {
     if (!u) return;
     this.assigned.delete(id);
     this.assignedTo.delete(u);
-    // A unit that was running there is requeued by the generic layer right after this hook.
-    if (u.state === "runnable" && !u.running) this.place(u);
+    // A unit still running there is requeued by the generic layer when the pCPU lets it go.
+    if (u.running) return;
+    u.processor = null;
+    if (u.state === "runnable") this.place(u);
   }
 
   protected account(_u: SchedUnit, _slot: PcpuSlot, _ranNs: number, _now: number): void {}
@@ -192,6 +194,7 @@ export class NullScheduler extends SchedulerBase {
     const q = this.freeCpu(u, this.releaseOnBlock);
     if (q === null) {
       this.waitq.push(u);
+      if (!u.running) u.processor = null;
       return;
     }
     const displaced = this.assigned.get(q);
@@ -211,7 +214,9 @@ export class NullScheduler extends SchedulerBase {
     if (q === undefined) return;
     this.assigned.delete(q);
     this.assignedTo.delete(u);
+    // processor names the assigned pCPU; a running unit keeps it until its pCPU lets go.
     if (this.slot(q)?.curr === u) this.tickle(q);
+    else if (!u.running) u.processor = null;
   }
 
   /** The first waiter that may run on q: soft affinity match first, then hard (Xen's two passes). */
@@ -222,7 +227,7 @@ export class NullScheduler extends SchedulerBase {
 
   /** q has no assigned unit: hand it to a waiter. */
   private fill(q: PcpuId): void {
-    if (this.assigned.has(q) || !this.slot(q)) return;
+    if (this.assigned.has(q) || !this.inPool(q)) return;
     const w = this.waiterFor(q);
     if (!w) return;
     this.waitqRemove(w);

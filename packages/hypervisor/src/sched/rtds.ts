@@ -146,7 +146,7 @@ export class RtdsScheduler extends SchedulerBase {
   protected requeue(u: SchedUnit, now: number): void {
     const d = this.rt(u);
     if (now >= d.curDeadline) this.updateDeadline(d, now);
-    if (u.processor === null || this.slot(u.processor) === undefined || !u.hard.has(u.processor)) {
+    if (this.misplaced(u)) {
       u.processor = this.placement(u);
     }
     this.enqueue(d, now);

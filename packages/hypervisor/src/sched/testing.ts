@@ -1,5 +1,6 @@
 /** Small helpers shared by the sched tests: scenario set-up and share assertions. */
 import assert from "node:assert/strict";
+import { Errno } from "../public/errno.js";
 import { Cpupools, type SchedOptions } from "./cpupool.js";
 import { SchedSim, type SimOptions, type Workload } from "./sim.js";
 import type { Pcpu, SchedName, SchedParamsUpdate } from "./types.js";
@@ -46,3 +47,15 @@ export function assertWithin(actual: number, expected: number, rel: number, what
 }
 
 export const fmt = (xs: readonly number[]): string => xs.map((x) => x.toFixed(4)).join(" : ");
+
+/**
+ * At time t, run a control operation; while it answers -EAGAIN (a pCPU or vCPU must first be
+ * let go), retry 1 µs later, as a toolstack would. It must end in 0.
+ */
+export function retryAt(sim: SchedSim, t: number, op: (now: number) => number): void {
+  sim.at(t, (s) => {
+    const rc = op(s.now);
+    if (rc === -Errno.EAGAIN) retryAt(sim, s.now + 1000, op);
+    else assert.equal(rc, 0);
+  });
+}
