@@ -223,6 +223,18 @@ describe("credit2: wake, block, yield", () => {
     assert.equal(pools.doSchedule(0, 9 * MS + 100).next, other);
   });
 
+  it("charges the run time the driver reports (deterministic mode), not wall time", () => {
+    const pools = new Cpupools({ pcpus: pcpus(1) });
+    pools.addDomain(1, 1, 0, 0, "runnable");
+    const u = pools.unit(1, 0)!;
+    pools.doSchedule(0, 0);
+    // 5 ms passed but the vCPU retired only 2 ms worth of instructions.
+    pools.doSchedule(0, 5 * MS, 2 * MS);
+    assert.equal(c2(pools).credit(u), CSCHED2_CREDIT_INIT - 2 * MS);
+    assert.equal(u.runNs, 2 * MS);
+    assert.equal(u.workNs, 2 * MS);
+  });
+
   it("resets credit when the unit to run has none left", () => {
     const pools = new Cpupools({ pcpus: pcpus(1) });
     pools.addDomain(1, 1, 0, 0, "runnable");
