@@ -40,6 +40,13 @@ export type { GuestFdtConfig } from "./guest_fdt.js";
 export { buildGuestFdt, GUEST_GNTTAB_BASE, GUEST_GNTTAB_SIZE, GUEST_UPCALL_IRQ } from "./guest_fdt.js";
 // Hypercalls.
 export { dispatchHypercall } from "./hypercall/dispatch.js";
+// The hypercall port: TypeScript domains' way in (the client is what backends use).
+export type { GrantView } from "./hypercall/port/client.js";
+export { HypercallClient, PortClosedError } from "./hypercall/port/client.js";
+export type { PortDown, PortOp, PortRequest } from "./hypercall/port/protocol.js";
+export { PORT_OPS } from "./hypercall/port/protocol.js";
+export type { PortSink } from "./hypercall/port/server.js";
+export { messagePortSink, PortServer, servePort } from "./hypercall/port/server.js";
 export { HypercallSemantics, SCHED_POLL_MAX_PORTS } from "./hypercall/semantics.js";
 // The root object and its hooks.
 export type { HypervisorHooks, HypervisorOptions } from "./hypervisor.js";

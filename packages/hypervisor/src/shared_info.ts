@@ -96,3 +96,39 @@ export function upcallTestAndSet(v: SharedRegion): boolean {
 export function upcallPending(v: SharedRegion): boolean {
   return Atomics.load(v.u8, v.off + UPCALL_OFF) !== 0;
 }
+
+/**
+ * The guest side of the 2-level ABI, for TypeScript domains (what a guest's upcall handler does):
+ * clear evtchn_upcall_pending, exchange the selector with 0, and for each selected word take the
+ * pending-and-unmasked ports, clearing each pending bit before reporting it. Ports whose bit
+ * reappears while this runs are picked up by the next call (the core re-raises the upcall).
+ */
+export function takePendingPorts(shared: SharedRegion, vcpu: SharedRegion, out: number[]): number[] {
+  Atomics.store(vcpu.u8, vcpu.off + UPCALL_OFF, 0);
+  const selIdx = (vcpu.off + SEL_OFF) >>> 2;
+  for (let half = 0; half < 2; half++) {
+    let sel = Atomics.exchange(vcpu.i32, selIdx + half, 0);
+    while (sel !== 0) {
+      const b = 31 - Math.clz32(sel);
+      sel &= ~(1 << b);
+      const word = half * 32 + b;
+      for (let h = 0; h < 2; h++) {
+        const pi = ((shared.off + SHARED_INFO_EVTCHN_PENDING_OFFSET + word * EVTCHN_WORD_BYTES) >>> 2) + h;
+        const mi = ((shared.off + SHARED_INFO_EVTCHN_MASK_OFFSET + word * EVTCHN_WORD_BYTES) >>> 2) + h;
+        let ready = Atomics.load(shared.i32, pi) & ~Atomics.load(shared.i32, mi);
+        while (ready !== 0) {
+          const bit = 31 - Math.clz32(ready);
+          ready &= ~(1 << bit);
+          const m = 1 << bit;
+          if ((Atomics.and(shared.i32, pi, ~m) & m) !== 0) out.push(word * 64 + h * 32 + bit);
+        }
+      }
+    }
+  }
+  return out;
+}
+
+/** Int32 index of the word holding evtchn_upcall_pending (what a TS domain waits on). */
+export function upcallWordIndex(v: SharedRegion): number {
+  return (v.off + UPCALL_OFF) >>> 2;
+}

@@ -1,0 +1,200 @@
+/**
+ * The client end of a hypercall port: the hypervisor's client API for TypeScript domains
+ * (driver domains, xenstored, a TS control domain). Methods mirror the hypercalls; results are
+ * Xen's (negative errno / GNTST codes), never exceptions, except for a broken port.
+ *
+ * Events: `bind(port, fn)` then the client's loop waits for the domain's upcall — in thread mode
+ * with Atomics.waitAsync on evtchn_upcall_pending in the shared_info frame, scanning the pending
+ * bitmap itself as a guest would; otherwise on the core's "upcall" message plus evtchnTakePending.
+ */
+import type { MessagePort } from "node:worker_threads";
+import { pack, unpack } from "msgpackr";
+import { legacyVcpuInfo, type SharedRegion, takePendingPorts, upcallWordIndex } from "../../shared_info.js";
+import type { PortDown, PortHello, PortOp, PortReply, PortView } from "./protocol.js";
+
+export class PortClosedError extends Error {
+  constructor() {
+    super("hypercall port closed");
+    this.name = "PortClosedError";
+  }
+}
+
+export interface GrantView {
+  readonly status: number;
+  readonly handle: number;
+  /** The granted frame (4 KiB), thread mode only. */
+  readonly view: Uint8Array | null;
+}
+
+export class HypercallClient {
+  readonly domid: number;
+  private nextId = 1;
+  private readonly waiting = new Map<number, { resolve(v: unknown): void; reject(e: Error): void }>();
+  private readonly handlers = new Map<number, (port: number) => void>();
+  private readonly shared: SharedRegion | null;
+  private readonly vcpu: SharedRegion | null;
+  private upcallSeen: (() => void) | null = null;
+  private closed = false;
+  private readonly scratch: number[] = [];
+
+  private constructor(
+    private readonly port: MessagePort,
+    hello: PortHello["hello"],
+  ) {
+    this.domid = hello.domid;
+    if (hello.sharedInfo !== null) {
+      const b = hello.sharedInfo.buffer;
+      this.shared = { u8: new Uint8Array(b), i32: new Int32Array(b), off: hello.sharedInfo.offset };
+      this.vcpu = legacyVcpuInfo(this.shared);
+    } else {
+      this.shared = null;
+      this.vcpu = null;
+    }
+    port.on("message", (raw: unknown) => this.onMessage(raw));
+    port.on("close", () => this.fail());
+  }
+
+  /** Waits for the core's hello on `port` and returns a connected client. */
+  static connect(port: MessagePort): Promise<HypercallClient> {
+    return new Promise((resolve, reject) => {
+      const first = (raw: unknown) => {
+        const msg = decode(raw);
+        if (msg !== null && "hello" in msg) {
+          port.off("message", first);
+          resolve(new HypercallClient(port, msg.hello));
+        } else reject(new Error("hypercall port: expected hello"));
+      };
+      port.on("message", first);
+    });
+  }
+
+  call<T = number>(op: PortOp, ...args: unknown[]): Promise<T> {
+    if (this.closed) return Promise.reject(new PortClosedError());
+    const id = this.nextId++;
+    return new Promise<T>((resolve, reject) => {
+      this.waiting.set(id, { resolve: resolve as (v: unknown) => void, reject });
+      this.port.postMessage(pack({ id, op, args }));
+    });
+  }
+
+  // ---- event channels ----
+  evtchnAllocUnbound(remoteDom: number): Promise<number> {
+    return this.call("evtchnAllocUnbound", 0x7ff0, remoteDom);
+  }
+  evtchnBindInterdomain(remoteDom: number, remotePort: number): Promise<number> {
+    return this.call("evtchnBindInterdomain", remoteDom, remotePort);
+  }
+  evtchnSend(port: number): Promise<number> {
+    return this.call("evtchnSend", port);
+  }
+  evtchnUnmask(port: number): Promise<number> {
+    return this.call("evtchnUnmask", port);
+  }
+  evtchnClose(port: number): Promise<number> {
+    return this.call("evtchnClose", port);
+  }
+
+  // ---- grants ----
+  async mapGrant(dom: number, ref: number, readonly: boolean): Promise<GrantView> {
+    const r = await this.call<PortView>("gnttabMapGrantRefView", dom, ref, readonly);
+    const view = r.buffer === null ? null : new Uint8Array(r.buffer, r.byteOffset, 4096);
+    return { status: r.status, handle: r.handle, view };
+  }
+  unmapGrant(handle: number): Promise<number> {
+    return this.call("gnttabUnmapGrantRef", handle);
+  }
+  /** Bytes [offset, offset+len) of a granted frame, or a negative GNTST code. */
+  copyFromGrant(dom: number, ref: number, offset: number, len: number): Promise<Uint8Array | number> {
+    return this.call("gnttabCopyFrom", dom, ref, offset, len);
+  }
+  copyToGrant(dom: number, ref: number, offset: number, bytes: Uint8Array): Promise<number> {
+    return this.call("gnttabCopyTo", dom, ref, offset, bytes);
+  }
+
+  consoleWrite(text: string): Promise<number> {
+    return this.call("consoleWrite", new TextEncoder().encode(text));
+  }
+
+  /** Calls fn(port) whenever `port` fires. */
+  bind(port: number, fn: (port: number) => void): void {
+    this.handlers.set(port, fn);
+  }
+
+  /**
+   * Delivers pending events to their handlers until close(). Thread mode never makes a
+   * hypercall to learn what is pending.
+   */
+  async eventLoop(): Promise<void> {
+    while (!this.closed) {
+      const ports = await this.takePending();
+      for (const p of ports) this.handlers.get(p)?.(p);
+      if (ports.length > 0) continue;
+      await this.waitUpcall();
+    }
+  }
+
+  close(): void {
+    this.fail();
+    this.port.close();
+  }
+
+  private async takePending(): Promise<number[]> {
+    if (this.shared !== null && this.vcpu !== null) {
+      this.scratch.length = 0;
+      return takePendingPorts(this.shared, this.vcpu, this.scratch);
+    }
+    return this.call<number[]>("evtchnTakePending");
+  }
+
+  private async waitUpcall(): Promise<void> {
+    if (this.vcpu !== null) {
+      const idx = upcallWordIndex(this.vcpu);
+      const byteShift = ((this.vcpu.off & 3) * 8) as number;
+      const cur = Atomics.load(this.vcpu.i32, idx);
+      if (((cur >>> byteShift) & 0xff) !== 0) return;
+      const w = Atomics.waitAsync(this.vcpu.i32, idx, cur, 1000);
+      if (w.async) await w.value;
+      return;
+    }
+    await new Promise<void>((resolve) => {
+      this.upcallSeen = resolve;
+    });
+  }
+
+  private onMessage(raw: unknown): void {
+    const msg = decode(raw);
+    if (msg === null) return;
+    if ("ev" in msg) {
+      const r = this.upcallSeen;
+      this.upcallSeen = null;
+      r?.();
+      return;
+    }
+    if (!("id" in msg)) return;
+    const reply = msg as PortReply;
+    const w = this.waiting.get(reply.id);
+    if (w === undefined) return;
+    this.waiting.delete(reply.id);
+    if (reply.err !== undefined) w.reject(new Error(reply.err));
+    else w.resolve(reply.ok);
+  }
+
+  private fail(): void {
+    if (this.closed) return;
+    this.closed = true;
+    for (const w of this.waiting.values()) w.reject(new PortClosedError());
+    this.waiting.clear();
+    this.upcallSeen?.();
+    // Wake an eventLoop() parked in Atomics.waitAsync: a pending waitAsync does not keep Node alive.
+    if (this.vcpu !== null) Atomics.notify(this.vcpu.i32, upcallWordIndex(this.vcpu));
+  }
+}
+
+function decode(raw: unknown): PortDown | null {
+  try {
+    const v = raw instanceof Uint8Array ? unpack(raw) : raw;
+    return v !== null && typeof v === "object" ? (v as PortDown) : null;
+  } catch {
+    return null;
+  }
+}

@@ -1,0 +1,105 @@
+import assert from "node:assert/strict";
+import { describe, it } from "node:test";
+import { MessageChannel } from "node:worker_threads";
+import { FrameAllocator, MachineMemory } from "@xenon/hw";
+import { p2mPoolPagesFor } from "../../domain_table.js";
+import { grantAccess } from "../../grant_table/granter.js";
+import { Hypervisor } from "../../hypervisor.js";
+import { populateRange } from "../../memory.js";
+import { GUEST_RAM_BASE_GFN } from "../../p2m/types.js";
+import { HypercallClient } from "./client.js";
+import { servePort } from "./server.js";
+
+function host() {
+  const memory = new MachineMemory({ bytes: 64 << 20 });
+  const hv = new Hypervisor({ memory, allocator: new FrameAllocator(memory) });
+  const mk = (name: string, pages = 0) => {
+    const d = hv.domains.create({ name, maxVcpus: 1, maxPages: pages, p2mPoolPages: p2mPoolPagesFor(pages) });
+    if (typeof d === "number") throw new Error(`create ${d}`);
+    return d;
+  };
+  return { hv, mk };
+}
+
+async function connect(hv: Hypervisor, domid: number): Promise<HypercallClient> {
+  const { port1, port2 } = new MessageChannel();
+  servePort(hv, domid, port1);
+  return HypercallClient.connect(port2);
+}
+
+describe("hypercall port", () => {
+  it("two TypeScript domains bounce an event over an interdomain channel", async () => {
+    const { hv, mk } = host();
+    const a = await connect(hv, mk("a").domid);
+    const b = await connect(hv, mk("b").domid);
+    const pa = await a.evtchnAllocUnbound(b.domid);
+    assert.ok(pa > 0, `alloc_unbound gave ${pa}`);
+    const pb = await b.evtchnBindInterdomain(a.domid, pa);
+    assert.ok(pb > 0, `bind_interdomain gave ${pb}`);
+    const rounds = 200;
+    let got = 0;
+    const done = new Promise<void>((resolve) => {
+      const ignoreClosed = () => {};
+      b.bind(pb, () => b.evtchnSend(pb).catch(ignoreClosed));
+      a.bind(pa, () => {
+        if (++got === rounds) resolve();
+        else a.evtchnSend(pa).catch(ignoreClosed);
+      });
+    });
+    const loops = [a.eventLoop(), b.eventLoop()];
+    const t0 = performance.now();
+    await a.evtchnSend(pa);
+    await done;
+    const rtt = ((performance.now() - t0) / rounds) * 1000;
+    assert.ok(rtt > 0 && rtt < 100_000, `round trip ${rtt.toFixed(1)} µs`);
+    assert.equal(got, rounds);
+    a.close();
+    b.close();
+    await Promise.all(loops);
+  });
+
+  it("the caller is the port's domain, whatever the message says", async () => {
+    const { hv, mk } = host();
+    const a = await connect(hv, mk("a").domid);
+    const victim = mk("victim");
+    const pv = hv.hypercalls.evtchnAllocUnbound(victim.domid, 0x7ff0, victim.domid);
+    // Closing the victim's port through a's connection must fail: a has no such port.
+    assert.ok((await a.evtchnClose(pv)) < 0);
+    assert.ok(hv.hypercalls.evtchnStatus(victim.domid, 0x7ff0, pv) !== undefined);
+    a.close();
+  });
+
+  it("malformed requests get an error reply and the port keeps working", async () => {
+    const { hv, mk } = host();
+    const a = await connect(hv, mk("a").domid);
+    // biome-ignore lint/suspicious/noExplicitAny: deliberately bypassing the typed API
+    await assert.rejects(a.call("nonsense" as any), /bad request/);
+    await assert.rejects(a.call("evtchnSend", "not a number"), /argument 0 must be an integer/);
+    assert.equal(await a.call("xenVersion"), (4 << 16) | 17);
+    a.close();
+  });
+
+  it("grant copy and thread-mode views reach exactly the granted frame", async () => {
+    const { hv, mk } = host();
+    const granter = mk("granter", 16);
+    assert.equal(populateRange(granter, GUEST_RAM_BASE_GFN, 4), 0);
+    const pattern = new Uint8Array(4096).map((_, i) => (i * 7) & 0xff);
+    assert.equal(granter.guest.copyToGuest(GUEST_RAM_BASE_GFN * 4096, pattern), 0);
+    const backend = await connect(hv, mk("backend").domid);
+    assert.ok(grantAccess(granter.grantTable, 8, backend.domid, GUEST_RAM_BASE_GFN, false));
+    const bytes = await backend.copyFromGrant(granter.domid, 8, 100, 16);
+    assert.ok(bytes instanceof Uint8Array);
+    assert.deepEqual([...bytes], [...pattern.subarray(100, 116)]);
+    assert.equal(await backend.copyToGrant(granter.domid, 8, 0, new Uint8Array([1, 2, 3])), 0);
+    const back = granter.guest.copyFromGuest(GUEST_RAM_BASE_GFN * 4096, 3);
+    assert.deepEqual(back instanceof Uint8Array ? [...back] : back, [1, 2, 3]);
+    const m = await backend.mapGrant(granter.domid, 8, true);
+    assert.equal(m.status, 0);
+    assert.equal(m.view?.[100], pattern[100]);
+    assert.equal(await backend.unmapGrant(m.handle), 0);
+    // A ref that was not granted to the backend: refused.
+    assert.ok(((await backend.copyFromGrant(granter.domid, 9, 0, 4)) as number) < 0);
+    assert.ok(((await backend.copyFromGrant(granter.domid, 8, 4090, 100)) as number) < 0);
+    backend.close();
+  });
+});

@@ -1,0 +1,73 @@
+/**
+ * The hypercall port: how a TypeScript domain (driver domain, xenstored, a control domain written
+ * in TS) makes hypercalls. Same semantics as an RV32 guest's ecall (hypercall/semantics.ts), with
+ * the caller's domid fixed by the port itself: a port is created for one domain and is that
+ * domain's only capability, so a message can never claim to come from someone else.
+ *
+ * Wire: msgpackr-encoded messages. Over a MessagePort each message is one packed Uint8Array
+ * (except `mapView` replies, which carry a SharedArrayBuffer handle and so use structured clone);
+ * over a byte stream (a child process) each message is a msgpackr value in a stream of them.
+ *
+ *   client -> core  { id, op, args }         op is a key of PORT_OPS; args positional
+ *   core -> client  { id, ok: result }       or { id, err: "message" } for a malformed request
+ *   core -> client  { ev: "upcall" }         evtchn_upcall_pending went 0 -> 1 (stream mode)
+ *   core -> client  { hello: {...} }         first message: domid, thread-mode shared_info location
+ */
+
+/** Operations a port accepts: semantics method names plus the TS-domain helpers below. */
+export const PORT_OPS = [
+  // memory_op / xen_version / console
+  "currentReservation",
+  "maximumReservation",
+  "xenVersion",
+  "xenExtraversion",
+  "consoleWrite",
+  // event channels
+  "evtchnAllocUnbound",
+  "evtchnBindInterdomain",
+  "evtchnBindVirq",
+  "evtchnClose",
+  "evtchnSend",
+  "evtchnStatus",
+  "evtchnUnmask",
+  // grant tables (as a grantee: views in thread mode, copies everywhere)
+  "gnttabMapGrantRefView",
+  "gnttabUnmapGrantRef",
+  "gnttabCopyFrom",
+  "gnttabCopyTo",
+  // TS-domain event helpers
+  "evtchnTakePending",
+  // sched
+  "schedShutdown",
+] as const;
+export type PortOp = (typeof PORT_OPS)[number];
+
+export interface PortRequest {
+  readonly id: number;
+  readonly op: string;
+  readonly args: readonly unknown[];
+}
+export interface PortReply {
+  readonly id: number;
+  readonly ok?: unknown;
+  readonly err?: string;
+}
+export interface PortHello {
+  readonly hello: {
+    readonly domid: number;
+    /** Thread mode: the shared_info frame's chunk and the byte offset of the frame in it. */
+    readonly sharedInfo: { readonly buffer: SharedArrayBuffer; readonly offset: number } | null;
+  };
+}
+export interface PortEvent {
+  readonly ev: "upcall";
+}
+export type PortDown = PortReply | PortHello | PortEvent;
+
+/** A thread-mode view of a granted frame, as it crosses the MessagePort. */
+export interface PortView {
+  readonly status: number;
+  readonly handle: number;
+  readonly buffer: SharedArrayBuffer | null;
+  readonly byteOffset: number;
+}
