@@ -67,6 +67,12 @@ export class Hypervisor {
     return this.domains.list().find((d) => d.flags.hardware) ?? this.domains.get(0);
   }
 
+  /**
+   * System time in ns (Xen's NOW()): what guest timers are set against. The scheduling layer
+   * replaces it with its clock (host or virtual); time CSR ticks × 100 = system time.
+   */
+  now: () => number = () => Math.round(performance.now() * 1e6);
+
   /** A line for the hypervisor console ring (Xen's printk). */
   log(text: string): void {
     this.consoleRing.write(new TextEncoder().encode(`(XEN) ${text}\n`));

@@ -14,10 +14,12 @@
  */
 import { ExitReason, SIP_SEIP, VCPU_STATE_BYTES, VcpuSlot } from "@xenon/hw";
 import type { Domain } from "./domain.js";
+import { sendGuestVirq } from "./event_channel/event_channel.js";
 import { dispatchHypercall } from "./hypercall/dispatch.js";
 import type { Hypervisor } from "./hypervisor.js";
 import { type TimeMode, vcpuKey } from "./pcpu/contract.js";
 import { PcpuPool } from "./pcpu/pcpu_pool.js";
+import { Virq } from "./public/xen.js";
 import { type Pcpu, SchedUnit, type Scheduler } from "./sched/types.js";
 
 export interface MachinePoolConfig {
@@ -65,6 +67,8 @@ interface VcpuRecord {
   readonly pool: PoolRuntime;
   /** pCPUs whose worker has this vCPU attached. */
   readonly attached: Set<number>;
+  /** The Vcpu.timerGeneration this record last armed. */
+  timerGen: number;
 }
 
 interface PoolRuntime {
@@ -92,11 +96,13 @@ export class Machine {
   private readonly live = new Map<number, { name: string }>();
   private readonly ends: DomainEnd[] = [];
   private readonly nsPerInstr: number;
-  private readonly t0 = performance.now();
-  private virtualNs = 0;
+  /** Virtual system time (instructions mode), shared with the pCPU workers. */
+  private readonly clock = new Float64Array(new SharedArrayBuffer(8));
+  /** Armed VCPUOP single-shot timers: vCPU key -> deadline (system time, ns). */
+  private readonly guestTimers = new Map<number, number>();
+  private hostTimer: NodeJS.Timeout | null = null;
   private stopped = false;
   private allDone: (() => void) | null = null;
-  private schedTimer: NodeJS.Timeout | null = null;
 
   constructor(private readonly opts: MachineOptions) {
     this.hv = opts.hv;
@@ -106,6 +112,8 @@ export class Machine {
         memory: this.hv.memory,
         pcpus: cfg.pcpus.map((p) => p.id),
         timeMode: opts.timeMode,
+        clock: this.clock.buffer as SharedArrayBuffer,
+        nsPerInstruction: this.nsPerInstr,
       });
       const pool: PoolRuntime = { cfg, workers };
       this.pools.set(cfg.id, pool);
@@ -115,6 +123,7 @@ export class Machine {
         this.pcpus.set(p.id, { id: p.id, pool, current: null, kick: null, ranNs: 0 });
       }
     }
+    this.hv.now = () => this.now();
     const prev = this.hv.hooks;
     this.hv.hooks = {
       ...prev,
@@ -129,8 +138,9 @@ export class Machine {
     };
   }
 
+  /** System time in ns: the host's monotonic clock, or the virtual clock in instructions mode. */
   now(): number {
-    return this.opts.timeMode === "instructions" ? this.virtualNs : Math.round((performance.now() - this.t0) * 1e6);
+    return this.opts.timeMode === "instructions" ? this.clock[0]! : Math.round(performance.now() * 1e6);
   }
 
   /**
@@ -160,6 +170,7 @@ export class Machine {
         unit,
         pool,
         attached: new Set(),
+        timerGen: v.timerGeneration,
       };
       this.vcpus.set(rec.key, rec);
       this.syncUpcallLine(rec);
@@ -178,7 +189,7 @@ export class Machine {
     });
     if (this.live.size === 0) this.allDone?.();
     const loops = [...this.pcpus.values()].map((p) => this.pcpuLoop(p));
-    this.armSchedTimer();
+    this.pumpTimers();
     await done;
     this.stopped = true;
     for (const p of this.pcpus.values()) p.kick?.();
@@ -189,7 +200,7 @@ export class Machine {
 
   async close(): Promise<void> {
     this.stopped = true;
-    if (this.schedTimer !== null) clearTimeout(this.schedTimer);
+    if (this.hostTimer !== null) clearTimeout(this.hostTimer);
     for (const p of this.pcpus.values()) p.kick?.();
     await Promise.all([...this.pools.values()].map((p) => p.workers.close()));
   }
@@ -209,9 +220,11 @@ export class Machine {
       const next = d.next === null ? null : (this.vcpus.get(vcpuKey(d.next.domid, d.next.vcpuId)) ?? null);
       p.current = next;
       if (next === null) {
-        await new Promise<void>((resolve) => {
+        const idle = new Promise<void>((resolve) => {
           p.kick = resolve;
         });
+        if (this.opts.timeMode === "instructions") this.maybeAdvanceVirtualTime();
+        await idle;
         p.kick = null;
         continue;
       }
@@ -241,7 +254,7 @@ export class Machine {
       }
       left -= exit.retired;
       p.ranNs += exit.retired * this.nsPerInstr;
-      if (this.opts.timeMode === "instructions") this.virtualNs += exit.retired * this.nsPerInstr;
+      if (this.opts.timeMode === "instructions") this.clock[0] = this.clock[0]! + exit.retired * this.nsPerInstr;
       this.opts.trace?.({
         now: this.now(),
         pcpu: p.id,
@@ -251,11 +264,13 @@ export class Machine {
         retired: exit.retired,
       });
       if (!this.live.has(rec.domain.domid)) return;
+      if (this.opts.timeMode === "instructions") this.pumpTimers();
       const s = rec.state;
       switch (exit.reason) {
         case ExitReason.ECALL: {
           s[10] = dispatchHypercall(rec.domain, rec.vcpuId, s[17]!, s[10]!, s[11]!, s[12]!, s[13]!, s[14]!, s[15]!);
           this.syncUpcallLine(rec);
+          this.syncTimer(rec);
           const req = rec.domain.vcpu(rec.vcpuId)?.takeSchedRequest() ?? null;
           if (req === null) continue;
           if (req.op === "yield") {
@@ -382,26 +397,63 @@ export class Machine {
     }
   }
 
-  private armSchedTimer(): void {
-    if (this.stopped) return;
+  /** Re-arms a vCPU's single-shot timer after a hypercall changed it. */
+  private syncTimer(rec: VcpuRecord): void {
+    const v = rec.domain.vcpu(rec.vcpuId);
+    if (v === undefined || v.timerGeneration === rec.timerGen) return;
+    rec.timerGen = v.timerGeneration;
+    if (v.singleshotDeadlineNs === null) this.guestTimers.delete(rec.key);
+    else this.guestTimers.set(rec.key, v.singleshotDeadlineNs);
+    this.pumpTimers();
+  }
+
+  /** The earliest armed deadline: a guest timer or a scheduler's internal timer. */
+  private nextDeadline(): number | null {
     let soonest: number | null = null;
+    for (const t of this.guestTimers.values()) if (soonest === null || t < soonest) soonest = t;
     for (const pool of this.pools.values()) {
       const t = pool.cfg.scheduler.nextTimerNs();
       if (t !== null && (soonest === null || t < soonest)) soonest = t;
     }
-    const delayMs = soonest === null ? 10 : Math.max(0, (soonest - this.now()) / 1e6);
-    this.schedTimer = setTimeout(
-      () => {
-        const now = this.now();
-        for (const pool of this.pools.values()) {
-          const t = pool.cfg.scheduler.nextTimerNs();
-          if (t !== null && t <= now) pool.cfg.scheduler.onTimer(now);
-          this.applyTickles(pool);
-        }
-        this.armSchedTimer();
-      },
-      Math.min(delayMs, 10),
-    );
-    this.schedTimer.unref();
+    return soonest;
+  }
+
+  /**
+   * Fires every timer that is due — VIRQ_TIMER for guest timers, onTimer for schedulers — and, in
+   * host mode, sets one host timeout for the next deadline.
+   */
+  private pumpTimers(): void {
+    if (this.stopped) return;
+    const now = this.now();
+    for (const [key, deadline] of this.guestTimers) {
+      if (deadline > now) continue;
+      this.guestTimers.delete(key);
+      const rec = this.vcpus.get(key);
+      const v = rec?.domain.vcpu(rec.vcpuId);
+      if (rec === undefined || v === undefined || !this.live.has(rec.domain.domid)) continue;
+      v.singleshotDeadlineNs = null;
+      sendGuestVirq(this.hv, rec.domain, v, Virq.TIMER);
+    }
+    for (const pool of this.pools.values()) {
+      const t = pool.cfg.scheduler.nextTimerNs();
+      if (t !== null && t <= now) pool.cfg.scheduler.onTimer(now);
+      this.applyTickles(pool);
+    }
+    if (this.opts.timeMode === "host") {
+      if (this.hostTimer !== null) clearTimeout(this.hostTimer);
+      this.hostTimer = null;
+      const next = this.nextDeadline();
+      if (next === null) return;
+      this.hostTimer = setTimeout(() => this.pumpTimers(), Math.max(0, (next - this.now()) / 1e6));
+    }
+  }
+
+  /** Instructions mode: when every pCPU is idle, time jumps to the next deadline (nothing else moves it). */
+  private maybeAdvanceVirtualTime(): void {
+    for (const p of this.pcpus.values()) if (p.current !== null || p.kick === null) return;
+    const next = this.nextDeadline();
+    if (next === null) return;
+    if (next > this.clock[0]!) this.clock[0] = next;
+    queueMicrotask(() => this.pumpTimers());
   }
 }

@@ -26,6 +26,12 @@ export class Vcpu {
   readonly virqPorts = new Int32Array(NR_VIRQS);
   /** Set by a sched_op; the scheduler layer takes it after the hypercall returns. */
   schedRequest: SchedRequest | null = null;
+  /**
+   * VCPUOP_set_singleshot_timer's deadline in system time (ns), or null. The scheduling layer arms
+   * it when timerGeneration changes and sends VIRQ_TIMER when it passes.
+   */
+  singleshotDeadlineNs: number | null = null;
+  timerGeneration = 0;
   /** The registered vcpu_info, or null while the default (shared_info slot or dummy) is used. */
   placement: VcpuInfoPlacement | null = null;
 

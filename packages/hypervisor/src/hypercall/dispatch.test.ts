@@ -36,6 +36,7 @@ import {
   type StructLayout,
   type StructValues,
   VcpuRegisterVcpuInfo,
+  VcpuSetSingleshotTimer,
   XenAddToPhysmap,
   XenFeatureInfo,
   XenHvmParam,
@@ -301,7 +302,19 @@ describe("hypercall dispatch (guest ABI)", () => {
     assert.equal(call(a, Hypercall.vcpu_op, VcpuOp.register_vcpu_info, 1, ARG), 0);
     assert.equal(a.vcpus[1]!.placement?.gfn, RAM + 5);
     assert.equal(call(a, Hypercall.vcpu_op, VcpuOp.register_vcpu_info, 7, ARG), -Errno.ENOENT);
-    assert.equal(call(a, Hypercall.vcpu_op, 3, 0, ARG), -Errno.ENOSYS);
+    assert.equal(call(a, Hypercall.vcpu_op, VcpuOp.is_up, 0, ARG), 1);
+    assert.equal(call(a, Hypercall.vcpu_op, 11 /* send_nmi */, 0, ARG), -Errno.ENOSYS);
+    // The single-shot timer: armed, refused in the past with VCPU_SSHOTTMR_future, stopped.
+    const v0 = a.vcpus[0]!;
+    const gen = v0.timerGeneration;
+    put(a, VcpuSetSingleshotTimer, { timeout_abs_ns: a.hv.now() + 1e9, flags: 0 });
+    assert.equal(call(a, Hypercall.vcpu_op, VcpuOp.set_singleshot_timer, 0, ARG), 0);
+    assert.ok(v0.singleshotDeadlineNs !== null && v0.timerGeneration === gen + 1);
+    put(a, VcpuSetSingleshotTimer, { timeout_abs_ns: 1, flags: 1 });
+    assert.equal(call(a, Hypercall.vcpu_op, VcpuOp.set_singleshot_timer, 0, ARG), -Errno.ETIME);
+    assert.equal(call(a, Hypercall.vcpu_op, VcpuOp.stop_singleshot_timer, 0, ARG), 0);
+    assert.equal(v0.singleshotDeadlineNs, null);
+    assert.equal(call(a, Hypercall.vcpu_op, VcpuOp.set_singleshot_timer, 0, 0x10), -Errno.EFAULT);
     put(dom0, XenHvmParam, { domid: a.domid, index: HvmParam.STORE_PFN, value: RAM + 7 });
     assert.equal(call(dom0, Hypercall.hvm_op, HvmOp.set_param, ARG), 0);
     put(a, XenHvmParam, { domid: DOMID_SELF, index: HvmParam.STORE_PFN });

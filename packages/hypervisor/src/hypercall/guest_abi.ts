@@ -28,6 +28,7 @@ import {
   type StructLayout,
   type StructValues,
   VcpuRegisterVcpuInfo,
+  VcpuSetSingleshotTimer,
   writeField,
   XEN_CAPABILITIES_INFO_LEN,
   XEN_CHANGESET_INFO_LEN,
@@ -40,7 +41,7 @@ import {
   XenRemoveFromPhysmap,
 } from "../public/layout.js";
 import { MEMOP_CMD_MASK, MEMOP_EXTENT_SHIFT, XenMem } from "../public/memory.js";
-import { ConsoleIo, HvmOp, SchedOp, VcpuOp, XenVer } from "../public/xen.js";
+import { ConsoleIo, HvmOp, SchedOp, VCPU_SSHOTTMR_FUTURE, VcpuOp, XenVer } from "../public/xen.js";
 import { SCHED_POLL_MAX_PORTS, XEN_CAPABILITIES, XEN_CHANGESET } from "./semantics.js";
 
 /**
@@ -445,7 +446,23 @@ export function xenVersion(d: Domain, cmd: number, arg: number): number {
 // --- vcpu_op / hvm_op -----------------------------------------------------------------------------
 
 export function vcpuOp(d: Domain, cmd: number, vcpuId: number, arg: number): number {
-  if (d.vcpu(vcpuId) === undefined) return err("ENOENT");
+  const v = d.vcpu(vcpuId);
+  if (v === undefined) return err("ENOENT");
+  if (cmd === VcpuOp.is_up) return 1;
+  if (cmd === VcpuOp.stop_singleshot_timer) {
+    v.singleshotDeadlineNs = null;
+    v.timerGeneration++;
+    return 0;
+  }
+  if (cmd === VcpuOp.set_singleshot_timer) {
+    const t = readStruct(d.guest, VcpuSetSingleshotTimer, arg);
+    if (typeof t === "number") return t;
+    const deadline = Number(t.timeout_abs_ns);
+    if ((t.flags & VCPU_SSHOTTMR_FUTURE) !== 0 && deadline < d.hv.now()) return err("ETIME");
+    v.singleshotDeadlineNs = deadline;
+    v.timerGeneration++;
+    return 0;
+  }
   if (cmd !== VcpuOp.register_vcpu_info) return err("ENOSYS");
   const a = readStruct(d.guest, VcpuRegisterVcpuInfo, arg);
   if (typeof a === "number") return a;

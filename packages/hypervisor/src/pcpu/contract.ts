@@ -37,6 +37,13 @@ export interface PcpuTask {
   /** Chunks already materialised when the pCPU started (others are fetched on demand). */
   readonly chunks: ReadonlyArray<{ index: number; buffer: SharedArrayBuffer }>;
   readonly timeMode: TimeMode;
+  /**
+   * "instructions" mode: Float64Array[1] holding the machine's virtual system time in ns, written
+   * by the core between runs. A vCPU's time is that plus its instructions retired in the current
+   * run × nsPerInstruction.
+   */
+  readonly clock: SharedArrayBuffer;
+  readonly nsPerInstruction: number;
 }
 
 /** vCPU key: identifies a vCPU on a pCPU (domid * MAX_VCPUS_PER_KEY + vcpu id). */

@@ -33,6 +33,9 @@ export interface PcpuPoolOptions {
   /** Host pCPU ids this pool runs (one worker thread each). */
   readonly pcpus: readonly number[];
   readonly timeMode: TimeMode;
+  /** Float64Array[1] of virtual system time (ns), see PcpuTask.clock. */
+  readonly clock: SharedArrayBuffer;
+  readonly nsPerInstruction: number;
 }
 
 export class PcpuPool {
@@ -101,6 +104,8 @@ export class PcpuPool {
       chunkShift: this.opts.memory.chunkShift,
       chunks: this.opts.memory.exportChunks(),
       timeMode: this.opts.timeMode,
+      clock: this.opts.clock,
+      nsPerInstruction: this.opts.nsPerInstruction,
     };
     const h: PcpuHandle = { id, port: port1, ctl, pending: null, done: Promise.resolve() };
     h.done = this.piscina.run(task, { transferList: [port2] }).catch((e: unknown) => {

@@ -14,8 +14,8 @@ import { P2mReader } from "../p2m/p2m.js";
 import type { ExitMsg, FromPcpu, Packed, PcpuTask, ToPcpu } from "./contract.js";
 import { PcpuSlot } from "./contract.js";
 
-/** Deterministic time: one tick of the 10 MHz timebase per 10 retired instructions (a nominal 100 MIPS). */
-export const INSTRUCTIONS_PER_TICK = 10;
+/** System time (ns) per tick of the 10 MHz time CSR. */
+const NS_PER_TICK = 1e9 / TIMEBASE_HZ;
 /** Reflected guest faults allowed per run before the vCPU is handed to the core (a fault loop). */
 const MAX_REFLECTED_PER_RUN = 64;
 
@@ -23,8 +23,17 @@ function instret(state: Int32Array): number {
   return (state[VcpuSlot.INSTRET_HI]! >>> 0) * 2 ** 32 + (state[VcpuSlot.INSTRET_LO]! >>> 0);
 }
 
-function instructionTime(state: Int32Array): TimeSource {
-  return { now: () => Math.floor(instret(state) / INSTRUCTIONS_PER_TICK) };
+/** Deterministic time: the core's virtual clock plus what this vCPU retired since its run began. */
+class InstructionTime implements TimeSource {
+  runStart = 0;
+  constructor(
+    private readonly clock: Float64Array,
+    private readonly state: Int32Array,
+    private readonly nsPerInstr: number,
+  ) {}
+  now(): number {
+    return Math.floor((this.clock[0]! + (instret(this.state) - this.runStart) * this.nsPerInstr) / NS_PER_TICK);
+  }
 }
 
 export default function pcpuMain(task: PcpuTask): number {
@@ -62,6 +71,8 @@ export default function pcpuMain(task: PcpuTask): number {
   for (const { index, buffer } of task.chunks) memory.adoptChunk(index, buffer);
 
   const vcpus = new Map<number, Cpu>();
+  const clocks = new Map<number, InstructionTime>();
+  const clock = new Float64Array(task.clock);
   let seenBell = Atomics.load(ctl, PcpuSlot.DOORBELL);
 
   const next = (): ToPcpu => {
@@ -86,12 +97,18 @@ export default function pcpuMain(task: PcpuTask): number {
         break;
       case "attach": {
         const state = new Int32Array(msg.state);
-        const time = task.timeMode === "instructions" ? instructionTime(state) : hostTime;
+        let time: TimeSource = hostTime;
+        if (task.timeMode === "instructions") {
+          const it = new InstructionTime(clock, state, task.nsPerInstruction);
+          clocks.set(msg.key, it);
+          time = it;
+        }
         vcpus.set(msg.key, new Cpu({ memory, p2m: new P2mReader(memory, msg.p2m), time, state }));
         break;
       }
       case "detach":
         vcpus.delete(msg.key);
+        clocks.delete(msg.key);
         break;
       case "run": {
         const cpu = vcpus.get(msg.key);
@@ -100,6 +117,8 @@ export default function pcpuMain(task: PcpuTask): number {
           break;
         }
         Atomics.store(ctl, PcpuSlot.RUNNING, msg.key);
+        const it = clocks.get(msg.key);
+        if (it !== undefined) it.runStart = instret(cpu.state);
         try {
           send(runSlice(cpu, msg.key, msg.budget));
         } catch (e) {
@@ -135,5 +154,3 @@ function runSlice(cpu: Cpu, key: number, budget: number): ExitMsg {
   }
   return { t: "exit", key, reason, retired: instret(s) - start, reflected };
 }
-
-export { TIMEBASE_HZ };

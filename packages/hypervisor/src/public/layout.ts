@@ -327,6 +327,11 @@ export const XEN_CAPABILITIES_INFO_LEN = 1024;
 /** XENVER_changeset's result: char[64]. */
 export const XEN_CHANGESET_INFO_LEN = 64;
 
+export const VcpuSetSingleshotTimer = struct("vcpu_set_singleshot_timer", 16, {
+  timeout_abs_ns: [0, "u64"],
+  flags: [8, "u32"],
+});
+
 export const VcpuRegisterVcpuInfo = struct("vcpu_register_vcpu_info", 16, {
   mfn: [0, "u64"],
   offset: [8, "u32"],

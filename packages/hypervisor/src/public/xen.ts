@@ -109,8 +109,10 @@ export const XenFeat = {
 } as const;
 export const XENFEAT_NR_SUBMAPS = 1;
 
-/** `VCPUOP_*` (§1.7); only register_vcpu_info is served. */
-export const VcpuOp = { register_vcpu_info: 10 } as const;
+/** `VCPUOP_*` (§1.7); is_up, the single-shot timer and register_vcpu_info are served. */
+export const VcpuOp = { is_up: 3, set_singleshot_timer: 8, stop_singleshot_timer: 9, register_vcpu_info: 10 } as const;
+/** VCPU_SSHOTTMR_future: fail with -ETIME instead of firing at once if the deadline has passed. */
+export const VCPU_SSHOTTMR_FUTURE = 1;
 
 /** `XEN_DOMINF_*` bits of getdomaininfo's flags word (§1.9). */
 export const DomInf = {

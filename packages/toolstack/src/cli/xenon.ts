@@ -110,6 +110,13 @@ async function cmdRun(args: string[]): Promise<void> {
 }
 
 export async function main(argv: string[]): Promise<void> {
+  // A closed pipe (`xenon run ... | head`) ends the command quietly, as for any Unix tool.
+  for (const stream of [process.stdout, process.stderr]) {
+    stream.on("error", (e: NodeJS.ErrnoException) => {
+      if (e.code === "EPIPE") process.exit(0);
+      throw e;
+    });
+  }
   const [cmd, ...rest] = argv;
   switch (cmd) {
     case "run":
