@@ -31,7 +31,21 @@ const VERBOSE = args.has("--verbose");
 
 // The freestanding libc both flavours link; compiled with -fno-builtin (see LIBC_FLAGS).
 const LIBC = ["runtime/libc/string.c", "runtime/libc/divdi3.c", "runtime/libc/format.c", "runtime/libc/stdio.c"];
-const NATIVE_RUNTIME = ["runtime/start.S", "runtime/console.c", "runtime/sched.c", "runtime/fdt.c", ...LIBC];
+const NATIVE_RUNTIME = [
+  "runtime/start.S",
+  "runtime/console.c",
+  "runtime/sched.c",
+  "runtime/fdt.c",
+  "runtime/platform.c",
+  "runtime/trap.S",
+  "runtime/trap.c",
+  "runtime/events.c",
+  "runtime/grant.c",
+  "runtime/timer.c",
+  "runtime/alloc.c",
+  "runtime/bootargs.c",
+  ...LIBC,
+];
 const LINUX_RUNTIME = ["linux/crt.S", "linux/sys.c", ...LIBC];
 
 // Keep in sync with LINUX_PROGRAMS in src/index.ts (cpubench is listed there separately).
@@ -41,6 +55,7 @@ const LINUX_ISAS = ["rv32ima", "rv32imac"];
 const NATIVE_IMAGES = {
   hello: ["images/hello.c"],
   cpubench: ["images/cpubench.c", "bench/cpubench_core.c"],
+  pingpong: ["images/pingpong.c"],
 };
 const LINUX_EXTRA = { cpubench: ["bench/cpubench_core.c"] };
 
@@ -229,7 +244,8 @@ async function main() {
     let obj = objects.get(key);
     if (!obj) {
       const srcPath = join(SRC, src);
-      const out = join(DIST, "obj", `${flavour}-${isa}`, src.replace(/\.[cS]$/, ".o"));
+      // x.S gets x.S.o so it may sit next to an x.c (trap.S and trap.c).
+      const out = join(DIST, "obj", `${flavour}-${isa}`, src.replace(/\.c$/, ".o").replace(/\.S$/, ".S.o"));
       const argv = [
         CC,
         ...CFLAGS,

@@ -32,24 +32,19 @@ static inline long xen_hypercall6(long nr, long a0, long a1, long a2, long a3, l
 #define xen_hypercall2(nr, a, b) xen_hypercall6((nr), (long)(a), (long)(b), 0, 0, 0, 0)
 #define xen_hypercall3(nr, a, b, c) xen_hypercall6((nr), (long)(a), (long)(b), (long)(c), 0, 0, 0)
 
-static inline long HYPERVISOR_console_io(int cmd, unsigned count, const char *buf) {
-  return xen_hypercall3(__HYPERVISOR_console_io, cmd, count, buf);
-}
+/* One wrapper per hypercall of ABI.md §5, in its register order. Pointers are guest-physical,
+ * which for a Xenon guest (no paging) is the C pointer value. */
 
-static inline long HYPERVISOR_sched_op(int cmd, void *arg) {
-  return xen_hypercall2(__HYPERVISOR_sched_op, cmd, arg);
+static inline long HYPERVISOR_memory_op(unsigned cmd, void *arg) {
+  return xen_hypercall2(__HYPERVISOR_memory_op, cmd, arg);
 }
 
 static inline long HYPERVISOR_xen_version(int cmd, void *arg) {
   return xen_hypercall2(__HYPERVISOR_xen_version, cmd, arg);
 }
 
-static inline long HYPERVISOR_memory_op(unsigned cmd, void *arg) {
-  return xen_hypercall2(__HYPERVISOR_memory_op, cmd, arg);
-}
-
-static inline long HYPERVISOR_event_channel_op(int cmd, void *arg) {
-  return xen_hypercall2(__HYPERVISOR_event_channel_op, cmd, arg);
+static inline long HYPERVISOR_console_io(int cmd, unsigned count, const char *buf) {
+  return xen_hypercall3(__HYPERVISOR_console_io, cmd, count, buf);
 }
 
 static inline long HYPERVISOR_grant_table_op(unsigned cmd, void *args, unsigned count) {
@@ -60,6 +55,17 @@ static inline long HYPERVISOR_vcpu_op(int cmd, unsigned vcpuid, void *arg) {
   return xen_hypercall3(__HYPERVISOR_vcpu_op, cmd, vcpuid, arg);
 }
 
+static inline long HYPERVISOR_sched_op(int cmd, void *arg) {
+  return xen_hypercall2(__HYPERVISOR_sched_op, cmd, arg);
+}
+
+static inline long HYPERVISOR_event_channel_op(int cmd, void *arg) {
+  return xen_hypercall2(__HYPERVISOR_event_channel_op, cmd, arg);
+}
+
+static inline long HYPERVISOR_hvm_op(int cmd, void *arg) { return xen_hypercall2(__HYPERVISOR_hvm_op, cmd, arg); }
+
+/* Control-domain interfaces: unprivileged guests get -EPERM or -ENOSYS. */
 static inline long HYPERVISOR_domctl(void *arg) { return xen_hypercall1(__HYPERVISOR_domctl, arg); }
 
 static inline long HYPERVISOR_sysctl(void *arg) { return xen_hypercall1(__HYPERVISOR_sysctl, arg); }

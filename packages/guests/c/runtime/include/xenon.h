@@ -1,5 +1,6 @@
 /*
- * Xenon native-guest runtime API (everything start.S, console.c and sched.c provide).
+ * Xenon native-guest runtime API: start.S, console.c and sched.c below, and the umbrella for the
+ * other runtime modules (platform/trap/events/grant/timer/heap/bootargs headers).
  *
  * Boot contract: only the boot vCPU enters _start, with a0 = vCPU id and a1 = guest-physical
  * address of the device tree (or 0). RAM begins at XENON_RAM_BASE. Other vCPUs must be brought
@@ -11,7 +12,14 @@
 
 #include <stddef.h>
 
+#include "bootargs.h"
+#include "events.h"
+#include "grant.h"
 #include "hypercall.h"
+#include "platform.h"
+#include "stdlib.h"
+#include "timer.h"
+#include "trap.h"
 #include "xen.h"
 
 #define XENON_RAM_BASE 0x80000000u
