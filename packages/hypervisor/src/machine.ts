@@ -13,7 +13,7 @@
  * reproducible, which the tests use.
  */
 import { ExitReason, SIP_SEIP, VCPU_STATE_BYTES, VcpuSlot } from "@xenon/hw";
-import type { Domain } from "./domain.js";
+import type { Domain, ShutdownAction } from "./domain.js";
 import { sendGuestVirq } from "./event_channel/event_channel.js";
 import { dispatchHypercall } from "./hypercall/dispatch.js";
 import type { Hypervisor } from "./hypervisor.js";
@@ -101,6 +101,11 @@ export class Machine {
   /** Armed VCPUOP single-shot timers: vCPU key -> deadline (system time, ns). */
   private readonly guestTimers = new Map<number, number>();
   private hostTimer: NodeJS.Timeout | null = null;
+  private loops: Promise<void>[] | null = null;
+  /** Why the core crashed a domain, until its shutdown is recorded. */
+  private readonly crashDetail = new Map<number, string>();
+  /** Shut-down domains to destroy once their vCPUs are off every pCPU. */
+  private readonly toReap = new Set<number>();
   private stopped = false;
   private allDone: (() => void) | null = null;
 
@@ -133,7 +138,7 @@ export class Machine {
       },
       shutdown: (domid, reason, action) => {
         prev.shutdown?.(domid, reason, action);
-        this.domainEnded(domid, reason);
+        this.domainEnded(domid, reason, action);
       },
     };
   }
@@ -183,23 +188,42 @@ export class Machine {
   }
 
   /** Runs until every added domain has shut down; returns how each ended. */
+  /**
+   * Starts the pCPU loops (idempotent). They run until close(): a host that stays up for new
+   * domains (`xenon host`, benches) calls start(); `run()` is start + wait for every domain.
+   */
+  start(): void {
+    if (this.loops !== null) return;
+    this.loops = [...this.pcpus.values()].map((p) => this.pcpuLoop(p));
+    this.pumpTimers();
+  }
+
+  /** Runs until every added domain has shut down, then stops the pCPUs; returns how each ended. */
   async run(): Promise<DomainEnd[]> {
     const done = new Promise<void>((resolve) => {
       this.allDone = resolve;
     });
     if (this.live.size === 0) this.allDone?.();
-    const loops = [...this.pcpus.values()].map((p) => this.pcpuLoop(p));
-    this.pumpTimers();
+    this.start();
     await done;
-    this.stopped = true;
-    for (const p of this.pcpus.values()) p.kick?.();
-    for (const r of this.vcpus.values()) Atomics.store(r.state, VcpuSlot.PREEMPT, 1);
-    await Promise.all(loops);
+    await this.stop();
     return [...this.ends];
   }
 
-  async close(): Promise<void> {
+  /** How the domains that have ended so far ended. */
+  endings(): readonly DomainEnd[] {
+    return this.ends;
+  }
+
+  private async stop(): Promise<void> {
     this.stopped = true;
+    for (const p of this.pcpus.values()) p.kick?.();
+    for (const r of this.vcpus.values()) Atomics.store(r.state, VcpuSlot.PREEMPT, 1);
+    await Promise.all(this.loops ?? []);
+  }
+
+  async close(): Promise<void> {
+    await this.stop();
     if (this.hostTimer !== null) clearTimeout(this.hostTimer);
     for (const p of this.pcpus.values()) p.kick?.();
     await Promise.all([...this.pools.values()].map((p) => p.workers.close()));
@@ -232,6 +256,7 @@ export class Machine {
         d.sliceNs === null ? MAX_BUDGET : Math.max(1, Math.min(MAX_BUDGET, Math.ceil(d.sliceNs / this.nsPerInstr)));
       await this.runSlice(p, next, budget);
       p.current = null;
+      if (this.toReap.size > 0) this.reap();
     }
   }
 
@@ -355,32 +380,53 @@ export class Machine {
     return Atomics.load(chunk.u8, this.hv.memory.frameOffset(mfn) + off) !== 0;
   }
 
+  /** Xen's domain_crash: the core gives up on a domain (its on_crash action still applies). */
   private crash(d: Domain, detail: string): void {
     if (!this.live.has(d.domid)) return;
     this.hv.log(detail);
-    this.ends.push({ domid: d.domid, name: d.name, reason: -1, detail });
+    this.crashDetail.set(d.domid, detail);
     this.hv.domains.shutdown(d.domid, 3 /* SHUTDOWN_crash */);
-    this.retire(d.domid);
   }
 
-  private domainEnded(domid: number, reason: number): void {
+  private domainEnded(domid: number, reason: number, action: ShutdownAction | null): void {
     const live = this.live.get(domid);
     if (live === undefined) return;
-    this.ends.push({ domid, name: live.name, reason });
-    this.retire(domid);
-  }
-
-  /** Takes a domain's vCPUs off their scheduler; resolves run() when no domain is left. */
-  private retire(domid: number): void {
+    const detail = this.crashDetail.get(domid);
+    this.crashDetail.delete(domid);
+    this.ends.push(
+      detail === undefined ? { domid, name: live.name, reason } : { domid, name: live.name, reason: -1, detail },
+    );
     this.live.delete(domid);
+    // Restart actions are the toolstack's to carry out; the machine destroys or preserves.
+    if (action !== "preserve") this.toReap.add(domid);
     for (const rec of this.vcpus.values()) {
       if (rec.domain.domid !== domid) continue;
-      const sched = rec.pool.cfg.scheduler;
-      sched.offline(rec.unit, this.now());
+      rec.pool.cfg.scheduler.offline(rec.unit, this.now());
       Atomics.store(rec.state, VcpuSlot.PREEMPT, 1);
       this.applyTickles(rec.pool);
     }
+    this.reap();
     if (this.live.size === 0) this.allDone?.();
+  }
+
+  /**
+   * Destroys shut-down domains once none of their vCPUs is on a pCPU: workers drop the vCPUs,
+   * the scheduler forgets them, and the core returns every frame.
+   */
+  private reap(): void {
+    for (const domid of this.toReap) {
+      const recs = [...this.vcpus.values()].filter((r) => r.domain.domid === domid);
+      if (recs.some((r) => [...this.pcpus.values()].some((p) => p.current === r))) continue;
+      for (const r of recs) {
+        for (const pcpu of r.attached) r.pool.workers.detach(pcpu, r.key);
+        r.pool.cfg.scheduler.removeUnit(r.unit, this.now());
+        this.guestTimers.delete(r.key);
+        this.vcpus.delete(r.key);
+      }
+      recs[0]?.pool.cfg.scheduler.removeDomain(domid, this.now());
+      this.toReap.delete(domid);
+      this.hv.domains.destroy(domid);
+    }
   }
 
   private tickle(pool: PoolRuntime): void {
