@@ -56,6 +56,9 @@ const NATIVE_IMAGES = {
   hello: ["images/hello.c"],
   cpubench: ["images/cpubench.c", "bench/cpubench_core.c"],
   pingpong: ["images/pingpong.c"],
+  spin: ["images/spin.c"],
+  grantshare: ["images/grantshare.c"],
+  hostile: ["images/hostile.c"],
 };
 const LINUX_EXTRA = { cpubench: ["bench/cpubench_core.c"] };
 

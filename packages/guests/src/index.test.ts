@@ -40,6 +40,30 @@ function readElfHeader(path: string): ElfHeader {
   };
 }
 
+/** Names in the ELF32 .symtab (images are linked without -s, so it is there). */
+function elfSymbolNames(path: string): Set<string> {
+  const b = readFileSync(path);
+  const shoff = b.readUInt32LE(32);
+  const shentsize = b.readUInt16LE(46);
+  const shnum = b.readUInt16LE(48);
+  const names = new Set<string>();
+  for (let i = 0; i < shnum; i++) {
+    const sh = shoff + i * shentsize;
+    if (b.readUInt32LE(sh + 4) !== 2) continue; // SHT_SYMTAB
+    const off = b.readUInt32LE(sh + 16);
+    const size = b.readUInt32LE(sh + 20);
+    const strtab = shoff + b.readUInt32LE(sh + 24) * shentsize;
+    const stroff = b.readUInt32LE(strtab + 16);
+    for (let s = off; s + 16 <= off + size; s += 16) {
+      const nameOff = b.readUInt32LE(s);
+      if (nameOff === 0) continue;
+      const start = stroff + nameOff;
+      names.add(b.toString("latin1", start, b.indexOf(0, start)));
+    }
+  }
+  return names;
+}
+
 function assertRv32Executable(path: string, compressed: boolean): ElfHeader {
   const h = readElfHeader(path);
   assert.equal(h.cls, 1, `${path}: not ELFCLASS32`);
@@ -57,6 +81,24 @@ describe("@xenon/guests images", () => {
       assert.ok(isAbsolute(path));
       const h = assertRv32Executable(path, true);
       assert.equal(h.entry, GUEST_RAM_BASE, `${name}: entry`);
+    }
+  });
+
+  it("lists the event, grant, scheduling and robustness images", () => {
+    for (const name of ["pingpong", "grantshare", "spin", "hostile"]) assert.ok(NATIVE_IMAGES.includes(name), name);
+  });
+
+  it("native images that use the Xen runtime carry its trap vector and ABI entry points", () => {
+    // The runtime is linked with --gc-sections, so a symbol survives only if the image uses it.
+    const want: Record<string, string[]> = {
+      pingpong: ["trap_entry", "evtchn_do_upcall", "evtchn_send", "bootarg_u32", "timer_ticks"],
+      grantshare: ["trap_entry", "gnttab_grant_access", "gnttab_end_access", "gnttab_map", "gnttab_unmap"],
+      spin: ["bootarg_u32"],
+      hostile: ["trap_entry", "gnttab_init", "events_init", "hostile_victim", "malloc"],
+    };
+    for (const [name, symbols] of Object.entries(want)) {
+      const names = elfSymbolNames(guestImagePath(name));
+      for (const sym of symbols) assert.ok(names.has(sym), `${name}: no symbol ${sym}`);
     }
   });
 

@@ -32,8 +32,11 @@ export const LINUX_PROGRAMS: readonly string[] = [
 /** The Linux-ABI CPU benchmark: `cpubench [iterations]`, prints a checksum. */
 export const CPUBENCH_PROGRAM = "cpubench";
 
-/** Xenon native images (entry a0 = vCPU id, a1 = device-tree address; RAM at GUEST_RAM_BASE). */
-export const NATIVE_IMAGES: readonly string[] = ["hello", "cpubench"];
+/**
+ * Xenon native images (entry a0 = vCPU id, a1 = device-tree address; RAM at GUEST_RAM_BASE).
+ * Their boot arguments (/chosen/bootargs) are listed in the package README.
+ */
+export const NATIVE_IMAGES: readonly string[] = ["hello", "cpubench", "pingpong", "grantshare", "spin", "hostile"];
 
 const NAME = /^[a-z0-9_-]+$/;
 

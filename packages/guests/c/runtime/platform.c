@@ -46,6 +46,10 @@ static int read_tree(const void *blob) {
   p->fdt_size = f.total_size;
 
   int root = fdt_root(&f);
+  const char *model;
+  static const char prefix[] = "Xenon guest ";
+  if (fdt_get_string(&f, root, "model", &model) == 0 && strncmp(model, prefix, sizeof prefix - 1) == 0)
+    p->name = model + sizeof prefix - 1;
   int chosen = fdt_find_node(&f, "/chosen");
   if (chosen >= 0) {
     uint32_t domid;
@@ -92,6 +96,7 @@ int xenon_init(unsigned vcpu_id, void *fdt) {
   p->timebase_hz = DEFAULT_TIMEBASE_HZ;
   p->upcall_irq = DEFAULT_UPCALL_IRQ;
   p->bootargs = "";
+  p->name = "";
   int rc = fdt ? read_tree(fdt) : FDT_E_NOTFOUND;
   if (rc < 0) printf("xenon: device tree at %p unusable (error %d), using defaults\n", fdt, rc);
 

@@ -23,6 +23,7 @@ struct xen_platform {
   uint32_t timebase_hz;   /* /cpus timebase-frequency (10 MHz) */
   int xen;                /* /hypervisor is compatible with "xen,xen" */
   const char *bootargs;   /* /chosen/bootargs ("" when absent) */
+  const char *name;       /* domain name from the root's model "Xenon guest <name>" ("" when absent) */
 };
 
 extern struct xen_platform xen_platform;
