@@ -52,7 +52,7 @@ export { HypercallSemantics, SCHED_POLL_MAX_PORTS } from "./hypercall/semantics.
 export type { HypervisorHooks, HypervisorOptions } from "./hypervisor.js";
 export { Hypervisor } from "./hypervisor.js";
 // The running host: pCPU workers, the domain builder, the guest device tree.
-export type { DomainEnd, MachineOptions, MachinePoolConfig, TraceEvent } from "./machine.js";
+export type { DomainEnd, MachineOptions, MachinePoolConfig, TraceEvent, VcpuStats } from "./machine.js";
 export { Machine } from "./machine.js";
 // Memory.
 export { populateRange } from "./memory.js";

@@ -48,6 +48,18 @@ export interface TraceEvent {
   readonly retired: number;
 }
 
+export interface VcpuStats {
+  readonly domid: number;
+  readonly vcpu: number;
+  readonly state: string;
+  /** ns the scheduler charged to this vCPU (virtual ns in instructions mode). */
+  readonly runNs: number;
+  /** runNs normalised by pCPU speed. */
+  readonly workNs: number;
+  readonly instret: number;
+  readonly pcpu: number | null;
+}
+
 /** How a domain ended, as the run reports it. */
 export interface DomainEnd {
   readonly domid: number;
@@ -227,6 +239,19 @@ export class Machine {
     if (this.hostTimer !== null) clearTimeout(this.hostTimer);
     for (const p of this.pcpus.values()) p.kick?.();
     await Promise.all([...this.pools.values()].map((p) => p.workers.close()));
+  }
+
+  /** Per-vCPU accounting (xl vcpu-list's view): scheduler run time, work and retired instructions. */
+  vcpuStats(): VcpuStats[] {
+    return [...this.vcpus.values()].map((r) => ({
+      domid: r.domain.domid,
+      vcpu: r.vcpuId,
+      state: r.unit.state,
+      runNs: r.unit.runNs,
+      workNs: r.unit.workNs,
+      instret: (r.state[VcpuSlot.INSTRET_HI]! >>> 0) * 2 ** 32 + (r.state[VcpuSlot.INSTRET_LO]! >>> 0),
+      pcpu: r.unit.lastPcpu,
+    }));
   }
 
   /** The vCPU's shared state block (registers, exit record), for tools and tests. */

@@ -2,5 +2,5 @@
 export { FlatGuest } from "./run/flat_guest.js";
 export type { LinuxRunOptions, LinuxRunResult } from "./run/linux_abi.js";
 export { runLinuxUser, SYS_EXIT, SYS_EXIT_GROUP, SYS_WRITE } from "./run/linux_abi.js";
-export type { DomainSpec, StaticEvtchn, SystemConfig, SystemResult } from "./run/system.js";
-export { ConfigError, parseDomainSpec, parseStaticEvtchn, runSystem } from "./run/system.js";
+export type { BuiltSystem, DomainSpec, StaticEvtchn, SystemConfig, SystemResult } from "./run/system.js";
+export { buildSystem, ConfigError, parseDomainSpec, parseStaticEvtchn, runSystem } from "./run/system.js";

@@ -375,6 +375,7 @@ export class Cpu {
             if (r !== NEXT) {
               exit = r;
               if (r === ExitReason.MMIO) {
+                x[S.MMIO_PC] = pc;
                 pc = npc;
                 left--;
               }
@@ -394,6 +395,7 @@ export class Cpu {
             if (r !== NEXT) {
               exit = r;
               if (r === ExitReason.MMIO) {
+                x[S.MMIO_PC] = pc;
                 pc = npc;
                 left--;
               }
@@ -413,6 +415,7 @@ export class Cpu {
             if (r !== NEXT) {
               exit = r;
               if (r === ExitReason.MMIO) {
+                x[S.MMIO_PC] = pc;
                 pc = npc;
                 left--;
               }
@@ -432,6 +435,7 @@ export class Cpu {
             if (r !== NEXT) {
               exit = r;
               if (r === ExitReason.MMIO) {
+                x[S.MMIO_PC] = pc;
                 pc = npc;
                 left--;
               }
@@ -451,6 +455,7 @@ export class Cpu {
             if (r !== NEXT) {
               exit = r;
               if (r === ExitReason.MMIO) {
+                x[S.MMIO_PC] = pc;
                 pc = npc;
                 left--;
               }
@@ -470,6 +475,7 @@ export class Cpu {
             if (r !== NEXT) {
               exit = r;
               if (r === ExitReason.MMIO) {
+                x[S.MMIO_PC] = pc;
                 pc = npc;
                 left--;
               }
@@ -489,6 +495,7 @@ export class Cpu {
             if (r !== NEXT) {
               exit = r;
               if (r === ExitReason.MMIO) {
+                x[S.MMIO_PC] = pc;
                 pc = npc;
                 left--;
               }
@@ -508,6 +515,7 @@ export class Cpu {
             if (r !== NEXT) {
               exit = r;
               if (r === ExitReason.MMIO) {
+                x[S.MMIO_PC] = pc;
                 pc = npc;
                 left--;
               }

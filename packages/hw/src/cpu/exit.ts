@@ -10,7 +10,8 @@ export const ExitReason = {
   EBREAK: 3,
   /**
    * A load or store to a guest-physical address the P2M does not map as RAM. pc is past the
-   * instruction; for a load the caller supplies the value with Cpu.completeMmio().
+   * instruction (MMIO_PC holds its address); for a load the caller supplies the value with
+   * Cpu.completeMmio().
    */
   MMIO: 4,
   /** An exception the guest did not get to see: EXIT_CAUSE and EXIT_TVAL say which; pc is the faulting instruction. */

@@ -63,6 +63,8 @@ export const VcpuSlot = {
    */
   UPCALL_LINE_MFN: 58,
   UPCALL_LINE_OFF: 59,
+  /** MMIO: address of the instruction that made the access (PC is already past it). */
+  MMIO_PC: 60,
 } as const;
 
 /** Number of Int32 slots in a vCPU state block. */

@@ -58,6 +58,12 @@ export interface AttachMsg {
   readonly key: number;
   readonly state: SharedArrayBuffer;
   readonly p2m: P2mDescriptor;
+  /**
+   * Guest-physical [start, end) ranges an emulator (IOREQ server) serves for this domain: accesses
+   * there leave as MMIO exits. An access to a hole outside them is reflected into the guest as an
+   * access fault, as Xen on Arm injects a data abort for unhandled MMIO.
+   */
+  readonly mmioRanges: ReadonlyArray<readonly [number, number]>;
 }
 export interface ChunkMsg {
   readonly t: "chunk";

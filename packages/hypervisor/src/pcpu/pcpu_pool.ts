@@ -65,8 +65,14 @@ export class PcpuPool {
     return h === undefined ? -1 : Atomics.load(h.ctl, PcpuSlot.RUNNING);
   }
 
-  attach(pcpu: number, key: number, state: SharedArrayBuffer, p2m: P2mDescriptor): void {
-    this.post(this.handle(pcpu), { t: "attach", key, state, p2m });
+  attach(
+    pcpu: number,
+    key: number,
+    state: SharedArrayBuffer,
+    p2m: P2mDescriptor,
+    mmioRanges: ReadonlyArray<readonly [number, number]> = [],
+  ): void {
+    this.post(this.handle(pcpu), { t: "attach", key, state, p2m, mmioRanges });
   }
 
   detach(pcpu: number, key: number): void {

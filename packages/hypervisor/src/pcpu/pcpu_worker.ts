@@ -8,7 +8,7 @@
  * the core as an exit.
  */
 import { receiveMessageOnPort } from "node:worker_threads";
-import { Cpu, ExitReason, hostTime, MachineMemory, TIMEBASE_HZ, type TimeSource, VcpuSlot } from "@xenon/hw";
+import { Cause, Cpu, ExitReason, hostTime, MachineMemory, TIMEBASE_HZ, type TimeSource, VcpuSlot } from "@xenon/hw";
 import { pack, unpack } from "msgpackr";
 import { P2mReader } from "../p2m/p2m.js";
 import type { ExitMsg, FromPcpu, Packed, PcpuTask, ToPcpu } from "./contract.js";
@@ -71,6 +71,7 @@ export default function pcpuMain(task: PcpuTask): number {
   for (const { index, buffer } of task.chunks) memory.adoptChunk(index, buffer);
 
   const vcpus = new Map<number, Cpu>();
+  const mmioRanges = new Map<number, ReadonlyArray<readonly [number, number]>>();
   const clocks = new Map<number, InstructionTime>();
   const clock = new Float64Array(task.clock);
   let seenBell = Atomics.load(ctl, PcpuSlot.DOORBELL);
@@ -104,11 +105,13 @@ export default function pcpuMain(task: PcpuTask): number {
           time = it;
         }
         vcpus.set(msg.key, new Cpu({ memory, p2m: new P2mReader(memory, msg.p2m), time, state }));
+        mmioRanges.set(msg.key, msg.mmioRanges);
         break;
       }
       case "detach":
         vcpus.delete(msg.key);
         clocks.delete(msg.key);
+        mmioRanges.delete(msg.key);
         break;
       case "run": {
         const cpu = vcpus.get(msg.key);
@@ -120,7 +123,7 @@ export default function pcpuMain(task: PcpuTask): number {
         const it = clocks.get(msg.key);
         if (it !== undefined) it.runStart = instret(cpu.state);
         try {
-          send(runSlice(cpu, msg.key, msg.budget));
+          send(runSlice(cpu, msg.key, msg.budget, mmioRanges.get(msg.key) ?? []));
         } catch (e) {
           // A bug in the emulator, never a guest's doing: report it and keep the pCPU alive.
           send({ t: "error", key: msg.key, message: (e as Error).stack ?? String(e) });
@@ -132,7 +135,12 @@ export default function pcpuMain(task: PcpuTask): number {
   }
 }
 
-function runSlice(cpu: Cpu, key: number, budget: number): ExitMsg {
+function served(ranges: ReadonlyArray<readonly [number, number]>, addr: number): boolean {
+  for (const [start, end] of ranges) if (addr >= start && addr < end) return true;
+  return false;
+}
+
+function runSlice(cpu: Cpu, key: number, budget: number, ranges: ReadonlyArray<readonly [number, number]>): ExitMsg {
   const s = cpu.state;
   const start = instret(s);
   let reflected = 0;
@@ -145,6 +153,16 @@ function runSlice(cpu: Cpu, key: number, budget: number): ExitMsg {
       break;
     }
     reason = cpu.run(left);
+    if (reason === ExitReason.MMIO) {
+      const addr = s[VcpuSlot.MMIO_ADDR]! >>> 0;
+      if (served(ranges, addr)) break;
+      // Unhandled: the access faults at its own instruction (a FAULT exit, then reflected below).
+      s[VcpuSlot.PC] = s[VcpuSlot.MMIO_PC]!;
+      s[VcpuSlot.EXIT_CAUSE] = s[VcpuSlot.MMIO_WRITE] !== 0 ? Cause.STORE_ACCESS : Cause.LOAD_ACCESS;
+      s[VcpuSlot.EXIT_TVAL] = addr | 0;
+      reason = ExitReason.FAULT;
+      s[VcpuSlot.EXIT_REASON] = reason;
+    }
     if (reason === ExitReason.FAULT && s[VcpuSlot.STVEC] !== 0 && reflected < MAX_REFLECTED_PER_RUN) {
       cpu.injectTrap(s[VcpuSlot.EXIT_CAUSE]!, s[VcpuSlot.EXIT_TVAL]!);
       reflected++;

@@ -118,9 +118,21 @@ export function parseStaticEvtchn(spec: string): StaticEvtchn {
   return { a: Number(m[1]), aPort: Number(m[2]), b: Number(m[3]), bPort: Number(m[4]) };
 }
 
-export async function runSystem(cfg: SystemConfig): Promise<SystemResult> {
+/** A built system: domains created and loaded, under a Machine that has not started yet. */
+export interface BuiltSystem {
+  readonly hv: Hypervisor;
+  readonly machine: Machine;
+  /** Domain ids in the order of cfg.domains. */
+  readonly domids: readonly number[];
+}
+
+/**
+ * Creates the host, its cpupool and every domain of `cfg` (memory, kernel, device tree, static
+ * event channels, scheduler parameters), ready to start. Throws ConfigError on bad input, after
+ * closing what it had opened.
+ */
+export function buildSystem(cfg: Omit<SystemConfig, "timeoutMs">): BuiltSystem {
   if (cfg.domains.length === 0) throw new ConfigError("no domains to run");
-  const t0 = performance.now();
   const memory = new MachineMemory({ bytes: (cfg.hostMemoryMiB ?? 1024) * 2 ** 20 });
   const allocator = new FrameAllocator(memory);
   const hv = new Hypervisor({ memory, allocator });
@@ -185,8 +197,7 @@ export async function runSystem(cfg: SystemConfig): Promise<SystemResult> {
       if (rc < 0) throw new ConfigError(`--evtchn ${ch.a}:${ch.aPort}-${ch.b}:${ch.bPort}: refused (${rc})`);
     }
     for (const [i, b] of built.entries()) {
-      const d = hv.domains.get(b.domid)!;
-      machine.addDomain(d, 0, b.state);
+      machine.addDomain(hv.domains.get(b.domid)!, 0, b.state);
       const spec = cfg.domains[i]!;
       const now = machine.now();
       if (spec.weight !== undefined || spec.cap !== undefined) {
@@ -214,6 +225,17 @@ export async function runSystem(cfg: SystemConfig): Promise<SystemResult> {
         if (rc < 0) throw new ConfigError(`${spec.name}: RTDS parameters refused (${rc})`);
       }
     }
+    return { hv, machine, domids: built.map((b) => b.domid) };
+  } catch (e) {
+    void machine.close();
+    throw e;
+  }
+}
+
+export async function runSystem(cfg: SystemConfig): Promise<SystemResult> {
+  const t0 = performance.now();
+  const { machine } = buildSystem(cfg);
+  try {
     let timedOut = false;
     let timer: NodeJS.Timeout | undefined;
     const ends = await Promise.race([
@@ -222,7 +244,7 @@ export async function runSystem(cfg: SystemConfig): Promise<SystemResult> {
         if (cfg.timeoutMs === undefined) return;
         timer = setTimeout(() => {
           timedOut = true;
-          resolve([]);
+          resolve([...machine.endings()]);
         }, cfg.timeoutMs);
       }),
     ]);
