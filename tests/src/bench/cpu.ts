@@ -8,19 +8,17 @@
  */
 import { linuxProgramPath } from "@xenon/guests";
 import { runLinuxUser } from "@xenon/toolstack";
+import { benchCli, median } from "../helpers/bench.js";
 import { runProcess } from "../helpers/run.js";
 
-const args = process.argv.slice(2);
-const json = args.includes("--json");
-const runsArg = args.indexOf("--runs");
-const runs = runsArg >= 0 ? Number(args[runsArg + 1]) : 5;
+const cli = benchCli();
+const json = cli.json;
+const runs = cli.num("--runs", 5);
 const elfPath = linuxProgramPath("cpubench", "rv32imac");
 const { readFileSync } = await import("node:fs");
 const elf = readFileSync(elfPath);
 
-function log(msg: string): void {
-  if (!json) process.stdout.write(`${msg}\n`);
-}
+const log = cli.log;
 
 function xenon(iterations: number): { ms: number; instructions: number; out: string } {
   const chunks: Buffer[] = [];
@@ -36,12 +34,6 @@ async function qemu(iterations: number): Promise<{ ms: number; out: string }> {
   if (r.status !== 0) throw new Error(`cpubench under qemu exited ${r.status}: ${r.stderr}`);
   return { ms: r.ms, out: r.stdout.toString() };
 }
-
-const median = (xs: number[]): number => {
-  const s = [...xs].sort((a, b) => a - b);
-  const m = s.length >> 1;
-  return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
-};
 
 // Calibrate: instructions per iteration (exact, from instret), then speeds after a warm-up so the
 // JIT-compiled interpreter, not the cold one, sets the iteration counts.

@@ -20,24 +20,14 @@ import {
   Machine,
   p2mPoolPagesFor,
 } from "@xenon/hypervisor";
+import { benchCli, median } from "../helpers/bench.js";
 import { runProcess } from "../helpers/run.js";
 
-const args = process.argv.slice(2);
-const json = args.includes("--json");
-const opt = (name: string, dflt: number) => {
-  const i = args.indexOf(name);
-  return i >= 0 ? Number(args[i + 1]) : dflt;
-};
-const runs = opt("--runs", 15);
-const many = opt("--domains", 200);
-const log = (m: string) => {
-  if (!json) process.stdout.write(`${m}\n`);
-};
-const median = (xs: number[]) => {
-  const s = [...xs].sort((a, b) => a - b);
-  const m = s.length >> 1;
-  return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
-};
+const cli = benchCli();
+const json = cli.json;
+const runs = cli.num("--runs", 15);
+const many = cli.num("--domains", 200);
+const log = cli.log;
 
 const hello = readFileSync(guestImagePath("hello"));
 const memory = new MachineMemory({ bytes: 4 * 2 ** 30 });

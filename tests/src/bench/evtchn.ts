@@ -13,23 +13,13 @@ import { guestImagePath } from "@xenon/guests";
 import { FrameAllocator, MachineMemory } from "@xenon/hw";
 import { HypercallClient, Hypervisor, p2mPoolPagesFor, servePort } from "@xenon/hypervisor";
 import { runSystem } from "@xenon/toolstack";
+import { benchCli, median } from "../helpers/bench.js";
 
-const args = process.argv.slice(2);
-const json = args.includes("--json");
-const opt = (name: string, dflt: number) => {
-  const i = args.indexOf(name);
-  return i >= 0 ? Number(args[i + 1]) : dflt;
-};
-const rounds = opt("--rounds", 2000);
-const runs = opt("--runs", 5);
-const log = (m: string) => {
-  if (!json) process.stdout.write(`${m}\n`);
-};
-const median = (xs: number[]) => {
-  const s = [...xs].sort((a, b) => a - b);
-  const m = s.length >> 1;
-  return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
-};
+const cli = benchCli();
+const json = cli.json;
+const rounds = cli.num("--rounds", 2000);
+const runs = cli.num("--runs", 5);
+const log = cli.log;
 
 async function tsDomains(): Promise<number> {
   const memory = new MachineMemory({ bytes: 64 << 20 });
