@@ -1,7 +1,8 @@
 import { readFileSync } from "node:fs";
 import { parseArgs } from "node:util";
+import { BootTreeError, planFromFile } from "../boot/dom0less.js";
 import { runLinuxUser } from "../run/linux_abi.js";
-import { ConfigError, parseDomainSpec, parseStaticEvtchn, runSystem } from "../run/system.js";
+import { ConfigError, parseDomainSpec, parseStaticEvtchn, runSystem, type SystemResult } from "../run/system.js";
 
 /**
  * `xenon` — the host-side command: `run` for now (host and boot arrive with the boot issue).
@@ -18,7 +19,10 @@ const USAGE = `usage:
       --sched credit2|rtds|null
       --deterministic        vCPU time from retired instructions
       --timeout SECONDS      give up after this long (exit status 124)
-      --stats                timing on stderr`;
+      --stats                timing on stderr
+  xenon boot [--deterministic] [--timeout SECONDS] SYSTEM.dtb
+                                              dom0less: cpupools, domains and static event channels
+                                              from a dtc-compiled tree; exits when all domains shut down`;
 
 const SHUTDOWN_NAMES = ["poweroff", "reboot", "suspend", "crash", "watchdog", "soft_reset"];
 
@@ -86,25 +90,62 @@ async function cmdRun(args: string[]): Promise<void> {
       console: (name, line) => process.stdout.write(`(${name}) ${line}\n`),
       ...(timeout !== undefined ? { timeoutMs: timeout * 1000 } : {}),
     });
-    if (result.timedOut) {
-      process.stderr.write(`xenon: timed out after ${timeout} s\n`);
-      process.exitCode = 124;
-      return;
-    }
-    let status = 0;
-    for (const end of result.ends) {
-      if (end.reason === 0) continue;
-      status = 1;
-      const why =
-        end.reason < 0
-          ? `crashed by the core: ${end.detail}`
-          : `shut down (${SHUTDOWN_NAMES[end.reason] ?? end.reason})`;
-      process.stderr.write(`xenon: domain ${end.domid} (${end.name}) ${why}\n`);
-    }
-    if (values.stats) process.stderr.write(`xenon: ${result.ends.length} domain(s) in ${result.ms.toFixed(1)} ms\n`);
-    process.exitCode = status;
+    report(result, timeout, values.stats);
   } catch (e) {
     if (e instanceof ConfigError) fail(e.message, 1);
+    fail(String((e as Error).stack ?? e), 70);
+  }
+}
+
+/** Exit status: 0 when every domain powered off, 1 otherwise, 124 on timeout. */
+function report(result: SystemResult, timeout: number | undefined, stats: boolean): void {
+  if (result.timedOut) {
+    process.stderr.write(`xenon: timed out after ${timeout} s\n`);
+    process.exitCode = 124;
+    return;
+  }
+  let status = 0;
+  for (const end of result.ends) {
+    if (end.reason === 0) continue;
+    status = 1;
+    const why =
+      end.reason < 0 ? `crashed by the core: ${end.detail}` : `shut down (${SHUTDOWN_NAMES[end.reason] ?? end.reason})`;
+    process.stderr.write(`xenon: domain ${end.domid} (${end.name}) ${why}\n`);
+  }
+  if (stats) process.stderr.write(`xenon: ${result.ends.length} domain(s) in ${result.ms.toFixed(1)} ms\n`);
+  process.exitCode = status;
+}
+
+async function cmdBoot(args: string[]): Promise<void> {
+  const { values, positionals } = parseArgs({
+    args,
+    options: {
+      deterministic: { type: "boolean", default: false },
+      timeout: { type: "string" },
+      stats: { type: "boolean", default: false },
+    },
+    allowPositionals: true,
+    strict: true,
+  });
+  const dtb = positionals[0];
+  if (dtb === undefined || positionals.length > 1) fail(`boot: give exactly one device tree\n${USAGE}`);
+  const timeout = values.timeout === undefined ? undefined : Number(values.timeout);
+  if (timeout !== undefined && !(timeout > 0)) fail(`boot: bad --timeout '${values.timeout}'`);
+  try {
+    const plan = planFromFile(dtb);
+    const result = await runSystem({
+      domains: plan.domains,
+      pools: plan.pools,
+      evtchns: plan.evtchns,
+      hostMemoryMiB: plan.hostMemoryMiB,
+      timeMode: values.deterministic ? "instructions" : "host",
+      console: (name, line) => process.stdout.write(`(${name}) ${line}\n`),
+      ...(timeout !== undefined ? { timeoutMs: timeout * 1000 } : {}),
+    });
+    report(result, timeout, values.stats);
+  } catch (e) {
+    if (e instanceof BootTreeError || e instanceof ConfigError) fail(`boot: ${e.message}`, 1);
+    if ((e as Error).name === "FdtError") fail(`boot: ${dtb}: ${(e as Error).message}`, 1);
     fail(String((e as Error).stack ?? e), 70);
   }
 }
@@ -121,6 +162,9 @@ export async function main(argv: string[]): Promise<void> {
   switch (cmd) {
     case "run":
       await cmdRun(rest);
+      return;
+    case "boot":
+      await cmdBoot(rest);
       return;
     case undefined:
     case "-h":

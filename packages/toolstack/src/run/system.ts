@@ -28,6 +28,10 @@ import {
 
 export interface DomainSpec {
   readonly path: string;
+  /** Index into SystemConfig.pools (default 0). */
+  readonly pool?: number;
+  /** vCPUs (default 1). */
+  readonly vcpus?: number;
   readonly name: string;
   readonly memoryMiB: number;
   readonly bootargs: string;
@@ -45,8 +49,17 @@ export interface StaticEvtchn {
   readonly bPort: number;
 }
 
+/** A cpupool: its scheduler and its pCPUs (ids unique across pools; speed 1024 = reference). */
+export interface PoolSpec {
+  readonly name: string;
+  readonly scheduler: SchedName;
+  readonly pcpus: ReadonlyArray<{ readonly id: number; readonly cls: string; readonly speed: number }>;
+}
+
 export interface SystemConfig {
   readonly domains: readonly DomainSpec[];
+  /** cpupools; when absent, one pool "Pool-0" of `pcpus` reference pCPUs under `scheduler`. */
+  readonly pools?: readonly PoolSpec[];
   readonly evtchns?: readonly StaticEvtchn[];
   readonly pcpus?: number;
   readonly scheduler?: SchedName;
@@ -136,16 +149,27 @@ export function buildSystem(cfg: Omit<SystemConfig, "timeoutMs">): BuiltSystem {
   const memory = new MachineMemory({ bytes: (cfg.hostMemoryMiB ?? 1024) * 2 ** 20 });
   const allocator = new FrameAllocator(memory);
   const hv = new Hypervisor({ memory, allocator });
-  const schedName = cfg.scheduler ?? "credit2";
-  const scheduler = createScheduler(schedName);
   const npcpus = cfg.pcpus ?? 2;
-  if (!Number.isInteger(npcpus) || npcpus < 1 || npcpus > 64)
+  if (!Number.isInteger(npcpus) || npcpus < 1 || npcpus > 64) {
     throw new ConfigError(`pcpus ${npcpus} out of range 1..64`);
-  const pcpus = Array.from({ length: npcpus }, (_, id) => ({ id, cls: "big", speed: 1024 }));
+  }
+  const poolSpecs: readonly PoolSpec[] = cfg.pools ?? [
+    {
+      name: "Pool-0",
+      scheduler: cfg.scheduler ?? "credit2",
+      pcpus: Array.from({ length: npcpus }, (_, id) => ({ id, cls: "big", speed: 1024 })),
+    },
+  ];
+  const pools = poolSpecs.map((p, id) => ({
+    id,
+    name: p.name,
+    scheduler: createScheduler(p.scheduler),
+    pcpus: p.pcpus,
+  }));
   const machine = new Machine({
     hv,
     timeMode: cfg.timeMode ?? "host",
-    pools: [{ id: 0, name: "Pool-0", scheduler, pcpus }],
+    pools,
     ...(cfg.trace ? { trace: cfg.trace } : {}),
   });
   try {
@@ -161,10 +185,11 @@ export function buildSystem(cfg: Omit<SystemConfig, "timeoutMs">): BuiltSystem {
       }
       const ramBytes = spec.memoryMiB * 2 ** 20;
       const maxPages = ramBytes / 4096 + 64;
+      const vcpus = spec.vcpus ?? 1;
       const d = hv.domains.create({
         domid: i + 1,
         name: spec.name,
-        maxVcpus: 1,
+        maxVcpus: vcpus,
         maxPages,
         p2mPoolPages: p2mPoolPagesFor(maxPages),
         flags: { isConsole: true },
@@ -177,7 +202,7 @@ export function buildSystem(cfg: Omit<SystemConfig, "timeoutMs">): BuiltSystem {
         partial = lines.pop() ?? "";
         for (const line of lines) cfg.console(spec.name, line);
       });
-      const fdt = buildGuestFdt({ domid: d.domid, name: spec.name, vcpus: 1, ramBytes, bootargs: spec.bootargs });
+      const fdt = buildGuestFdt({ domid: d.domid, name: spec.name, vcpus, ramBytes, bootargs: spec.bootargs });
       let placement: ReturnType<typeof buildDomainMemory>;
       try {
         placement = buildDomainMemory(d, kernel, ramBytes, fdt);
@@ -197,8 +222,12 @@ export function buildSystem(cfg: Omit<SystemConfig, "timeoutMs">): BuiltSystem {
       if (rc < 0) throw new ConfigError(`--evtchn ${ch.a}:${ch.aPort}-${ch.b}:${ch.bPort}: refused (${rc})`);
     }
     for (const [i, b] of built.entries()) {
-      machine.addDomain(hv.domains.get(b.domid)!, 0, b.state);
       const spec = cfg.domains[i]!;
+      const poolId = spec.pool ?? 0;
+      const pool = pools[poolId];
+      if (pool === undefined) throw new ConfigError(`${spec.name}: no cpupool ${poolId}`);
+      const scheduler = pool.scheduler;
+      machine.addDomain(hv.domains.get(b.domid)!, poolId, b.state);
       const now = machine.now();
       if (spec.weight !== undefined || spec.cap !== undefined) {
         const rc = scheduler.setDomainParams(
