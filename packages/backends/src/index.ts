@@ -1,2 +1,30 @@
 /** @xenon/backends — public face. */
-export {};
+
+// XenStore daemon (the XenStore service domain): protocol engine, transports and socket server.
+export {
+  type ConnectionIdentity,
+  InProcessConnection,
+  SocketTransport,
+  type XsConnector,
+  type XsPort,
+  type XsReply,
+  type XsTransport,
+} from "./xenstore/domain_conn.js";
+export { XS_STREAM_ERRORS, XsParser, XsStreamError, type XsStreamErrorCode } from "./xenstore/parser.js";
+export { type Acl, formatPerm, type Perm, parsePerm } from "./xenstore/permissions.js";
+export { DEFAULT_QUOTAS, type Quotas } from "./xenstore/quota.js";
+export { startXenstoredServer, type XenstoredServer } from "./xenstore/server.js";
+export {
+  encodeMessage,
+  nulStrings,
+  XENSTORE_ABS_PATH_MAX,
+  XENSTORE_PAYLOAD_MAX,
+  XENSTORE_REL_PATH_MAX,
+  XS_ERRORS,
+  XS_TYPES,
+  XsError,
+  type XsErrorName,
+  type XsMessage,
+  type XsTypeName,
+} from "./xenstore/wire.js";
+export { type DomainChannelFactory, Xenstored, type XenstoredOptions } from "./xenstore/xenstored.js";
