@@ -1,5 +1,6 @@
 import type { FrameAllocator, MachineMemory } from "@xenon/hw";
 import { ByteRing } from "./console.js";
+import type { ControlHooks } from "./control.js";
 import type { Domain, ShutdownAction } from "./domain.js";
 import { DomainTable } from "./domain_table.js";
 import { HypercallSemantics } from "./hypercall/semantics.js";
@@ -43,6 +44,11 @@ export class Hypervisor {
   /** The hypercall operations, shared by the guest ABI decoder and TypeScript domains' ports. */
   readonly hypercalls: HypercallSemantics;
   hooks: HypervisorHooks;
+  /**
+   * The scheduling layer's control interface for domctl/sysctl (pause, affinity, scheduler
+   * parameters, cpupools). Ops that need it are -ENOSYS while it is unset.
+   */
+  control?: ControlHooks;
   /** Per global VIRQ: the domid it is delivered to (Xen's set_global_virq_handler), -1 = default. */
   private readonly virqHandler = new Int32Array(NR_VIRQS).fill(-1);
 

@@ -1,7 +1,18 @@
 import type { Domain } from "../domain.js";
 import { err } from "../public/errno.js";
 import { Hypercall } from "../public/xen.js";
-import { consoleIo, eventChannelOp, grantTableOp, hvmOp, memoryOp, schedOp, vcpuOp, xenVersion } from "./guest_abi.js";
+import {
+  consoleIo,
+  domctl,
+  eventChannelOp,
+  grantTableOp,
+  hvmOp,
+  memoryOp,
+  schedOp,
+  sysctl,
+  vcpuOp,
+  xenVersion,
+} from "./guest_abi.js";
 
 /**
  * The entry point for an RV32 vCPU's ECALL exit: hypercall number from a7, arguments from
@@ -44,6 +55,10 @@ export function dispatchHypercall(
       return eventChannelOp(domain, x0, x1);
     case Hypercall.hvm_op:
       return hvmOp(domain, x0, x1);
+    case Hypercall.sysctl:
+      return sysctl(domain, x0);
+    case Hypercall.domctl:
+      return domctl(domain, x0);
     default:
       return err("ENOSYS");
   }

@@ -1,3 +1,4 @@
+import type { DomctlDomainInfo } from "../control.js";
 import type { Domain } from "../domain.js";
 import type { GuestMemory } from "../p2m/guest_access.js";
 import { err } from "../public/errno.js";
@@ -14,6 +15,7 @@ import {
   EvtchnPort,
   EvtchnReset,
   EvtchnStatus,
+  encode,
   fieldSize,
   GnttabCopy,
   GnttabGetVersion,
@@ -32,17 +34,50 @@ import {
   writeField,
   XEN_CAPABILITIES_INFO_LEN,
   XEN_CHANGESET_INFO_LEN,
+  XEN_DOMCTL_U_OFFSET,
   XEN_EXTRAVERSION_LEN,
   XEN_PFN_SIZE,
+  XEN_SYSCTL_U_OFFSET,
   XenAddToPhysmap,
+  XenDomctl,
+  XenDomctlCreatedomain,
+  XenDomctlGetdomaininfo,
+  XenDomctlMaxMem,
+  XenDomctlMaxVcpus,
+  XenDomctlSchedparamVcpu,
+  XenDomctlSchedulerOp,
+  XenDomctlVcpuaffinity,
   XenFeatureInfo,
   XenHvmParam,
   XenMemoryReservation,
   XenRemoveFromPhysmap,
+  XenSysctl,
+  XenSysctlCpupoolOp,
+  XenSysctlGetdomaininfolist,
+  XenSysctlPhysinfo,
+  XenSysctlSchedId,
+  XenSysctlSchedulerOp,
 } from "../public/layout.js";
 import { MEMOP_CMD_MASK, MEMOP_EXTENT_SHIFT, XenMem } from "../public/memory.js";
-import { ConsoleIo, HvmOp, SchedOp, VCPU_SSHOTTMR_FUTURE, VcpuOp, XenVer } from "../public/xen.js";
-import { SCHED_POLL_MAX_PORTS, XEN_CAPABILITIES, XEN_CHANGESET } from "./semantics.js";
+import {
+  ConsoleIo,
+  CpupoolOp,
+  DomctlCmd,
+  DomctlSchedOp,
+  HvmOp,
+  SchedOp,
+  SysctlCmd,
+  SysctlSchedOp,
+  VCPU_SSHOTTMR_FUTURE,
+  VcpuAffinity,
+  VcpuOp,
+  XEN_DOMCTL_INTERFACE_VERSION,
+  XEN_DOMCTL_SCHEDRT_EXTRA,
+  XEN_SYSCTL_INTERFACE_VERSION,
+  XenVer,
+} from "../public/xen.js";
+import type { PoolParamsUpdate, SchedParamsUpdate } from "../sched/types.js";
+import { SCHED_POLL_MAX_PORTS, schedKind, XEN_CAPABILITIES, XEN_CHANGESET } from "./semantics.js";
 
 /**
  * The guest ABI: decodes the argument structs a guest passes by guest-physical address, calls
@@ -478,4 +513,368 @@ export function hvmOp(d: Domain, cmd: number, arg: number): number {
   if (cmd === HvmOp.set_param) return sem.hvmSetParam(d.domid, a.domid, a.index, a.value);
   const v = sem.hvmGetParam(d.domid, a.domid, a.index);
   return v < 0 ? v : writeFields(d.guest, XenHvmParam, arg, { value: v });
+}
+
+// --- domctl / sysctl (control domain) -------------------------------------------------------------
+
+/** Bytes of a xenctl_bitmap of `nrBits` bits. */
+const bitmapBytes = (nrBits: number): number => Math.ceil(nrBits / 8);
+
+/**
+ * Reads a pCPU bitmap as Xen's xenctl_bitmap_to_bitmap does: at most nr_cpu_ids bits are read,
+ * bits past `nrBits` in the last byte are ignored. Returns the set pCPU ids, or -EFAULT.
+ */
+function readCpuBitmap(g: GuestMemory, handle: number, nrBits: number, nrCpuIds: number): number[] | number {
+  const copy = Math.min(bitmapBytes(nrBits), bitmapBytes(nrCpuIds));
+  if (copy === 0) return [];
+  const gpa = handleToGpa(handle);
+  if (gpa < 0) return err("EFAULT");
+  const bytes = g.copyFromGuest(gpa, copy);
+  if (typeof bytes === "number") return bytes;
+  if (nrBits & 7 && bitmapBytes(nrBits) === copy) bytes[copy - 1]! &= ~(0xff << (nrBits & 7)) & 0xff;
+  const ids: number[] = [];
+  for (let i = 0; i < nrCpuIds; i++) if (bytes[i >> 3]! & (1 << (i & 7))) ids.push(i);
+  return ids;
+}
+
+/**
+ * Writes a pCPU bitmap as Xen's bitmap_to_xenctl_bitmap does: min(nrBits, nr_cpu_ids) bits of
+ * `ids`, then zero bytes up to the guest's nrBits. 0 or -EFAULT (nothing written).
+ */
+function writeCpuBitmap(
+  g: GuestMemory,
+  handle: number,
+  nrBits: number,
+  ids: readonly number[],
+  nrCpuIds: number,
+): number {
+  const guestBytes = bitmapBytes(nrBits);
+  if (guestBytes === 0) return 0;
+  const gpa = handleToGpa(handle);
+  if (gpa < 0 || !g.check(gpa, guestBytes, true)) return err("EFAULT");
+  const copy = Math.min(guestBytes, bitmapBytes(nrCpuIds));
+  const out = new Uint8Array(Math.min(guestBytes, 4096));
+  for (const id of ids) if (id < copy * 8) out[id >> 3]! |= 1 << (id & 7);
+  for (let done = 0; done < guestBytes; done += 4096) {
+    const n = Math.min(4096, guestBytes - done);
+    const rc = g.copyToGuest(gpa + done, out.subarray(0, n));
+    if (rc < 0) return rc;
+    if (done === 0) out.fill(0);
+  }
+  return 0;
+}
+
+/** Writes a whole struct (no stale guest bytes survive in its padding). */
+function writeWhole<F extends string>(
+  g: GuestMemory,
+  layout: StructLayout<F>,
+  gpa: number,
+  v: Partial<StructValues<F>>,
+): number {
+  return g.copyToGuest(gpa, encode(layout, v));
+}
+
+function domainInfoValues(i: DomctlDomainInfo): Partial<StructValues<keyof typeof XenDomctlGetdomaininfo.fields>> {
+  return {
+    domain: i.domid,
+    flags: i.flags,
+    tot_pages: i.totPages,
+    max_pages: i.maxPages,
+    shared_info_frame: i.sharedInfoFrame,
+    cpu_time: i.cpuTimeNs,
+    nr_online_vcpus: i.nrOnlineVcpus,
+    max_vcpu_id: i.maxVcpuId,
+    cpupool: i.cpupool,
+    gpaddr_bits: i.gpaddrBits,
+  };
+}
+
+/** At most this many elements in one putvcpuinfo/getvcpuinfo array (there are no continuations). */
+export const SCHED_VCPUINFO_MAX = 4096;
+
+function domctlSchedulerOp(d: Domain, domid: number, at: number): number {
+  const sem = d.hv.hypercalls;
+  const g = d.guest;
+  const a = readStruct(g, XenDomctlSchedulerOp, at);
+  if (typeof a === "number") return a;
+  const kind = schedKind(a.sched_id);
+  switch (a.cmd) {
+    case DomctlSchedOp.putinfo: {
+      const p: SchedParamsUpdate | null =
+        kind === "credit2"
+          ? { kind, weight: a.credit2_weight, cap: a.credit2_cap }
+          : kind === "rtds"
+            ? { kind, periodUs: a.rtds_period, budgetUs: a.rtds_budget }
+            : kind === "null"
+              ? { kind }
+              : null;
+      return p === null ? err("EINVAL") : sem.domctlSchedPutInfo(d.domid, domid, a.sched_id, p);
+    }
+    case DomctlSchedOp.getinfo: {
+      const p = sem.domctlSchedGetInfo(d.domid, domid, a.sched_id);
+      if (typeof p === "number") return p;
+      if (p.kind === "credit2")
+        return writeFields(g, XenDomctlSchedulerOp, at, { credit2_weight: p.weight, credit2_cap: p.cap });
+      if (p.kind === "rtds") {
+        return writeFields(g, XenDomctlSchedulerOp, at, {
+          rtds_period: p.periodUs,
+          rtds_budget: p.budgetUs,
+          rtds_flags: p.extratime ? XEN_DOMCTL_SCHEDRT_EXTRA : 0,
+        });
+      }
+      return 0;
+    }
+    case DomctlSchedOp.putvcpuinfo:
+    case DomctlSchedOp.getvcpuinfo: {
+      const ok = sem.domctlSchedCheck(d.domid, domid, a.sched_id, true);
+      if (ok < 0) return ok;
+      if (a.v_nr_vcpus > SCHED_VCPUINFO_MAX) return err("EINVAL");
+      const list = handleToGpa(a.v_vcpus);
+      if (list < 0 && a.v_nr_vcpus > 0) return err("EFAULT");
+      let rc = 0;
+      let i = 0;
+      for (; i < a.v_nr_vcpus; i++) {
+        const el = list + i * XenDomctlSchedparamVcpu.size;
+        const e = readStruct(g, XenDomctlSchedparamVcpu, el);
+        if (typeof e === "number") {
+          rc = e;
+          break;
+        }
+        if (a.cmd === DomctlSchedOp.putvcpuinfo) {
+          rc = sem.domctlSchedPutVcpuInfo(d.domid, domid, a.sched_id, e.vcpuid, {
+            kind: "rtds",
+            periodUs: e.rtds_period,
+            budgetUs: e.rtds_budget,
+            extratime: (e.rtds_flags & XEN_DOMCTL_SCHEDRT_EXTRA) !== 0,
+          });
+        } else {
+          const p = sem.domctlSchedGetVcpuInfo(d.domid, domid, a.sched_id, e.vcpuid);
+          rc =
+            typeof p === "number"
+              ? p
+              : p.kind === "rtds"
+                ? writeFields(g, XenDomctlSchedparamVcpu, el, {
+                    rtds_period: p.periodUs,
+                    rtds_budget: p.budgetUs,
+                    rtds_flags: p.extratime ? XEN_DOMCTL_SCHEDRT_EXTRA : 0,
+                  })
+                : err("EINVAL");
+        }
+        if (rc < 0) break;
+      }
+      const w = writeFields(g, XenDomctlSchedulerOp, at, { v_nr_vcpus: i });
+      return rc < 0 ? rc : w;
+    }
+    default:
+      return err("EINVAL");
+  }
+}
+
+function domctlVcpuAffinity(d: Domain, cmd: number, domid: number, at: number): number {
+  const sem = d.hv.hypercalls;
+  const g = d.guest;
+  const a = readStruct(g, XenDomctlVcpuaffinity, at);
+  if (typeof a === "number") return a;
+  const nrCpuIds = sem.controlNrCpuIds();
+  if (nrCpuIds < 0) return nrCpuIds;
+  const wantHard = (a.flags & VcpuAffinity.hard) !== 0;
+  const wantSoft = (a.flags & VcpuAffinity.soft) !== 0;
+  // Xen's vcpuaffinity_params_invalid: no flag, or a named map with a null handle.
+  if (a.flags === 0 || (wantHard && a.cpumap_hard_bitmap === 0) || (wantSoft && a.cpumap_soft_bitmap === 0)) {
+    return err("EINVAL");
+  }
+  let masks: { readonly hard: readonly number[]; readonly soft: readonly number[] } | number;
+  if (cmd === DomctlCmd.setvcpuaffinity) {
+    const hard = wantHard ? readCpuBitmap(g, a.cpumap_hard_bitmap, a.cpumap_hard_nr_bits, nrCpuIds) : null;
+    if (typeof hard === "number") return hard;
+    const soft = wantSoft ? readCpuBitmap(g, a.cpumap_soft_bitmap, a.cpumap_soft_nr_bits, nrCpuIds) : null;
+    if (typeof soft === "number") return soft;
+    masks = sem.domctlSetVcpuAffinity(d.domid, domid, a.vcpu, hard, soft);
+  } else {
+    masks = sem.domctlGetVcpuAffinity(d.domid, domid, a.vcpu);
+  }
+  if (typeof masks === "number") return masks;
+  if (wantHard) {
+    const rc = writeCpuBitmap(g, a.cpumap_hard_bitmap, a.cpumap_hard_nr_bits, masks.hard, nrCpuIds);
+    if (rc < 0) return rc;
+  }
+  return wantSoft ? writeCpuBitmap(g, a.cpumap_soft_bitmap, a.cpumap_soft_nr_bits, masks.soft, nrCpuIds) : 0;
+}
+
+/**
+ * XEN_DOMCTL (36): `a0` = struct xen_domctl. A bad pointer is -EFAULT, a wrong
+ * interface_version -EACCES, an unprivileged caller -EPERM (in Xen's order).
+ */
+export function domctl(d: Domain, arg: number): number {
+  const sem = d.hv.hypercalls;
+  const g = d.guest;
+  const h = readStruct(g, XenDomctl, arg);
+  if (typeof h === "number") return h;
+  if (h.interface_version !== XEN_DOMCTL_INTERFACE_VERSION) return err("EACCES");
+  if (!d.flags.privileged) return err("EPERM");
+  const u = arg + XEN_DOMCTL_U_OFFSET;
+  const domid = h.domain;
+  switch (h.cmd) {
+    case DomctlCmd.createdomain: {
+      const a = readStruct(g, XenDomctlCreatedomain, u);
+      if (typeof a === "number") return a;
+      const id = sem.domctlCreateDomain(d.domid, {
+        domid,
+        flags: a.flags,
+        maxVcpus: a.max_vcpus,
+        maxEvtchnPort: a.max_evtchn_port,
+        maxGrantFrames: a.max_grant_frames,
+        maxMaptrackFrames: a.max_maptrack_frames,
+        grantOpts: a.grant_opts,
+        cpupoolId: a.cpupool_id,
+      });
+      if (id < 0) return id;
+      // As in Xen, the new id comes back in domctl.domain (a failed copy-back leaves the domain).
+      const w = writeFields(g, XenDomctl, arg, { domain: id });
+      return w < 0 ? w : writeFields(g, XenDomctlCreatedomain, u, { arch_clock_frequency: 0 });
+    }
+    case DomctlCmd.destroydomain:
+      return sem.domctlDestroyDomain(d.domid, domid);
+    case DomctlCmd.pausedomain:
+      return sem.domctlPauseDomain(d.domid, domid);
+    case DomctlCmd.unpausedomain:
+      return sem.domctlUnpauseDomain(d.domid, domid);
+    case DomctlCmd.getdomaininfo: {
+      const i = sem.domctlGetDomainInfo(d.domid, domid);
+      if (typeof i === "number") return i;
+      if (!g.check(arg, XenDomctl.size, true)) return err("EFAULT");
+      writeFields(g, XenDomctl, arg, { domain: i.domid });
+      return writeWhole(g, XenDomctlGetdomaininfo, u, domainInfoValues(i));
+    }
+    case DomctlCmd.max_mem: {
+      const a = readStruct(g, XenDomctlMaxMem, u);
+      return typeof a === "number" ? a : sem.domctlMaxMem(d.domid, domid, a.max_memkb);
+    }
+    case DomctlCmd.max_vcpus: {
+      const a = readStruct(g, XenDomctlMaxVcpus, u);
+      return typeof a === "number" ? a : sem.domctlMaxVcpus(d.domid, domid, a.max);
+    }
+    case DomctlCmd.setvcpuaffinity:
+    case DomctlCmd.getvcpuaffinity:
+      return domctlVcpuAffinity(d, h.cmd, domid, u);
+    case DomctlCmd.scheduler_op:
+      return domctlSchedulerOp(d, domid, u);
+    default:
+      return err("ENOSYS");
+  }
+}
+
+function sysctlCpupoolOp(d: Domain, at: number): number {
+  const sem = d.hv.hypercalls;
+  const g = d.guest;
+  const a = readStruct(g, XenSysctlCpupoolOp, at);
+  if (typeof a === "number") return a;
+  const c = d.domid;
+  switch (a.op) {
+    case CpupoolOp.create: {
+      const id = sem.sysctlCpupoolCreate(c, a.cpupool_id, a.sched_id);
+      return id < 0 ? id : writeFields(g, XenSysctlCpupoolOp, at, { cpupool_id: id });
+    }
+    case CpupoolOp.destroy:
+      return sem.sysctlCpupoolDestroy(c, a.cpupool_id);
+    case CpupoolOp.info: {
+      const nrCpuIds = sem.controlNrCpuIds();
+      const i = sem.sysctlCpupoolInfo(c, a.cpupool_id);
+      if (typeof i === "number") return i;
+      const w = writeFields(g, XenSysctlCpupoolOp, at, { cpupool_id: i.poolId, sched_id: i.schedId, n_dom: i.nDom });
+      return w < 0 ? w : writeCpuBitmap(g, a.cpumap_bitmap, a.cpumap_nr_bits, i.pcpus, nrCpuIds);
+    }
+    case CpupoolOp.addcpu:
+      return sem.sysctlCpupoolAddCpu(c, a.cpupool_id, a.cpu);
+    case CpupoolOp.rmcpu:
+      return sem.sysctlCpupoolRemoveCpu(c, a.cpupool_id, a.cpu);
+    case CpupoolOp.movedomain:
+      return sem.sysctlCpupoolMoveDomain(c, a.cpupool_id, a.domid);
+    case CpupoolOp.freeinfo: {
+      const nrCpuIds = sem.controlNrCpuIds();
+      const ids = sem.sysctlCpupoolFreeInfo(c);
+      if (typeof ids === "number") return ids;
+      return writeCpuBitmap(g, a.cpumap_bitmap, a.cpumap_nr_bits, ids, nrCpuIds);
+    }
+    default:
+      return err("ENOSYS");
+  }
+}
+
+function sysctlSchedulerOp(d: Domain, at: number): number {
+  const sem = d.hv.hypercalls;
+  const g = d.guest;
+  const a = readStruct(g, XenSysctlSchedulerOp, at);
+  if (typeof a === "number") return a;
+  const kind = schedKind(a.sched_id);
+  if (a.cmd === SysctlSchedOp.putinfo) {
+    if (kind === undefined) return err("EINVAL");
+    const p: PoolParamsUpdate = kind === "credit2" ? { kind, ratelimitUs: a.sched_credit2_ratelimit_us } : { kind };
+    return sem.sysctlSchedPutPoolParams(d.domid, a.cpupool_id, a.sched_id, p);
+  }
+  if (a.cmd !== SysctlSchedOp.getinfo) return err("EINVAL");
+  const p = sem.sysctlSchedGetPoolParams(d.domid, a.cpupool_id, a.sched_id);
+  if (typeof p === "number") return p;
+  return p.kind === "credit2"
+    ? writeFields(g, XenSysctlSchedulerOp, at, { sched_credit2_ratelimit_us: p.ratelimitUs })
+    : 0;
+}
+
+/** XEN_SYSCTL (35): `a0` = struct xen_sysctl; -EFAULT, -EACCES, -EPERM as for domctl. */
+export function sysctl(d: Domain, arg: number): number {
+  const sem = d.hv.hypercalls;
+  const g = d.guest;
+  const h = readStruct(g, XenSysctl, arg);
+  if (typeof h === "number") return h;
+  if (h.interface_version !== XEN_SYSCTL_INTERFACE_VERSION) return err("EACCES");
+  if (!d.flags.privileged) return err("EPERM");
+  const u = arg + XEN_SYSCTL_U_OFFSET;
+  switch (h.cmd) {
+    case SysctlCmd.physinfo: {
+      const p = sem.sysctlPhysinfo(d.domid);
+      if (typeof p === "number") return p;
+      return writeWhole(g, XenSysctlPhysinfo, u, {
+        threads_per_core: 1,
+        cores_per_socket: p.nrCpus,
+        nr_cpus: p.nrCpus,
+        max_cpu_id: p.maxCpuId,
+        nr_nodes: 1,
+        max_node_id: 0,
+        cpu_khz: p.cpuKhz,
+        capabilities: p.capabilities,
+        total_pages: p.totalPages,
+        free_pages: p.freePages,
+        max_mfn: p.maxMfn,
+      });
+    }
+    case SysctlCmd.sched_id: {
+      const id = sem.sysctlSchedId(d.domid);
+      return id < 0 ? id : writeFields(g, XenSysctlSchedId, u, { sched_id: id });
+    }
+    case SysctlCmd.getdomaininfolist: {
+      const a = readStruct(g, XenSysctlGetdomaininfolist, u);
+      if (typeof a === "number") return a;
+      const list = sem.sysctlGetDomainInfoList(d.domid, a.first_domain, a.max_domains);
+      if (typeof list === "number") return list;
+      const buf = handleToGpa(a.buffer);
+      let n = 0;
+      let rc = 0;
+      for (const i of list) {
+        rc =
+          buf < 0
+            ? err("EFAULT")
+            : writeWhole(g, XenDomctlGetdomaininfo, buf + n * XenDomctlGetdomaininfo.size, domainInfoValues(i));
+        if (rc < 0) break;
+        n++;
+      }
+      const w = writeFields(g, XenSysctlGetdomaininfolist, u, { num_domains: n });
+      return rc < 0 ? rc : w;
+    }
+    case SysctlCmd.cpupool_op:
+      return sysctlCpupoolOp(d, u);
+    case SysctlCmd.scheduler_op:
+      return sysctlSchedulerOp(d, u);
+    default:
+      return err("ENOSYS");
+  }
 }

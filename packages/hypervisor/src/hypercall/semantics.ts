@@ -1,4 +1,13 @@
+import {
+  type AffinityMasks,
+  CPUPOOLID_NONE,
+  type CpupoolInfoResult,
+  type DomctlCreateDomainConfig,
+  type DomctlDomainInfo,
+  type PhysInfo,
+} from "../control.js";
 import type { Domain } from "../domain.js";
+import { p2mPoolPagesFor } from "../domain_table.js";
 import { isPending2l } from "../event_channel/event_2l.js";
 import {
   type EvtchnStatusInfo,
@@ -38,19 +47,32 @@ import {
   populatePhysmap,
   removeFromPhysmap,
 } from "../memory.js";
+import { GFN_BITS } from "../p2m/types.js";
 import { err } from "../public/errno.js";
 import { Gntst, type GntstCode } from "../public/grant_table.js";
 import {
+  DOMID_FIRST_RESERVED,
   DOMID_SELF,
+  DomctlCdf,
   HVM_NR_PARAMS,
   HvmParam,
+  PhysCap,
   SHUTDOWN_MAX,
+  XEN_DOMCTL_GRANT_VERSION_MASK,
   XEN_EXTRAVERSION,
   XEN_MAJOR,
   XEN_MINOR,
   XENFEAT_NR_SUBMAPS,
   XenFeat,
 } from "../public/xen.js";
+import {
+  type PoolParams,
+  type PoolParamsUpdate,
+  type SchedName,
+  type SchedParams,
+  type SchedParamsUpdate,
+  XEN_SCHEDULER,
+} from "../sched/types.js";
 import { upcallPending } from "../shared_info.js";
 import { registerVcpuInfo } from "../vcpu_op.js";
 
@@ -356,4 +378,414 @@ export class HypercallSemantics {
       return 0;
     });
   }
+
+  // --- domctl / sysctl (control domain) --------------------------------------------------------
+  // Every op needs the privileged (control) flag, else -EPERM, checked before anything else. The
+  // domain field is a real domid (DOMID_SELF is not special, as in Xen). Ops that act on vCPUs,
+  // pCPUs or cpupools go through hv.control (the scheduling layer) and are -ENOSYS without it.
+
+  /** P2M pool frames for a domain made by XEN_DOMCTL_createdomain (enough for 256 MiB of RAM). */
+  domctlP2mPoolPages = p2mPoolPagesFor(65536);
+
+  /** The live privileged caller, or -ESRCH / -EPERM. */
+  private controller(caller: number): Domain | number {
+    const c = this.self(caller);
+    if (c === undefined) return err("ESRCH");
+    return c.flags.privileged ? c : err("EPERM");
+  }
+
+  /** A privileged caller and a live target domain (-ESRCH). */
+  private ctl(caller: number, domid: number, fn: (d: Domain, c: Domain) => number): number {
+    const c = this.controller(caller);
+    if (typeof c === "number") return c;
+    const d = this.hv.domains.getLive(domid);
+    return d === undefined ? err("ESRCH") : fn(d, c);
+  }
+
+  /** XEN_DOMCTL_createdomain: the new domid. The domain starts paused, with no RAM allowance. */
+  domctlCreateDomain(caller: number, cfg: DomctlCreateDomainConfig): number {
+    const c = this.controller(caller);
+    if (typeof c === "number") return c;
+    const ctl = this.hv.control;
+    if (ctl === undefined) return err("ENOSYS");
+    if (cfg === null || typeof cfg !== "object") return err("EINVAL");
+    const { flags, grantOpts, maxVcpus, cpupoolId } = cfg;
+    const required = DomctlCdf.hvm | DomctlCdf.hap;
+    const optional = DomctlCdf.iommu | DomctlCdf.vpmu | DomctlCdf.xs_domain;
+    if (!isU32(flags) || (flags & ~optional) !== required) return err("EINVAL");
+    if (!isU32(grantOpts) || grantOpts & ~XEN_DOMCTL_GRANT_VERSION_MASK || grantOpts !== 1) return err("EINVAL");
+    if (!isU32(cpupoolId) || !isU32(cfg.maxEvtchnPort)) return err("EINVAL");
+    if (!Number.isInteger(cfg.maxGrantFrames) || !Number.isInteger(cfg.maxMaptrackFrames)) return err("EINVAL");
+    const want = cfg.domid;
+    const domid = want === undefined || want === 0 || want >= DOMID_FIRST_RESERVED ? undefined : want;
+    const d = this.hv.domains.create({
+      domid,
+      name: typeof cfg.name === "string" ? cfg.name : undefined,
+      maxVcpus,
+      maxPages: 0,
+      p2mPoolPages: this.domctlP2mPoolPages,
+      flags: { xenstore: (flags & DomctlCdf.xs_domain) !== 0 },
+      maxEvtchnPort: Math.min(cfg.maxEvtchnPort, 4095),
+      maxGrantFrames: cfg.maxGrantFrames < 0 ? undefined : cfg.maxGrantFrames,
+      maxMaptrackFrames: cfg.maxMaptrackFrames < 0 ? undefined : cfg.maxMaptrackFrames,
+    });
+    if (typeof d === "number") return d;
+    const rc = ctl.domainCreated(d.domid, d.maxVcpus, cpupoolId);
+    if (rc < 0) {
+      this.hv.domains.destroy(d.domid);
+      return rc;
+    }
+    return d.domid;
+  }
+
+  /** XEN_DOMCTL_destroydomain: not the caller itself (-EINVAL); a dying domain again is 0. */
+  domctlDestroyDomain(caller: number, domid: number): number {
+    const c = this.controller(caller);
+    if (typeof c === "number") return c;
+    const d = this.hv.domains.get(domid);
+    if (d === undefined) return err("ESRCH");
+    if (d === c) return err("EINVAL");
+    const wasDying = d.dying;
+    const rc = this.hv.domains.destroy(domid);
+    if (rc === 0 && !wasDying) this.hv.control?.domainDestroyed(domid);
+    return rc;
+  }
+
+  /** XEN_DOMCTL_pausedomain: a counted pause by the controller (at most 255); not of itself. */
+  domctlPauseDomain(caller: number, domid: number): number {
+    return this.ctl(caller, domid, (d, c) => {
+      if (d === c) return err("EINVAL");
+      const ctl = this.hv.control;
+      if (ctl === undefined) return err("ENOSYS");
+      const first = !d.paused;
+      const rc = d.pause();
+      if (rc < 0 || !first) return rc;
+      const r = ctl.pauseDomain(d.domid);
+      if (r < 0) d.unpause();
+      return Math.min(r, 0);
+    });
+  }
+
+  /** XEN_DOMCTL_unpausedomain: undoes one pause (-EINVAL if not paused); the last one lets it run. */
+  domctlUnpauseDomain(caller: number, domid: number): number {
+    return this.ctl(caller, domid, (d) => {
+      const ctl = this.hv.control;
+      if (ctl === undefined) return err("ENOSYS");
+      const rc = d.unpause();
+      if (rc < 0 || d.paused) return rc;
+      const r = ctl.unpauseDomain(d.domid);
+      if (r < 0) d.pause();
+      return Math.min(r, 0);
+    });
+  }
+
+  /** XEN_DOMCTL_getdomaininfo: the domain with the lowest id >= `domid` (Xen 4.17), dying ones included. */
+  domctlGetDomainInfo(caller: number, domid: number): DomctlDomainInfo | number {
+    const c = this.controller(caller);
+    if (typeof c === "number") return c;
+    if (!Number.isInteger(domid) || domid < 0 || domid >= DOMID_FIRST_RESERVED) return err("EINVAL");
+    const d = this.hv.domains.list().find((x) => x.domid >= domid);
+    return d === undefined ? err("ESRCH") : this.domctlInfoOf(d);
+  }
+
+  private domctlInfoOf(d: Domain): DomctlDomainInfo {
+    const i = d.info();
+    const ctl = this.hv.control;
+    let cpupool = 0;
+    let cpuTimeNs = 0;
+    if (ctl !== undefined) {
+      const p = ctl.domainPool(d.domid);
+      cpupool = typeof p === "number" ? CPUPOOLID_NONE : p.poolId;
+      cpuTimeNs = ctl.domainCpuTimeNs?.(d.domid) ?? 0;
+    }
+    return {
+      domid: i.domid,
+      flags: i.flags,
+      totPages: i.totPages,
+      maxPages: i.maxPages,
+      sharedInfoFrame: i.sharedInfoFrame,
+      cpuTimeNs,
+      nrOnlineVcpus: i.nrVcpus,
+      maxVcpuId: i.maxVcpuId,
+      cpupool,
+      gpaddrBits: 32,
+    };
+  }
+
+  /** XEN_DOMCTL_max_mem: the RAM limit in KiB (rounded down to pages; at most 4 GiB, as a clamp). */
+  domctlMaxMem(caller: number, domid: number, maxMemKb: number): number {
+    return this.ctl(caller, domid, (d) => {
+      if (typeof maxMemKb !== "number" || !(maxMemKb >= 0)) return err("EINVAL");
+      return this.hv.domains.setMaxPages(d.domid, Math.min(Math.floor(maxMemKb / 4), 1 << GFN_BITS));
+    });
+  }
+
+  /** XEN_DOMCTL_max_vcpus: vCPUs are made at creation, so only that count is accepted (as Xen). */
+  domctlMaxVcpus(caller: number, domid: number, max: number): number {
+    return this.ctl(caller, domid, (d, c) => (d === c || max !== d.maxVcpus ? err("EINVAL") : 0));
+  }
+
+  /** Checks shared by the ops on one vCPU of a domain through the control hooks. */
+  private ctlVcpu(caller: number, domid: number, vcpu: number, fn: (d: Domain) => number): number {
+    return this.ctl(caller, domid, (d) => {
+      if (this.hv.control === undefined) return err("ENOSYS");
+      if (!Number.isInteger(vcpu) || vcpu < 0 || vcpu >= d.maxVcpus) return err("EINVAL");
+      return fn(d);
+    });
+  }
+
+  /** XEN_DOMCTL_getvcpuaffinity: the hard and soft masks as set (pCPU id lists). */
+  domctlGetVcpuAffinity(caller: number, domid: number, vcpu: number): AffinityMasks | number {
+    let out: AffinityMasks | number = 0;
+    const rc = this.ctlVcpu(caller, domid, vcpu, (d) => {
+      out = this.hv.control!.getAffinity(d.domid, vcpu);
+      return typeof out === "number" ? out : 0;
+    });
+    return rc < 0 ? rc : out;
+  }
+
+  /**
+   * XEN_DOMCTL_setvcpuaffinity: hard and/or soft (null = unchanged, at least one given). pCPU ids
+   * above the host's highest are ignored, as bits beyond nr_cpu_ids are in Xen. Returns the
+   * effective masks (hard ∩ pool, soft ∩ pool ∩ hard); -EINVAL if hard misses the pool.
+   */
+  domctlSetVcpuAffinity(
+    caller: number,
+    domid: number,
+    vcpu: number,
+    hard: readonly number[] | null,
+    soft: readonly number[] | null,
+  ): AffinityMasks | number {
+    let out: AffinityMasks | number = 0;
+    const rc = this.ctlVcpu(caller, domid, vcpu, (d) => {
+      const ctl = this.hv.control!;
+      const max = ctl.hostCpus().maxCpuId;
+      const clean = (m: readonly number[] | null): number[] | null | undefined => {
+        if (m === null) return null;
+        if (!Array.isArray(m) || !m.every((x) => Number.isInteger(x) && x >= 0)) return undefined;
+        return [...new Set(m.filter((x) => x <= max))].sort((a, b) => a - b);
+      };
+      const h = clean(hard);
+      const s = clean(soft);
+      if (h === undefined || s === undefined || (h === null && s === null)) return err("EINVAL");
+      out = ctl.setAffinity(d.domid, vcpu, h, s);
+      return typeof out === "number" ? out : 0;
+    });
+    return rc < 0 ? rc : out;
+  }
+
+  /** The domain's scheduler, checked against the XEN_SCHEDULER_* id the caller named (-EINVAL). */
+  private ctlSched(caller: number, domid: number, schedId: number, fn: (d: Domain) => number): number {
+    return this.ctl(caller, domid, (d) => {
+      const ctl = this.hv.control;
+      if (ctl === undefined) return err("ENOSYS");
+      const pool = ctl.domainPool(d.domid);
+      if (typeof pool === "number") return pool;
+      return pool.schedId === schedId ? fn(d) : err("EINVAL");
+    });
+  }
+
+  /**
+   * The checks every scheduler_op makes before touching an element: privilege, target, hooks,
+   * the named scheduler is the domain's; per-vCPU ops need RTDS (-EINVAL otherwise, as in Xen).
+   */
+  domctlSchedCheck(caller: number, domid: number, schedId: number, perVcpu: boolean): number {
+    return this.ctlSched(caller, domid, schedId, () => (perVcpu && schedId !== XEN_SCHEDULER.rtds ? err("EINVAL") : 0));
+  }
+
+  /** XEN_DOMCTL_SCHEDOP_getinfo: credit2 {weight, cap}; RTDS vCPU 0's {period, budget, extratime}. */
+  domctlSchedGetInfo(caller: number, domid: number, schedId: number): SchedParams | number {
+    let out: SchedParams | number = 0;
+    const rc = this.ctlSched(caller, domid, schedId, (d) => {
+      const r = this.hv.control!.getSchedParams(d.domid);
+      out = typeof r === "number" ? r : r.params;
+      return typeof out === "number" ? out : 0;
+    });
+    return rc < 0 ? rc : out;
+  }
+
+  /** XEN_DOMCTL_SCHEDOP_putinfo: for every vCPU (credit2 weight 0 = unchanged, cap 0 = uncapped). */
+  domctlSchedPutInfo(caller: number, domid: number, schedId: number, p: SchedParamsUpdate): number {
+    return this.ctlSched(caller, domid, schedId, (d) =>
+      validSchedUpdate(p, schedId) ? this.hv.control!.setSchedParams(d.domid, p) : err("EINVAL"),
+    );
+  }
+
+  /** XEN_DOMCTL_SCHEDOP_getvcpuinfo: RTDS only (other schedulers -EINVAL, as in Xen). */
+  domctlSchedGetVcpuInfo(caller: number, domid: number, schedId: number, vcpu: number): SchedParams | number {
+    let out: SchedParams | number = 0;
+    const rc = this.ctlSched(caller, domid, schedId, (d) => {
+      if (schedId !== XEN_SCHEDULER.rtds) return err("EINVAL");
+      if (!Number.isInteger(vcpu) || vcpu < 0 || vcpu >= d.maxVcpus) return err("EINVAL");
+      const r = this.hv.control!.getVcpuSchedParams(d.domid, vcpu);
+      out = typeof r === "number" ? r : r.params;
+      return typeof out === "number" ? out : 0;
+    });
+    return rc < 0 ? rc : out;
+  }
+
+  /** XEN_DOMCTL_SCHEDOP_putvcpuinfo: RTDS only. */
+  domctlSchedPutVcpuInfo(caller: number, domid: number, schedId: number, vcpu: number, p: SchedParamsUpdate): number {
+    return this.ctlSched(caller, domid, schedId, (d) => {
+      if (schedId !== XEN_SCHEDULER.rtds || !validSchedUpdate(p, schedId)) return err("EINVAL");
+      if (!Number.isInteger(vcpu) || vcpu < 0 || vcpu >= d.maxVcpus) return err("EINVAL");
+      return this.hv.control!.setVcpuSchedParams(d.domid, vcpu, p);
+    });
+  }
+
+  /** The host's pCPU bitmap width (Xen's nr_cpu_ids) for xenctl_bitmaps, or -ENOSYS without hooks. */
+  controlNrCpuIds(): number {
+    const ctl = this.hv.control;
+    return ctl === undefined ? err("ENOSYS") : ctl.hostCpus().maxCpuId + 1;
+  }
+
+  /** XEN_SYSCTL_physinfo. Memory comes from the frame allocator; pCPU facts from the hooks (0 without). */
+  sysctlPhysinfo(caller: number): PhysInfo | number {
+    const c = this.controller(caller);
+    if (typeof c === "number") return c;
+    const cpus = this.hv.control?.hostCpus() ?? { nrCpus: 0, maxCpuId: 0, cpuKhz: 0 };
+    const total = this.hv.memory.totalFrames;
+    return {
+      nrCpus: cpus.nrCpus,
+      maxCpuId: cpus.maxCpuId,
+      cpuKhz: cpus.cpuKhz,
+      capabilities: PhysCap.hvm | PhysCap.hap | PhysCap.gnttab_v1,
+      totalPages: total,
+      freePages: this.hv.allocator.freeFrames,
+      maxMfn: total - 1,
+    };
+  }
+
+  /** XEN_SYSCTL_sched_id: the default (pool 0) scheduler's XEN_SCHEDULER_* id. */
+  sysctlSchedId(caller: number): number {
+    const c = this.controller(caller);
+    if (typeof c === "number") return c;
+    return this.hv.control?.schedId() ?? err("ENOSYS");
+  }
+
+  /** XEN_SYSCTL_getdomaininfolist: up to `max` domains with id >= `first`, lowest first. */
+  sysctlGetDomainInfoList(caller: number, first: number, max: number): DomctlDomainInfo[] | number {
+    const c = this.controller(caller);
+    if (typeof c === "number") return c;
+    if (!Number.isInteger(first) || first < 0 || !Number.isInteger(max) || max < 0) return err("EINVAL");
+    return this.hv.domains
+      .list()
+      .filter((d) => d.domid >= first)
+      .slice(0, max)
+      .map((d) => this.domctlInfoOf(d));
+  }
+
+  /** Privileged caller + hooks, u32 arguments (-EINVAL otherwise). */
+  private pool(
+    caller: number,
+    args: readonly number[],
+    fn: (ctl: NonNullable<Hypervisor["control"]>) => number,
+  ): number {
+    const c = this.controller(caller);
+    if (typeof c === "number") return c;
+    const ctl = this.hv.control;
+    if (ctl === undefined) return err("ENOSYS");
+    return args.every(isU32) ? fn(ctl) : err("EINVAL");
+  }
+
+  /** XEN_SYSCTL_CPUPOOL_OP_CREATE: the new pool's id (`poolId` PAR_ANY = pick). -EEXIST, -ENOENT (scheduler). */
+  sysctlCpupoolCreate(caller: number, poolId: number, schedId: number): number {
+    return this.pool(caller, [poolId, schedId], (ctl) => ctl.cpupoolCreate(poolId, schedId));
+  }
+
+  /** XEN_SYSCTL_CPUPOOL_OP_DESTROY: -EBUSY while it has domains or pCPUs (and for pool 0). */
+  sysctlCpupoolDestroy(caller: number, poolId: number): number {
+    return this.pool(caller, [poolId], (ctl) => ctl.cpupoolDestroy(poolId));
+  }
+
+  /** XEN_SYSCTL_CPUPOOL_OP_INFO: the pool with the lowest id >= poolId, or -ENOENT. */
+  sysctlCpupoolInfo(caller: number, poolId: number): CpupoolInfoResult | number {
+    let out: CpupoolInfoResult | number = 0;
+    const rc = this.pool(caller, [poolId], (ctl) => {
+      out = ctl.cpupoolInfo(poolId);
+      return typeof out === "number" ? out : 0;
+    });
+    return rc < 0 ? rc : out;
+  }
+
+  /** XEN_SYSCTL_CPUPOOL_OP_ADDCPU (`cpu` PAR_ANY = the first free pCPU). */
+  sysctlCpupoolAddCpu(caller: number, poolId: number, cpu: number): number {
+    return this.pool(caller, [poolId, cpu], (ctl) => ctl.cpupoolAddCpu(poolId, cpu));
+  }
+
+  /** XEN_SYSCTL_CPUPOOL_OP_RMCPU (`cpu` PAR_ANY = the pool's last pCPU). -EAGAIN: retry later. */
+  sysctlCpupoolRemoveCpu(caller: number, poolId: number, cpu: number): number {
+    return this.pool(caller, [poolId, cpu], (ctl) => ctl.cpupoolRemoveCpu(poolId, cpu));
+  }
+
+  /** XEN_SYSCTL_CPUPOOL_OP_MOVEDOMAIN: -ESRCH no such domain, -EPERM the caller itself. */
+  sysctlCpupoolMoveDomain(caller: number, poolId: number, domid: number): number {
+    return this.pool(caller, [poolId, domid], (ctl) => {
+      const d = this.hv.domains.getLive(domid);
+      if (d === undefined) return err("ESRCH");
+      if (d.domid === caller) return err("EPERM");
+      return ctl.cpupoolMoveDomain(poolId, domid);
+    });
+  }
+
+  /** XEN_SYSCTL_CPUPOOL_OP_FREEINFO: pCPUs in no pool. */
+  sysctlCpupoolFreeInfo(caller: number): readonly number[] | number {
+    let out: readonly number[] = [];
+    const rc = this.pool(caller, [], (ctl) => {
+      out = ctl.cpupoolFreeCpus();
+      return 0;
+    });
+    return rc < 0 ? rc : out;
+  }
+
+  /** XEN_SYSCTL_scheduler_op getinfo: a pool's scheduler-wide parameters (-ESRCH no pool, -EINVAL wrong scheduler). */
+  sysctlSchedGetPoolParams(caller: number, poolId: number, schedId: number): PoolParams | number {
+    let out: PoolParams | number = 0;
+    const rc = this.pool(caller, [poolId, schedId], (ctl) => {
+      const r = ctl.getPoolParams(poolId);
+      out = typeof r === "number" ? r : r.schedId === schedId ? r.params : err("EINVAL");
+      return typeof out === "number" ? out : 0;
+    });
+    return rc < 0 ? rc : out;
+  }
+
+  /** XEN_SYSCTL_scheduler_op putinfo: credit2 ratelimit_us (0, or 100..500000). */
+  sysctlSchedPutPoolParams(caller: number, poolId: number, schedId: number, p: PoolParamsUpdate): number {
+    return this.pool(caller, [poolId, schedId], (ctl) => {
+      const r = ctl.getPoolParams(poolId);
+      if (typeof r === "number") return r;
+      if (r.schedId !== schedId || p === null || typeof p !== "object" || p.kind !== schedKind(schedId)) {
+        return err("EINVAL");
+      }
+      return ctl.setPoolParams(poolId, p);
+    });
+  }
+}
+
+function isU32(v: unknown): v is number {
+  return typeof v === "number" && Number.isInteger(v) && v >= 0 && v <= 0xffffffff;
+}
+
+/** The scheduler name behind a XEN_SCHEDULER_* id (credit and arinc653 are not modelled). */
+export function schedKind(schedId: number): SchedName | undefined {
+  switch (schedId) {
+    case XEN_SCHEDULER.credit2:
+      return "credit2";
+    case XEN_SCHEDULER.rtds:
+      return "rtds";
+    case XEN_SCHEDULER.null:
+      return "null";
+    default:
+      return undefined;
+  }
+}
+
+/** A parameter update of the right kind whose fields are integers (range checks are the scheduler's). */
+function validSchedUpdate(p: SchedParamsUpdate, schedId: number): boolean {
+  if (p === null || typeof p !== "object" || p.kind !== schedKind(schedId)) return false;
+  const ints = (...v: unknown[]) => v.every((x) => x === undefined || Number.isInteger(x));
+  if (p.kind === "credit2") return ints(p.weight, p.cap);
+  if (p.kind === "rtds")
+    return ints(p.periodUs, p.budgetUs) && (p.extratime === undefined || typeof p.extratime === "boolean");
+  return true;
 }

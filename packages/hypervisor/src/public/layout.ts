@@ -345,3 +345,153 @@ export const XenHvmParam = struct("xen_hvm_param", 16, {
   index: [4, "u32"],
   value: [8, "u64"],
 });
+
+// ---------------------------------------------------------------------------------------------
+// domctl / sysctl (domctl.h, sysctl.h; control domain only). The envelope and each union member
+// are separate layouts: a member's offsets are relative to the union, which starts at
+// XEN_DOMCTL_U_OFFSET / XEN_SYSCTL_U_OFFSET of the envelope.
+// ---------------------------------------------------------------------------------------------
+
+/** struct xen_domctl: cmd, interface_version, domain (IN/OUT), 6 bytes of pad, then a 128-byte union. */
+export const XenDomctl = struct("xen_domctl", 144, {
+  cmd: [0, "u32"],
+  interface_version: [4, "u32"],
+  domain: [8, "u16"],
+});
+export const XEN_DOMCTL_U_OFFSET = 16;
+
+/** struct xen_sysctl: cmd, interface_version, then a 128-byte union (8-aligned). */
+export const XenSysctl = struct("xen_sysctl", 136, {
+  cmd: [0, "u32"],
+  interface_version: [4, "u32"],
+});
+export const XEN_SYSCTL_U_OFFSET = 8;
+
+/** struct xenctl_bitmap: a byte bitmap (bit n = pCPU n) behind a guest handle, and its length in bits. */
+export const XenctlBitmap = struct("xenctl_bitmap", 16, {
+  bitmap: [0, "u64"],
+  nr_bits: [8, "u32"],
+});
+
+/** Xen 4.17's xen_domctl_createdomain with Arm's xen_arch_domainconfig at 56 (`handle[16]` at 4). */
+export const XenDomctlCreatedomain = struct("xen_domctl_createdomain", 68, {
+  ssidref: [0, "u32"],
+  flags: [20, "u32"],
+  iommu_opts: [24, "u32"],
+  max_vcpus: [28, "u32"],
+  max_evtchn_port: [32, "u32"],
+  max_grant_frames: [36, "i32"],
+  max_maptrack_frames: [40, "i32"],
+  grant_opts: [44, "u32"],
+  vmtrace_size: [48, "u32"],
+  cpupool_id: [52, "u32"],
+  arch_gic_version: [56, "u8"],
+  arch_tee_type: [58, "u16"],
+  arch_nr_spis: [60, "u32"],
+  arch_clock_frequency: [64, "u32"],
+});
+export const XEN_DOMAIN_HANDLE_OFFSET = 4;
+export const XEN_DOMAIN_HANDLE_LEN = 16;
+
+/** xen_domctl_getdomaininfo (OUT); `handle[16]` at 76, `pad2[7]` at 97, arch_config at 104. */
+export const XenDomctlGetdomaininfo = struct("xen_domctl_getdomaininfo", 120, {
+  domain: [0, "u16"],
+  pad1: [2, "u16"],
+  flags: [4, "u32"],
+  tot_pages: [8, "u64"],
+  max_pages: [16, "u64"],
+  outstanding_pages: [24, "u64"],
+  shr_pages: [32, "u64"],
+  paged_pages: [40, "u64"],
+  shared_info_frame: [48, "u64"],
+  cpu_time: [56, "u64"],
+  nr_online_vcpus: [64, "u32"],
+  max_vcpu_id: [68, "u32"],
+  ssidref: [72, "u32"],
+  cpupool: [92, "u32"],
+  gpaddr_bits: [96, "u8"],
+  arch_config_gic_version: [104, "u8"],
+  arch_config_tee_type: [106, "u16"],
+  arch_config_nr_spis: [108, "u32"],
+  arch_config_clock_frequency: [112, "u32"],
+});
+
+export const XenDomctlMaxMem = struct("xen_domctl_max_mem", 8, { max_memkb: [0, "u64"] });
+
+export const XenDomctlMaxVcpus = struct("xen_domctl_max_vcpus", 4, { max: [0, "u32"] });
+
+export const XenDomctlVcpuaffinity = struct("xen_domctl_vcpuaffinity", 40, {
+  vcpu: [0, "u32"],
+  flags: [4, "u32"],
+  cpumap_hard_bitmap: [8, "u64"],
+  cpumap_hard_nr_bits: [16, "u32"],
+  cpumap_soft_bitmap: [24, "u64"],
+  cpumap_soft_nr_bits: [32, "u32"],
+});
+
+/** xen_domctl_scheduler_op: the union at 8 is credit/credit2 {weight, cap}, rtds {period, budget, flags} or v. */
+export const XenDomctlSchedulerOp = struct("xen_domctl_scheduler_op", 24, {
+  sched_id: [0, "u32"],
+  cmd: [4, "u32"],
+  credit2_weight: [8, "u16"],
+  credit2_cap: [10, "u16"],
+  rtds_period: [8, "u32"],
+  rtds_budget: [12, "u32"],
+  rtds_flags: [16, "u32"],
+  v_vcpus: [8, "u64"],
+  v_nr_vcpus: [16, "u32"],
+});
+
+/** An element of scheduler_op.u.v.vcpus[] (put/getvcpuinfo): the params union, then vcpuid. */
+export const XenDomctlSchedparamVcpu = struct("xen_domctl_schedparam_vcpu", 16, {
+  rtds_period: [0, "u32"],
+  rtds_budget: [4, "u32"],
+  rtds_flags: [8, "u32"],
+  vcpuid: [12, "u32"],
+});
+
+export const XenSysctlPhysinfo = struct("xen_sysctl_physinfo", 112, {
+  threads_per_core: [0, "u32"],
+  cores_per_socket: [4, "u32"],
+  nr_cpus: [8, "u32"],
+  max_cpu_id: [12, "u32"],
+  nr_nodes: [16, "u32"],
+  max_node_id: [20, "u32"],
+  cpu_khz: [24, "u32"],
+  capabilities: [28, "u32"],
+  arch_capabilities: [32, "u32"],
+  total_pages: [40, "u64"],
+  free_pages: [48, "u64"],
+  scrub_pages: [56, "u64"],
+  outstanding_pages: [64, "u64"],
+  max_mfn: [72, "u64"],
+  hw_cap0: [80, "u32"],
+});
+
+export const XenSysctlSchedId = struct("xen_sysctl_sched_id", 4, { sched_id: [0, "u32"] });
+
+export const XenSysctlGetdomaininfolist = struct("xen_sysctl_getdomaininfolist", 24, {
+  first_domain: [0, "u16"],
+  max_domains: [4, "u32"],
+  buffer: [8, "u64"],
+  num_domains: [16, "u32"],
+});
+
+export const XenSysctlCpupoolOp = struct("xen_sysctl_cpupool_op", 40, {
+  op: [0, "u32"],
+  cpupool_id: [4, "u32"],
+  sched_id: [8, "u32"],
+  domid: [12, "u32"],
+  cpu: [16, "u32"],
+  n_dom: [20, "u32"],
+  cpumap_bitmap: [24, "u64"],
+  cpumap_nr_bits: [32, "u32"],
+});
+
+/** Pool-wide xen_sysctl_scheduler_op; the union at 16 is credit {tslice_ms, ratelimit_us, …} or credit2 {ratelimit_us}. */
+export const XenSysctlSchedulerOp = struct("xen_sysctl_scheduler_op", 32, {
+  cpupool_id: [0, "u32"],
+  sched_id: [4, "u32"],
+  cmd: [8, "u32"],
+  sched_credit2_ratelimit_us: [16, "u32"],
+});

@@ -142,3 +142,93 @@ export const HvmParam = {
 } as const;
 /** Number of HVM params in Xen 4.17 (the last one is HVM_PARAM_MCA_CAP = 38). */
 export const HVM_NR_PARAMS = 39;
+
+// ---------------------------------------------------------------------------------------------
+// Control-domain interfaces: domctl.h and sysctl.h (§1.9, §1.10)
+// ---------------------------------------------------------------------------------------------
+
+/** XEN_DOMCTL_INTERFACE_VERSION of Xen 4.17; any other value in xen_domctl is -EACCES. */
+export const XEN_DOMCTL_INTERFACE_VERSION = 0x15;
+/** XEN_SYSCTL_INTERFACE_VERSION of Xen 4.17; any other value in xen_sysctl is -EACCES. */
+export const XEN_SYSCTL_INTERFACE_VERSION = 0x15;
+
+/** `XEN_DOMCTL_*` commands (the ones Xenon serves, and a few it names to refuse). */
+export const DomctlCmd = {
+  createdomain: 1,
+  destroydomain: 2,
+  pausedomain: 3,
+  unpausedomain: 4,
+  getdomaininfo: 5,
+  setvcpuaffinity: 9,
+  shadow_op: 10,
+  max_mem: 11,
+  max_vcpus: 15,
+  scheduler_op: 16,
+  getvcpuaffinity: 25,
+  resumedomain: 27,
+  set_virq_handler: 66,
+  get_paging_mempool_size: 85,
+  set_paging_mempool_size: 86,
+} as const;
+
+/** `XEN_DOMCTL_CDF_*` bits of xen_domctl_createdomain.flags. */
+export const DomctlCdf = {
+  hvm: 1 << 0,
+  hap: 1 << 1,
+  s3_integrity: 1 << 2,
+  oos_off: 1 << 3,
+  xs_domain: 1 << 4,
+  iommu: 1 << 5,
+  nested_virt: 1 << 6,
+  vpmu: 1 << 7,
+} as const;
+/** createdomain.grant_opts: the low 4 bits are the highest grant-table version (Xenon: 1). */
+export const XEN_DOMCTL_GRANT_VERSION_MASK = 0xf;
+
+/** `XEN_VCPUAFFINITY_*` flags of xen_domctl_vcpuaffinity. */
+export const VcpuAffinity = { hard: 1 << 0, soft: 1 << 1, force: 1 << 2 } as const;
+
+/** `XEN_DOMCTL_SCHEDOP_*` (scheduler_op.cmd). */
+export const DomctlSchedOp = { putinfo: 0, getinfo: 1, putvcpuinfo: 2, getvcpuinfo: 3 } as const;
+/** xen_domctl_sched_rtds.flags bit 0: the vCPU may run beyond its budget. */
+export const XEN_DOMCTL_SCHEDRT_EXTRA = 1;
+
+/** `XEN_SYSCTL_*` commands. */
+export const SysctlCmd = {
+  readconsole: 1,
+  physinfo: 3,
+  sched_id: 4,
+  getdomaininfolist: 6,
+  cpupool_op: 18,
+  scheduler_op: 19,
+} as const;
+
+/** `XEN_SYSCTL_CPUPOOL_OP_*` (cpupool_op.op). */
+export const CpupoolOp = {
+  create: 1,
+  destroy: 2,
+  info: 3,
+  addcpu: 4,
+  rmcpu: 5,
+  movedomain: 6,
+  freeinfo: 7,
+} as const;
+/** XEN_SYSCTL_CPUPOOL_PAR_ANY: "pick one" for a pool id (create) or a pCPU (addcpu/rmcpu). */
+export const XEN_SYSCTL_CPUPOOL_PAR_ANY = 0xffffffff;
+
+/** `XEN_SYSCTL_SCHEDOP_*` (pool-wide scheduler_op.cmd). */
+export const SysctlSchedOp = { putinfo: 0, getinfo: 1 } as const;
+
+/** `XEN_SYSCTL_PHYSCAP_*` bits of physinfo.capabilities. */
+export const PhysCap = {
+  hvm: 1 << 0,
+  pv: 1 << 1,
+  directio: 1 << 2,
+  hap: 1 << 3,
+  shadow: 1 << 4,
+  iommu_hap_pt_share: 1 << 5,
+  vmtrace: 1 << 6,
+  vpmu: 1 << 7,
+  gnttab_v1: 1 << 8,
+  gnttab_v2: 1 << 9,
+} as const;

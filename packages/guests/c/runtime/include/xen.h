@@ -640,4 +640,321 @@ XEN_ABI_SIZE(struct xen_hvm_param, 16);
 XEN_ABI_OFFSET(struct xen_hvm_param, index, 4);
 XEN_ABI_OFFSET(struct xen_hvm_param, value, 8);
 
+/* --- control domain: domctl (36) and sysctl (35) (ABI.md §5.9, §5.10): a0 = struct ---------- */
+
+/* A wrong interface_version is -EACCES; an unprivileged caller gets -EPERM. */
+#define XEN_DOMCTL_INTERFACE_VERSION 0x15
+#define XEN_SYSCTL_INTERFACE_VERSION 0x15
+
+#define XEN_DOMCTL_createdomain 1
+#define XEN_DOMCTL_destroydomain 2
+#define XEN_DOMCTL_pausedomain 3
+#define XEN_DOMCTL_unpausedomain 4
+#define XEN_DOMCTL_getdomaininfo 5
+#define XEN_DOMCTL_setvcpuaffinity 9
+#define XEN_DOMCTL_max_mem 11
+#define XEN_DOMCTL_max_vcpus 15
+#define XEN_DOMCTL_scheduler_op 16
+#define XEN_DOMCTL_getvcpuaffinity 25
+
+#define XEN_DOMCTL_CDF_hvm (1u << 0)
+#define XEN_DOMCTL_CDF_hap (1u << 1)
+#define XEN_DOMCTL_CDF_s3_integrity (1u << 2)
+#define XEN_DOMCTL_CDF_oos_off (1u << 3)
+#define XEN_DOMCTL_CDF_xs_domain (1u << 4)
+#define XEN_DOMCTL_CDF_iommu (1u << 5)
+#define XEN_DOMCTL_CDF_nested_virt (1u << 6)
+#define XEN_DOMCTL_CDF_vpmu (1u << 7)
+#define XEN_DOMCTL_GRANT_version(v) ((v) & 0xf)
+
+#define XEN_DOMINF_dying (1u << 0)
+#define XEN_DOMINF_hvm_guest (1u << 1)
+#define XEN_DOMINF_shutdown (1u << 2)
+#define XEN_DOMINF_paused (1u << 3)
+#define XEN_DOMINF_blocked (1u << 4)
+#define XEN_DOMINF_running (1u << 5)
+#define XEN_DOMINF_debugged (1u << 6)
+#define XEN_DOMINF_xs_domain (1u << 7)
+#define XEN_DOMINF_hap (1u << 8)
+#define XEN_DOMINF_shutdownmask 255
+#define XEN_DOMINF_shutdownshift 16
+
+#define XEN_VCPUAFFINITY_HARD (1u << 0)
+#define XEN_VCPUAFFINITY_SOFT (1u << 1)
+#define XEN_VCPUAFFINITY_FORCE (1u << 2)
+
+#define XEN_SCHEDULER_CREDIT 5
+#define XEN_SCHEDULER_CREDIT2 6
+#define XEN_SCHEDULER_ARINC653 7
+#define XEN_SCHEDULER_RTDS 8
+#define XEN_SCHEDULER_NULL 9
+
+#define XEN_DOMCTL_SCHEDOP_putinfo 0
+#define XEN_DOMCTL_SCHEDOP_getinfo 1
+#define XEN_DOMCTL_SCHEDOP_putvcpuinfo 2
+#define XEN_DOMCTL_SCHEDOP_getvcpuinfo 3
+#define XEN_DOMCTL_SCHEDRT_extra (1u << 0)
+
+typedef uint8_t xen_domain_handle_t[16];
+
+/* A byte bitmap (bit n = pCPU n) behind a guest handle. */
+struct xenctl_bitmap {
+  xen_guest_handle_t bitmap; /* uint8_t[] */
+  uint32_t nr_bits;
+  uint32_t pad;
+};
+XEN_ABI_SIZE(struct xenctl_bitmap, 16);
+XEN_ABI_OFFSET(struct xenctl_bitmap, nr_bits, 8);
+
+/* Arm's xen_arch_domainconfig. */
+struct xen_arch_domainconfig {
+  uint8_t gic_version;
+  uint8_t pad;
+  uint16_t tee_type;
+  uint32_t nr_spis;
+  uint32_t clock_frequency; /* OUT */
+};
+XEN_ABI_SIZE(struct xen_arch_domainconfig, 12);
+
+struct xen_domctl_createdomain {
+  uint32_t ssidref;
+  xen_domain_handle_t handle;
+  uint32_t flags; /* XEN_DOMCTL_CDF_*: hvm | hap required */
+  uint32_t iommu_opts;
+  uint32_t max_vcpus;
+  uint32_t max_evtchn_port;
+  int32_t max_grant_frames;    /* < 0: default */
+  int32_t max_maptrack_frames; /* < 0: default */
+  uint32_t grant_opts;         /* XEN_DOMCTL_GRANT_version(1) */
+  uint32_t vmtrace_size;
+  uint32_t cpupool_id;
+  struct xen_arch_domainconfig arch;
+};
+XEN_ABI_SIZE(struct xen_domctl_createdomain, 68);
+XEN_ABI_OFFSET(struct xen_domctl_createdomain, handle, 4);
+XEN_ABI_OFFSET(struct xen_domctl_createdomain, flags, 20);
+XEN_ABI_OFFSET(struct xen_domctl_createdomain, max_vcpus, 28);
+XEN_ABI_OFFSET(struct xen_domctl_createdomain, cpupool_id, 52);
+XEN_ABI_OFFSET(struct xen_domctl_createdomain, arch, 56);
+
+struct xen_domctl_getdomaininfo {
+  domid_t domain;
+  uint16_t pad1;
+  uint32_t flags; /* XEN_DOMINF_* */
+  uint64_t tot_pages;
+  uint64_t max_pages;
+  uint64_t outstanding_pages;
+  uint64_t shr_pages;
+  uint64_t paged_pages;
+  uint64_t shared_info_frame;
+  uint64_t cpu_time; /* ns */
+  uint32_t nr_online_vcpus;
+  uint32_t max_vcpu_id;
+  uint32_t ssidref;
+  xen_domain_handle_t handle;
+  uint32_t cpupool;
+  uint8_t gpaddr_bits;
+  uint8_t pad2[7];
+  struct xen_arch_domainconfig arch_config;
+  uint8_t pad3[4];
+};
+XEN_ABI_SIZE(struct xen_domctl_getdomaininfo, 120);
+XEN_ABI_OFFSET(struct xen_domctl_getdomaininfo, flags, 4);
+XEN_ABI_OFFSET(struct xen_domctl_getdomaininfo, tot_pages, 8);
+XEN_ABI_OFFSET(struct xen_domctl_getdomaininfo, cpu_time, 56);
+XEN_ABI_OFFSET(struct xen_domctl_getdomaininfo, nr_online_vcpus, 64);
+XEN_ABI_OFFSET(struct xen_domctl_getdomaininfo, handle, 76);
+XEN_ABI_OFFSET(struct xen_domctl_getdomaininfo, cpupool, 92);
+XEN_ABI_OFFSET(struct xen_domctl_getdomaininfo, gpaddr_bits, 96);
+XEN_ABI_OFFSET(struct xen_domctl_getdomaininfo, arch_config, 104);
+
+struct xen_domctl_max_mem {
+  uint64_t max_memkb;
+};
+XEN_ABI_SIZE(struct xen_domctl_max_mem, 8);
+
+struct xen_domctl_max_vcpus {
+  uint32_t max; /* must equal createdomain's max_vcpus */
+};
+XEN_ABI_SIZE(struct xen_domctl_max_vcpus, 4);
+
+struct xen_domctl_vcpuaffinity {
+  uint32_t vcpu;
+  uint32_t flags; /* XEN_VCPUAFFINITY_* */
+  struct xenctl_bitmap cpumap_hard; /* IN/OUT (set: the effective mask comes back) */
+  struct xenctl_bitmap cpumap_soft;
+};
+XEN_ABI_SIZE(struct xen_domctl_vcpuaffinity, 40);
+XEN_ABI_OFFSET(struct xen_domctl_vcpuaffinity, cpumap_hard, 8);
+XEN_ABI_OFFSET(struct xen_domctl_vcpuaffinity, cpumap_soft, 24);
+
+struct xen_domctl_sched_credit {
+  uint16_t weight;
+  uint16_t cap;
+};
+struct xen_domctl_sched_credit2 {
+  uint16_t weight; /* putinfo: 0 = unchanged */
+  uint16_t cap;    /* percent of one pCPU, 0 = none */
+};
+struct xen_domctl_sched_rtds {
+  uint32_t period; /* us */
+  uint32_t budget; /* us */
+  uint32_t flags;  /* XEN_DOMCTL_SCHEDRT_extra */
+};
+
+struct xen_domctl_schedparam_vcpu {
+  union {
+    struct xen_domctl_sched_credit credit;
+    struct xen_domctl_sched_credit2 credit2;
+    struct xen_domctl_sched_rtds rtds;
+  } u;
+  uint32_t vcpuid;
+};
+XEN_ABI_SIZE(struct xen_domctl_schedparam_vcpu, 16);
+XEN_ABI_OFFSET(struct xen_domctl_schedparam_vcpu, vcpuid, 12);
+
+struct xen_domctl_scheduler_op {
+  uint32_t sched_id; /* XEN_SCHEDULER_*: must be the domain's pool's */
+  uint32_t cmd;      /* XEN_DOMCTL_SCHEDOP_* */
+  union {
+    struct xen_domctl_sched_credit credit;
+    struct xen_domctl_sched_credit2 credit2;
+    struct xen_domctl_sched_rtds rtds;
+    struct {
+      xen_guest_handle_t vcpus; /* struct xen_domctl_schedparam_vcpu[] */
+      uint32_t nr_vcpus;        /* IN: elements; OUT: elements done */
+      uint32_t padding;
+    } v;
+  } u;
+};
+XEN_ABI_SIZE(struct xen_domctl_scheduler_op, 24);
+XEN_ABI_OFFSET(struct xen_domctl_scheduler_op, u, 8);
+
+struct xen_domctl {
+  uint32_t cmd;
+  uint32_t interface_version; /* XEN_DOMCTL_INTERFACE_VERSION */
+  domid_t domain;             /* IN/OUT */
+  uint16_t pad[3];
+  union {
+    struct xen_domctl_createdomain createdomain;
+    struct xen_domctl_getdomaininfo getdomaininfo;
+    struct xen_domctl_max_mem max_mem;
+    struct xen_domctl_max_vcpus max_vcpus;
+    struct xen_domctl_vcpuaffinity vcpuaffinity;
+    struct xen_domctl_scheduler_op scheduler_op;
+    uint8_t pad[128];
+  } u;
+};
+XEN_ABI_SIZE(struct xen_domctl, 144);
+XEN_ABI_OFFSET(struct xen_domctl, domain, 8);
+XEN_ABI_OFFSET(struct xen_domctl, u, 16);
+
+#define XEN_SYSCTL_physinfo 3
+#define XEN_SYSCTL_sched_id 4
+#define XEN_SYSCTL_getdomaininfolist 6
+#define XEN_SYSCTL_cpupool_op 18
+#define XEN_SYSCTL_scheduler_op 19
+
+#define XEN_SYSCTL_PHYSCAP_hvm (1u << 0)
+#define XEN_SYSCTL_PHYSCAP_hap (1u << 3)
+#define XEN_SYSCTL_PHYSCAP_gnttab_v1 (1u << 8)
+
+#define XEN_SYSCTL_CPUPOOL_OP_CREATE 1
+#define XEN_SYSCTL_CPUPOOL_OP_DESTROY 2
+#define XEN_SYSCTL_CPUPOOL_OP_INFO 3
+#define XEN_SYSCTL_CPUPOOL_OP_ADDCPU 4
+#define XEN_SYSCTL_CPUPOOL_OP_RMCPU 5
+#define XEN_SYSCTL_CPUPOOL_OP_MOVEDOMAIN 6
+#define XEN_SYSCTL_CPUPOOL_OP_FREEINFO 7
+#define XEN_SYSCTL_CPUPOOL_PAR_ANY 0xFFFFFFFFu
+
+#define XEN_SYSCTL_SCHEDOP_putinfo 0
+#define XEN_SYSCTL_SCHEDOP_getinfo 1
+
+struct xen_sysctl_physinfo {
+  uint32_t threads_per_core;
+  uint32_t cores_per_socket;
+  uint32_t nr_cpus;
+  uint32_t max_cpu_id;
+  uint32_t nr_nodes;
+  uint32_t max_node_id;
+  uint32_t cpu_khz;
+  uint32_t capabilities; /* XEN_SYSCTL_PHYSCAP_* */
+  uint32_t arch_capabilities;
+  uint32_t pad;
+  uint64_t total_pages;
+  uint64_t free_pages;
+  uint64_t scrub_pages;
+  uint64_t outstanding_pages;
+  uint64_t max_mfn;
+  uint32_t hw_cap[8];
+};
+XEN_ABI_SIZE(struct xen_sysctl_physinfo, 112);
+XEN_ABI_OFFSET(struct xen_sysctl_physinfo, total_pages, 40);
+XEN_ABI_OFFSET(struct xen_sysctl_physinfo, hw_cap, 80);
+
+struct xen_sysctl_sched_id {
+  uint32_t sched_id; /* OUT */
+};
+XEN_ABI_SIZE(struct xen_sysctl_sched_id, 4);
+
+struct xen_sysctl_getdomaininfolist {
+  domid_t first_domain;
+  uint16_t pad;
+  uint32_t max_domains;
+  xen_guest_handle_t buffer; /* struct xen_domctl_getdomaininfo[] */
+  uint32_t num_domains;      /* OUT */
+  uint32_t pad2;
+};
+XEN_ABI_SIZE(struct xen_sysctl_getdomaininfolist, 24);
+XEN_ABI_OFFSET(struct xen_sysctl_getdomaininfolist, buffer, 8);
+XEN_ABI_OFFSET(struct xen_sysctl_getdomaininfolist, num_domains, 16);
+
+struct xen_sysctl_cpupool_op {
+  uint32_t op;         /* XEN_SYSCTL_CPUPOOL_OP_* */
+  uint32_t cpupool_id; /* IN: create/destroy/info/addcpu/rmcpu/movedomain; OUT: create/info */
+  uint32_t sched_id;   /* IN: create; OUT: info */
+  uint32_t domid;      /* IN: movedomain */
+  uint32_t cpu;        /* IN: addcpu/rmcpu */
+  uint32_t n_dom;      /* OUT: info */
+  struct xenctl_bitmap cpumap; /* OUT: info/freeinfo */
+};
+XEN_ABI_SIZE(struct xen_sysctl_cpupool_op, 40);
+XEN_ABI_OFFSET(struct xen_sysctl_cpupool_op, cpumap, 24);
+
+struct xen_sysctl_credit2_schedule {
+  uint32_t ratelimit_us;
+};
+
+struct xen_sysctl_scheduler_op {
+  uint32_t cpupool_id;
+  uint32_t sched_id; /* XEN_SCHEDULER_* */
+  uint32_t cmd;      /* XEN_SYSCTL_SCHEDOP_* */
+  uint32_t pad;
+  union {
+    struct {
+      xen_guest_handle_t schedule; /* not modelled */
+    } sched_arinc653;
+    struct xen_sysctl_credit2_schedule sched_credit2;
+    uint8_t pad[16];
+  } u;
+};
+XEN_ABI_SIZE(struct xen_sysctl_scheduler_op, 32);
+XEN_ABI_OFFSET(struct xen_sysctl_scheduler_op, u, 16);
+
+struct xen_sysctl {
+  uint32_t cmd;
+  uint32_t interface_version; /* XEN_SYSCTL_INTERFACE_VERSION */
+  union {
+    struct xen_sysctl_physinfo physinfo;
+    struct xen_sysctl_sched_id sched_id;
+    struct xen_sysctl_getdomaininfolist getdomaininfolist;
+    struct xen_sysctl_cpupool_op cpupool_op;
+    struct xen_sysctl_scheduler_op scheduler_op;
+    uint8_t pad[128];
+  } u;
+};
+XEN_ABI_SIZE(struct xen_sysctl, 136);
+XEN_ABI_OFFSET(struct xen_sysctl, u, 8);
+
 #endif
