@@ -39,6 +39,33 @@ export const PORT_OPS = [
   "evtchnTakePending",
   // sched
   "schedShutdown",
+  // domctl (control domain; privileged callers only, else -EPERM)
+  "domctlCreateDomain",
+  "domctlDestroyDomain",
+  "domctlPauseDomain",
+  "domctlUnpauseDomain",
+  "domctlGetDomainInfo",
+  "domctlMaxMem",
+  "domctlMaxVcpus",
+  "domctlGetVcpuAffinity",
+  "domctlSetVcpuAffinity",
+  "domctlSchedGetInfo",
+  "domctlSchedPutInfo",
+  "domctlSchedGetVcpuInfo",
+  "domctlSchedPutVcpuInfo",
+  // sysctl (control domain)
+  "sysctlPhysinfo",
+  "sysctlSchedId",
+  "sysctlGetDomainInfoList",
+  "sysctlCpupoolCreate",
+  "sysctlCpupoolDestroy",
+  "sysctlCpupoolInfo",
+  "sysctlCpupoolAddCpu",
+  "sysctlCpupoolRemoveCpu",
+  "sysctlCpupoolMoveDomain",
+  "sysctlCpupoolFreeInfo",
+  "sysctlSchedGetPoolParams",
+  "sysctlSchedPutPoolParams",
 ] as const;
 export type PortOp = (typeof PORT_OPS)[number];
 

@@ -6,7 +6,9 @@
 import type { MessagePort } from "node:worker_threads";
 import { PAGE_SIZE } from "@xenon/hw";
 import { pack, unpack } from "msgpackr";
+import type { DomctlCreateDomainConfig } from "../../control.js";
 import type { Hypervisor } from "../../hypervisor.js";
+import type { PoolParamsUpdate, SchedParamsUpdate } from "../../sched/types.js";
 import { legacyVcpuInfo, takePendingPorts } from "../../shared_info.js";
 import { PORT_OPS, type PortDown, type PortOp, type PortRequest, type PortView } from "./protocol.js";
 
@@ -135,6 +137,56 @@ export class PortServer {
       }
       case "schedShutdown":
         return s.schedShutdown(c, n(0));
+      case "domctlCreateDomain":
+        return s.domctlCreateDomain(c, createConfig(a[0]));
+      case "domctlDestroyDomain":
+        return s.domctlDestroyDomain(c, n(0));
+      case "domctlPauseDomain":
+        return s.domctlPauseDomain(c, n(0));
+      case "domctlUnpauseDomain":
+        return s.domctlUnpauseDomain(c, n(0));
+      case "domctlGetDomainInfo":
+        return s.domctlGetDomainInfo(c, n(0));
+      case "domctlMaxMem":
+        return s.domctlMaxMem(c, n(0), n(1));
+      case "domctlMaxVcpus":
+        return s.domctlMaxVcpus(c, n(0), n(1));
+      case "domctlGetVcpuAffinity":
+        return s.domctlGetVcpuAffinity(c, n(0), n(1));
+      case "domctlSetVcpuAffinity":
+        return s.domctlSetVcpuAffinity(c, n(0), n(1), cpuList(a[2]), cpuList(a[3]));
+      case "domctlSchedGetInfo":
+        return s.domctlSchedGetInfo(c, n(0), n(1));
+      case "domctlSchedPutInfo":
+        return s.domctlSchedPutInfo(c, n(0), n(1), plain<SchedParamsUpdate>(a[2]));
+      case "domctlSchedGetVcpuInfo":
+        return s.domctlSchedGetVcpuInfo(c, n(0), n(1), n(2));
+      case "domctlSchedPutVcpuInfo":
+        return s.domctlSchedPutVcpuInfo(c, n(0), n(1), n(2), plain<SchedParamsUpdate>(a[3]));
+      case "sysctlPhysinfo":
+        return s.sysctlPhysinfo(c);
+      case "sysctlSchedId":
+        return s.sysctlSchedId(c);
+      case "sysctlGetDomainInfoList":
+        return s.sysctlGetDomainInfoList(c, n(0), n(1));
+      case "sysctlCpupoolCreate":
+        return s.sysctlCpupoolCreate(c, n(0), n(1));
+      case "sysctlCpupoolDestroy":
+        return s.sysctlCpupoolDestroy(c, n(0));
+      case "sysctlCpupoolInfo":
+        return s.sysctlCpupoolInfo(c, n(0));
+      case "sysctlCpupoolAddCpu":
+        return s.sysctlCpupoolAddCpu(c, n(0), n(1));
+      case "sysctlCpupoolRemoveCpu":
+        return s.sysctlCpupoolRemoveCpu(c, n(0), n(1));
+      case "sysctlCpupoolMoveDomain":
+        return s.sysctlCpupoolMoveDomain(c, n(0), n(1));
+      case "sysctlCpupoolFreeInfo":
+        return s.sysctlCpupoolFreeInfo(c);
+      case "sysctlSchedGetPoolParams":
+        return s.sysctlSchedGetPoolParams(c, n(0), n(1));
+      case "sysctlSchedPutPoolParams":
+        return s.sysctlSchedPutPoolParams(c, n(0), n(1), plain<PoolParamsUpdate>(a[2]));
     }
   }
 
@@ -156,6 +208,38 @@ export class PortServer {
       s.gnttabUnmapGrantRef(this.domid, { hostAddr: 0, devBusAddr: 0, handle: r.handle });
     }
   }
+}
+
+/** A plain object argument (a parameter update); its fields are checked by the semantics layer. */
+function plain<T>(v: unknown): T {
+  if (v === null || typeof v !== "object" || Array.isArray(v)) throw new TypeError("argument must be an object");
+  return v as T;
+}
+
+/** An affinity argument: null (unchanged) or a list of pCPU ids. */
+function cpuList(v: unknown): number[] | null {
+  if (v === null || v === undefined) return null;
+  if (!Array.isArray(v) || !v.every(isInt)) throw new TypeError("affinity must be null or a list of pCPU ids");
+  return v as number[];
+}
+
+/** XEN_DOMCTL_createdomain's config: integers where Xen has them, an optional name. */
+function createConfig(v: unknown): DomctlCreateDomainConfig {
+  const o = plain<Record<string, unknown>>(v);
+  for (const k of [
+    "flags",
+    "maxVcpus",
+    "maxEvtchnPort",
+    "maxGrantFrames",
+    "maxMaptrackFrames",
+    "grantOpts",
+    "cpupoolId",
+  ]) {
+    if (!isInt(o[k])) throw new TypeError(`createdomain: ${k} must be an integer`);
+  }
+  if (o.domid !== undefined && !isInt(o.domid)) throw new TypeError("createdomain: domid must be an integer");
+  if (o.name !== undefined && typeof o.name !== "string") throw new TypeError("createdomain: name must be a string");
+  return o as unknown as DomctlCreateDomainConfig;
 }
 
 /** A PortSink over a MessagePort: msgpackr bytes, or structured clone for SharedArrayBuffers. */
