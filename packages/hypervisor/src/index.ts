@@ -5,6 +5,21 @@
  */
 
 export type { ConsoleSink } from "./console.js";
+// The control plane's hooks into the scheduling layer (domctl/sysctl), and a reference implementation over Cpupools.
+export type {
+  AffinityMasks,
+  ControlHooks,
+  CpupoolInfoResult,
+  DomctlCreateDomainConfig,
+  DomctlDomainInfo,
+  HostCpuInfo,
+  PhysInfo,
+  PoolParamsInfo,
+  SchedParamsInfo,
+} from "./control.js";
+export { CPUPOOLID_NONE } from "./control.js";
+export type { CpupoolControlOptions } from "./control_cpupools.js";
+export { CpupoolControl } from "./control_cpupools.js";
 // Domains.
 export type {
   DomainCreateConfig,
@@ -40,6 +55,7 @@ export type { GuestFdtConfig } from "./guest_fdt.js";
 export { buildGuestFdt, GUEST_GNTTAB_BASE, GUEST_GNTTAB_SIZE, GUEST_UPCALL_IRQ } from "./guest_fdt.js";
 // Hypercalls.
 export { dispatchHypercall } from "./hypercall/dispatch.js";
+export { SCHED_VCPUINFO_MAX } from "./hypercall/guest_abi.js";
 // The hypercall port: TypeScript domains' way in (the client is what backends use).
 export type { GrantView } from "./hypercall/port/client.js";
 export { HypercallClient, PortClosedError } from "./hypercall/port/client.js";
@@ -47,7 +63,7 @@ export type { PortDown, PortOp, PortRequest } from "./hypercall/port/protocol.js
 export { PORT_OPS } from "./hypercall/port/protocol.js";
 export type { PortSink } from "./hypercall/port/server.js";
 export { messagePortSink, PortServer, servePort } from "./hypercall/port/server.js";
-export { HypercallSemantics, SCHED_POLL_MAX_PORTS } from "./hypercall/semantics.js";
+export { HypercallSemantics, SCHED_POLL_MAX_PORTS, schedKind } from "./hypercall/semantics.js";
 // The root object and its hooks.
 export type { HypervisorHooks, HypervisorOptions } from "./hypervisor.js";
 export { Hypervisor } from "./hypervisor.js";
