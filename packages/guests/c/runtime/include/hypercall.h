@@ -65,9 +65,30 @@ static inline long HYPERVISOR_event_channel_op(int cmd, void *arg) {
 
 static inline long HYPERVISOR_hvm_op(int cmd, void *arg) { return xen_hypercall2(__HYPERVISOR_hvm_op, cmd, arg); }
 
-/* Control-domain interfaces: unprivileged guests get -EPERM or -ENOSYS. */
+/* Control-domain interfaces (ABI.md §5.9, §5.10): a0 = struct xen_domctl / struct xen_sysctl.
+ * A wrong interface_version is -EACCES; a guest without the privileged flag gets -EPERM. */
 static inline long HYPERVISOR_domctl(void *arg) { return xen_hypercall1(__HYPERVISOR_domctl, arg); }
 
 static inline long HYPERVISOR_sysctl(void *arg) { return xen_hypercall1(__HYPERVISOR_sysctl, arg); }
+
+/* Zeroes `op` and fills its envelope; then set op->u.<member> and call xen_domctl(op). */
+static inline void xen_domctl_init(struct xen_domctl *op, uint32_t cmd, domid_t domain) {
+  volatile uint8_t *p = (volatile uint8_t *)op;
+  for (size_t i = 0; i < sizeof *op; i++) p[i] = 0;
+  op->cmd = cmd;
+  op->interface_version = XEN_DOMCTL_INTERFACE_VERSION;
+  op->domain = domain;
+}
+
+static inline void xen_sysctl_init(struct xen_sysctl *op, uint32_t cmd) {
+  volatile uint8_t *p = (volatile uint8_t *)op;
+  for (size_t i = 0; i < sizeof *op; i++) p[i] = 0;
+  op->cmd = cmd;
+  op->interface_version = XEN_SYSCTL_INTERFACE_VERSION;
+}
+
+static inline long xen_domctl(struct xen_domctl *op) { return HYPERVISOR_domctl(op); }
+
+static inline long xen_sysctl(struct xen_sysctl *op) { return HYPERVISOR_sysctl(op); }
 
 #endif
