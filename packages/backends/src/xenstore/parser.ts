@@ -22,6 +22,8 @@ export class XsStreamError extends Error {
   constructor(
     readonly code: XsStreamErrorCode,
     detail: string,
+    /** Messages completed in the same chunk before the failure (still valid requests). */
+    readonly messages: XsMessage[] = [],
   ) {
     super(`${code}: ${detail}`);
     this.name = "XsStreamError";
@@ -50,8 +52,8 @@ export class XsParser {
 
   /**
    * Consumes a chunk; returns the messages it completed. Throws XsStreamError (and stays failed)
-   * on an oversize header; the messages completed earlier in the same chunk are lost with it,
-   * which is fine because the connection is about to be dropped.
+   * on an oversize header; the messages completed earlier in the same chunk travel in the
+   * error's `messages`, so the caller can answer them before dropping the connection.
    */
   feed(chunk: Uint8Array): XsMessage[] {
     if (this.failure) throw new XsStreamError(XS_STREAM_ERRORS.afterFailure, this.failure.message);
@@ -71,6 +73,7 @@ export class XsParser {
           this.failure = new XsStreamError(
             XS_STREAM_ERRORS.payloadTooLarge,
             `payload length ${h.len} exceeds ${XENSTORE_PAYLOAD_MAX}`,
+            out,
           );
           throw this.failure;
         }

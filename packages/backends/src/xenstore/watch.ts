@@ -49,13 +49,14 @@ export class WatchList {
   }
 
   add(w: Watch): void {
-    const key = WatchList.key(w.path, w.token);
+    const key = WatchList.key(w.abs, w.token);
     if (this.watches.has(key)) throw new XsError("EEXIST", `watch ${w.path} ${w.token}`);
     this.watches.set(key, w);
   }
 
-  remove(path: string, token: string): void {
-    if (!this.watches.delete(WatchList.key(path, token))) throw new XsError("ENOENT", `watch ${path} ${token}`);
+  /** `abs` is the canonical path: a watch set as `device` is removed by `/local/domain/<id>/device` too. */
+  remove(abs: string, token: string): void {
+    if (!this.watches.delete(WatchList.key(abs, token))) throw new XsError("ENOENT", `watch ${abs} ${token}`);
   }
 
   clear(): void {
@@ -84,8 +85,9 @@ export class WatchList {
     return abs.startsWith(prefix) ? abs.slice(prefix.length) : abs;
   }
 
-  private static key(path: string, token: string): string {
-    return `${path}\0${token}`;
+  /** Watches are identified by canonical path and token, as in the C daemon. */
+  private static key(abs: string, token: string): string {
+    return `${abs}\0${token}`;
   }
 }
 

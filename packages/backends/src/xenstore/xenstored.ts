@@ -113,14 +113,18 @@ class Connection implements XsPort {
 
   receive(bytes: Uint8Array): void {
     if (this.isClosed) return;
+    let failure: XsStreamError | undefined;
     try {
-      for (const m of this.parser.feed(bytes)) this.input.push(m);
+      this.input.push(...this.parser.feed(bytes));
     } catch (e) {
       if (!(e instanceof XsStreamError)) throw e;
-      this.daemon.drop(this, e.message);
-      return;
+      // Requests that arrived whole before the bad header are answered first, as a daemon
+      // reading one message at a time would.
+      this.input.push(...e.messages);
+      failure = e;
     }
     this.daemon.pump(this);
+    if (failure) this.daemon.drop(this, failure.message);
   }
 
   writable(): void {
