@@ -9,6 +9,7 @@ import { delimiter, join } from "node:path";
 import { after, before, test } from "node:test";
 import { fileURLToPath } from "node:url";
 import { startXenstoredServer, type XenstoredServer } from "@xenon/backends";
+import { XENON_BIN } from "./helpers/run.js";
 
 const TOOLS = ["xenstore-read", "xenstore-write", "xenstore-ls", "xenstore-list", "xenstore-exists", "xenstore-rm"];
 const MORE = ["xenstore-chmod", "xenstore-watch"];
@@ -170,6 +171,28 @@ test("main.js --socket runs until SIGTERM, serves the tools and removes its sock
   assert.equal((await tool("xenstore-read", ["/m"], sock)).stdout, "v\n");
   const code = new Promise<number | null>((resolve) => child.on("close", resolve));
   child.kill("SIGTERM");
+  assert.equal(await code, 0);
+  assert.equal(existsSync(sock), false);
+});
+
+test("xenon xenstored --socket serves the tools until SIGINT", { skip }, async () => {
+  const sock = join(dir, "xenon.sock");
+  const child = spawn(process.execPath, [XENON_BIN, "xenstored", "--socket", sock], {
+    stdio: ["ignore", "pipe", "pipe"],
+  });
+  let out = "";
+  await new Promise<void>((resolve, reject) => {
+    child.stdout.on("data", (b: Buffer) => {
+      out += b.toString();
+      if (out.includes("\n")) resolve();
+    });
+    child.on("close", (code) => reject(new Error(`exited early with ${code}`)));
+  });
+  assert.equal(out, `xenstored listening on ${sock}\n`);
+  assert.equal((await tool("xenstore-write", ["/x", "y"], sock)).status, 0);
+  assert.equal((await tool("xenstore-read", ["/x"], sock)).stdout, "y\n");
+  const code = new Promise<number | null>((resolve) => child.on("close", resolve));
+  child.kill("SIGINT");
   assert.equal(await code, 0);
   assert.equal(existsSync(sock), false);
 });

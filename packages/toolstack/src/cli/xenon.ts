@@ -3,6 +3,7 @@ import { parseArgs } from "node:util";
 import { BootTreeError, planFromFile } from "../boot/dom0less.js";
 import { runLinuxUser } from "../run/linux_abi.js";
 import { ConfigError, parseDomainSpec, parseStaticEvtchn, runSystem, type SystemResult } from "../run/system.js";
+import { cmdXenstored } from "./xenstored_cmd.js";
 
 /**
  * `xenon` — the host-side command: `run` for now (host and boot arrive with the boot issue).
@@ -22,7 +23,8 @@ const USAGE = `usage:
       --stats                timing on stderr
   xenon boot [--deterministic] [--timeout SECONDS] SYSTEM.dtb
                                               dom0less: cpupools, domains and static event channels
-                                              from a dtc-compiled tree; exits when all domains shut down`;
+                                              from a dtc-compiled tree; exits when all domains shut down
+  xenon xenstored --socket PATH              XenStore daemon on a Unix socket (XENSTORED_PATH for xenstore-*)`;
 
 const SHUTDOWN_NAMES = ["poweroff", "reboot", "suspend", "crash", "watchdog", "soft_reset"];
 
@@ -165,6 +167,9 @@ export async function main(argv: string[]): Promise<void> {
       return;
     case "boot":
       await cmdBoot(rest);
+      return;
+    case "xenstored":
+      process.exitCode = await cmdXenstored(rest);
       return;
     case undefined:
     case "-h":
