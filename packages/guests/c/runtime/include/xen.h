@@ -102,6 +102,7 @@ static inline xen_guest_handle_t xen_handle(const volatile void *p) { return (ui
 #define XEN_EFAULT 14
 #define XEN_EBUSY 16
 #define XEN_EEXIST 17
+#define XEN_ENODEV 19
 #define XEN_EINVAL 22
 #define XEN_ENOSPC 28
 #define XEN_ERANGE 34
