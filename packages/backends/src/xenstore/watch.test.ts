@@ -127,3 +127,23 @@ test("special watches reach an unprivileged domain only when granted by SET_PERM
   dom0.ok("INTRODUCE", ["3", "0", "1"]);
   assert.deepEqual(a.events(), [["@introduceDomain", "in"]]);
 });
+
+test("a watch event its client has not taken within the event lifetime is dropped; replies are kept", () => {
+  let now = 0;
+  const d = new Xenstored({ watchEventTimeoutMs: 20_000, now: () => now });
+  const dom0 = new TestClient(d, 0);
+  dom0.ok("INTRODUCE", ["1", "0", "1"]);
+  dom0.ok("SET_PERMS", ["/local/domain/1", "n1"]);
+  const a = new TestClient(d, 1);
+  a.ok("WATCH", ["/local/domain/1/w", "t"]);
+  a.events();
+  a.conn.paused = true;
+  dom0.write("/local/domain/1/w/old", "1");
+  now = 15_000;
+  dom0.write("/local/domain/1/w/new", "1");
+  const id = a.conn.send(2, Buffer.from("w/new\0"));
+  now = 25_000;
+  a.conn.paused = false;
+  assert.deepEqual(a.events(), [["/local/domain/1/w/new", "t"]]);
+  assert.equal(a.conn.takeReply(id)?.error, undefined);
+});

@@ -67,6 +67,10 @@ export interface XenstoredOptions {
    */
   domainExists?: (domid: number) => boolean;
   domainChannels?: DomainChannelFactory;
+  /** A watch event not taken by its client within this many ms is dropped (C daemon: `-w watch-event=`, 20 s). */
+  watchEventTimeoutMs?: number;
+  /** Clock for event ageing (tests inject one). */
+  now?: () => number;
   /** Daemon log lines (CONTROL print/log, dropped connections). */
   log?: (line: string) => void;
 }
@@ -81,6 +85,7 @@ interface DomainRecord {
 }
 
 const OK = nulStrings("OK");
+const DEFAULT_WATCH_EVENT_TIMEOUT_MS = 20_000;
 const DOMID_FIRST_RESERVED = 0x7ff0;
 const VALID_PATH = /^[A-Za-z0-9\-/_]+$/;
 
@@ -91,7 +96,8 @@ class Connection implements XsPort {
   readonly home: string;
   /** Parsed requests not yet handled (only non-empty while stalled). */
   readonly input: XsMessage[] = [];
-  readonly output: { bytes: Uint8Array; reply: boolean }[] = [];
+  /** Replies and events not yet taken by the transport, in order; `at` is when it was queued. */
+  readonly output: { bytes: Uint8Array; reply: boolean; at: number }[] = [];
   /** Replies queued but not yet taken by the transport. */
   outstanding = 0;
   nextTxId = 1;
@@ -150,11 +156,15 @@ export class Xenstored implements XsConnector {
   private txTotal = 0;
   private readonly log: (line: string) => void;
   private pumping = new Set<Connection>();
+  private readonly eventTimeoutMs: number;
+  private readonly now: () => number;
 
   constructor(private readonly options: XenstoredOptions = {}) {
     this.quotas = resolveQuotas(options.quotas);
     this.maxTxTotal = options.maxTransactionsTotal ?? DEFAULT_MAX_TRANSACTIONS_TOTAL;
     this.log = options.log ?? (() => {});
+    this.eventTimeoutMs = options.watchEventTimeoutMs ?? DEFAULT_WATCH_EVENT_TIMEOUT_MS;
+    this.now = options.now ?? Date.now;
     // The tree the C daemon starts with: everything owned by dom0, unreadable by others.
     const dom0: Principal = { domid: 0, privileged: true };
     for (const p of ["/local/domain", "/tool/xenstored"]) writeNode(this.store, dom0, this.quotas, p, undefined);
@@ -225,8 +235,15 @@ export class Xenstored implements XsConnector {
   }
 
   flush(c: Connection): void {
+    const now = this.now();
     while (!c.isClosed && c.output.length > 0) {
       const head = c.output[0]!;
+      // Stale events are dropped (a client that does not read must not pin memory forever);
+      // replies never are, the client is waiting for them.
+      if (!head.reply && now - head.at > this.eventTimeoutMs) {
+        c.output.shift();
+        continue;
+      }
       if (!c.transport.deliver(head.bytes)) break;
       c.output.shift();
       if (head.reply) c.outstanding--;
@@ -235,7 +252,7 @@ export class Xenstored implements XsConnector {
 
   private enqueue(c: Connection, bytes: Uint8Array, reply: boolean): void {
     if (c.isClosed) return;
-    c.output.push({ bytes, reply });
+    c.output.push({ bytes, reply, at: this.now() });
     if (reply) c.outstanding++;
     this.flush(c);
   }
