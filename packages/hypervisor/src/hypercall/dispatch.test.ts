@@ -47,6 +47,7 @@ import { XenMapSpace, XenMem } from "../public/memory.js";
 import {
   ConsoleIo,
   DOMID_SELF,
+  DomctlCdf,
   DomctlCmd,
   HvmOp,
   HvmParam,
@@ -419,11 +420,18 @@ describe("hypercall fuzzing: garbage never throws", () => {
       if (d.dying) continue;
       const isDomctl = r() % 2 === 0;
       const at = ramGpa(r() % 8, (r() % 512) * 8);
-      // Small numbers mostly, so fields land on real pools, vCPUs, pCPUs and sub-ops.
-      const body = new Uint8Array(144).map(() => (r() % 4 === 0 ? r() & 0xff : r() % 3));
+      // Small words mostly, so fields land on real pools, vCPUs, pCPUs, flags and sub-ops.
+      const body = new Uint8Array(144);
+      const words = new DataView(body.buffer);
+      for (let w = 0; w < 36; w++) words.setUint32(w * 4, r() % 4 === 0 ? r() : r() % 10, true);
       d.guest.copyToGuest(at, body);
       const cmds = isDomctl ? domctlCmds : sysctlCmds;
-      d.guest.writeU32(at, cmds[r() % cmds.length]!);
+      const cmd = cmds[r() % cmds.length]!;
+      d.guest.writeU32(at, cmd);
+      if (isDomctl && cmd === DomctlCmd.createdomain && r() % 2 === 0) {
+        d.guest.writeU32(at + 16 + 20, DomctlCdf.hvm | DomctlCdf.hap); // flags
+        d.guest.writeU32(at + 16 + 44, 1); // grant_opts
+      }
       d.guest.writeU32(at + 4, r() % 16 === 0 ? r() : XEN_DOMCTL_INTERFACE_VERSION);
       const ids = hv.domains.list().map((x) => x.domid);
       if (isDomctl) d.guest.writeU16(at + 8, r() % 8 === 0 ? r() & 0xffff : ids[r() % ids.length]!);
