@@ -63,6 +63,11 @@ export interface ControlHooks {
   domainPool(domid: number): { readonly poolId: number; readonly schedId: number } | number;
   /** Optional: ns of pCPU time the domain's vCPUs have used (getdomaininfo.cpu_time). */
   domainCpuTimeNs?(domid: number): number;
+  /**
+   * Optional: what getdomaininfo reports as Xen does: `online` vCPUs (not down), `running` = one
+   * is on a pCPU now, `blocked` = every online vCPU waits for an event (a pause alone is not that).
+   */
+  domainRunState?(domid: number): { readonly online: number; readonly running: boolean; readonly blocked: boolean };
 
   /** Plain hard/soft masks as set (Xen's getvcpuaffinity), or -errno. */
   getAffinity(domid: number, vcpu: number): AffinityMasks | number;

@@ -193,8 +193,28 @@ describe("domctl through guest memory, with CpupoolControl", () => {
     assert.ok(i.flags & DomInf.paused && i.flags & DomInf.hvm_guest && i.flags & DomInf.hap);
     assert.deepEqual([i.tot_pages, i.max_pages, i.nr_online_vcpus, i.max_vcpu_id], [0, 1024, 2, 1]);
     assert.deepEqual([i.cpupool, i.gpaddr_bits, i.ssidref], [0, 32, 0], "the whole struct is rewritten");
+    assert.equal(i.flags & (DomInf.running | DomInf.blocked), 0, "paused, but not blocked on an event");
     assert.equal(domctl(dom0, DomctlCmd.getdomaininfo, 6), -Errno.ESRCH);
     assert.equal(domctl(dom0, DomctlCmd.getdomaininfo, 0x7ff0), -Errno.EINVAL);
+  });
+
+  it("getdomaininfo running/blocked follow the vCPUs, as in Xen", () => {
+    const { dom0, pools } = setup();
+    const id = create(dom0);
+    const flags = () => {
+      assert.equal(domctl(dom0, DomctlCmd.getdomaininfo, id), 0);
+      return get(dom0, XenDomctlGetdomaininfo, U).flags & (DomInf.running | DomInf.blocked | DomInf.paused);
+    };
+    assert.equal(domctl(dom0, DomctlCmd.unpausedomain, id), 0);
+    assert.equal(flags(), 0, "runnable, not yet on a pCPU");
+    const dec = pools.doSchedule(0, 0);
+    assert.equal(dec.next?.domid, id);
+    assert.equal(flags(), DomInf.running);
+    pools.block(id, 0, 1);
+    pools.doSchedule(0, 1);
+    assert.equal(flags(), DomInf.blocked, "every vCPU waits for an event");
+    assert.equal(domctl(dom0, DomctlCmd.pausedomain, id), 0);
+    assert.equal(flags(), DomInf.blocked | DomInf.paused);
   });
 
   it("vcpu affinity: hard and soft as xenctl_bitmaps; set returns the effective masks", () => {

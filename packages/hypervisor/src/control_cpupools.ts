@@ -132,6 +132,16 @@ export class CpupoolControl implements ControlHooks {
     return this.pools.units(domid).reduce((t, u) => t + u.runNs, 0);
   }
 
+  domainRunState(domid: number): { readonly online: number; readonly running: boolean; readonly blocked: boolean } {
+    const held = this.pausedRunnable.get(domid);
+    const online = this.pools.units(domid).filter((u) => u.state !== "offline");
+    return {
+      online: online.length,
+      running: online.some((u) => u.running),
+      blocked: online.length > 0 && online.every((u) => u.state === "blocked" && !held?.has(u.vcpuId)),
+    };
+  }
+
   // ---- affinity ----
 
   private hostIds(): number[] {

@@ -54,6 +54,7 @@ import {
   DOMID_FIRST_RESERVED,
   DOMID_SELF,
   DomctlCdf,
+  DomInf,
   HVM_NR_PARAMS,
   HvmParam,
   PhysCap,
@@ -493,19 +494,29 @@ export class HypercallSemantics {
     const ctl = this.hv.control;
     let cpupool = 0;
     let cpuTimeNs = 0;
+    let flags = i.flags;
+    let online = i.nrVcpus;
     if (ctl !== undefined) {
       const p = ctl.domainPool(d.domid);
       cpupool = typeof p === "number" ? CPUPOOLID_NONE : p.poolId;
       cpuTimeNs = ctl.domainCpuTimeNs?.(d.domid) ?? 0;
+      const rs = typeof p === "number" ? undefined : ctl.domainRunState?.(d.domid);
+      if (rs !== undefined) {
+        // Xen: running/blocked describe the vCPUs, and only while one is online.
+        flags &= ~(DomInf.running | DomInf.blocked);
+        if (rs.online > 0 && rs.running) flags |= DomInf.running;
+        if (rs.online > 0 && rs.blocked) flags |= DomInf.blocked;
+        online = rs.online;
+      }
     }
     return {
       domid: i.domid,
-      flags: i.flags,
+      flags: flags >>> 0,
       totPages: i.totPages,
       maxPages: i.maxPages,
       sharedInfoFrame: i.sharedInfoFrame,
       cpuTimeNs,
-      nrOnlineVcpus: i.nrVcpus,
+      nrOnlineVcpus: online,
       maxVcpuId: i.maxVcpuId,
       cpupool,
       gpaddrBits: 32,
