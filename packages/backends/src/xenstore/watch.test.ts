@@ -147,3 +147,26 @@ test("a watch event its client has not taken within the event lifetime is droppe
   assert.deepEqual(a.events(), [["/local/domain/1/w/new", "t"]]);
   assert.equal(a.conn.takeReply(id)?.error, undefined);
 });
+
+test("an unprivileged domain that does not read holds at most maxQueuedEvents events; others are unaffected", () => {
+  const d = new Xenstored({ maxQueuedEvents: 5 });
+  const dom0 = new TestClient(d, 0);
+  for (const id of [1, 2]) {
+    dom0.ok("INTRODUCE", [String(id), "0", "1"]);
+    dom0.ok("SET_PERMS", [`/local/domain/${id}`, "n0", "r1", "r2"]);
+  }
+  const a = new TestClient(d, 1);
+  const b = new TestClient(d, 2);
+  for (const c of [a, b]) {
+    c.ok("WATCH", ["/local/domain/1", "t"]);
+    c.events();
+  }
+  a.conn.paused = true;
+  for (let i = 0; i < 20; i++) dom0.write(`/local/domain/1/k${i}`, "v");
+  assert.equal(b.events().length, 20);
+  a.conn.paused = false;
+  assert.deepEqual(
+    a.events().map(([p]) => p),
+    [0, 1, 2, 3, 4].map((i) => `/local/domain/1/k${i}`),
+  );
+});

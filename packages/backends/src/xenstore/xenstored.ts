@@ -69,6 +69,8 @@ export interface XenstoredOptions {
   domainChannels?: DomainChannelFactory;
   /** A watch event not taken by its client within this many ms is dropped (C daemon: `-w watch-event=`, 20 s). */
   watchEventTimeoutMs?: number;
+  /** Watch events held for an unprivileged connection that is not reading; more are dropped (default 1024, oxenstored's figure). */
+  maxQueuedEvents?: number;
   /** Clock for event ageing (tests inject one). */
   now?: () => number;
   /** Daemon log lines (CONTROL print/log, dropped connections). */
@@ -157,6 +159,7 @@ export class Xenstored implements XsConnector {
   private readonly log: (line: string) => void;
   private pumping = new Set<Connection>();
   private readonly eventTimeoutMs: number;
+  private readonly maxQueuedEvents: number;
   private readonly now: () => number;
 
   constructor(private readonly options: XenstoredOptions = {}) {
@@ -165,6 +168,7 @@ export class Xenstored implements XsConnector {
     this.log = options.log ?? (() => {});
     this.eventTimeoutMs = options.watchEventTimeoutMs ?? DEFAULT_WATCH_EVENT_TIMEOUT_MS;
     this.now = options.now ?? Date.now;
+    this.maxQueuedEvents = options.maxQueuedEvents ?? 1024;
     // The tree the C daemon starts with: everything owned by dom0, unreadable by others.
     const dom0: Principal = { domid: 0, privileged: true };
     for (const p of ["/local/domain", "/tool/xenstored"]) writeNode(this.store, dom0, this.quotas, p, undefined);
@@ -252,7 +256,18 @@ export class Xenstored implements XsConnector {
 
   private enqueue(c: Connection, bytes: Uint8Array, reply: boolean): void {
     if (c.isClosed) return;
-    c.output.push({ bytes, reply, at: this.now() });
+    const now = this.now();
+    if (!reply && quotaApplies(c.principal) && c.output.length - c.outstanding >= this.maxQueuedEvents) {
+      // A domain that does not read must not make the daemon hold unbounded events for it:
+      // first forget expired ones, then refuse the new one (events may be lost, replies never).
+      const keep = c.output.filter((o) => o.reply || now - o.at <= this.eventTimeoutMs);
+      c.output.splice(0, c.output.length, ...keep);
+      if (c.output.length - c.outstanding >= this.maxQueuedEvents) {
+        this.log(`xenstored: domain ${c.domid} has ${this.maxQueuedEvents} unread watch events; dropping one`);
+        return;
+      }
+    }
+    c.output.push({ bytes, reply, at: now });
     if (reply) c.outstanding++;
     this.flush(c);
   }
