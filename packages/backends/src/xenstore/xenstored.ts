@@ -203,7 +203,7 @@ export class Xenstored implements XsConnector {
     return domid === 0 || this.domains.get(domid)?.introduced === true;
   }
 
-  /** Drops a connection for a protocol violation or release; the transport closes it. */
+  /** Drops a connection for a protocol violation or release; the transport closes it. (Used by connections.) */
   drop(c: Connection, reason: string): void {
     if (c.isClosed) return;
     this.log(`xenstored: dropping connection of domain ${c.domid}: ${reason}`);
@@ -211,6 +211,7 @@ export class Xenstored implements XsConnector {
     c.transport.close(reason);
   }
 
+  /** Forgets a connection whose peer is gone. (Used by connections.) */
   forget(c: Connection): void {
     if (c.isClosed) return;
     c.isClosed = true;
@@ -224,7 +225,7 @@ export class Xenstored implements XsConnector {
     if (d?.conn === c) d.conn = undefined;
   }
 
-  /** Handles queued input until it runs out or the connection stalls on outstanding replies. */
+  /** Handles queued input until it runs out or the connection stalls on outstanding replies. (Used by connections.) */
   pump(c: Connection): void {
     if (this.pumping.has(c)) return; // re-entered from flush inside a handler: the outer loop continues
     this.pumping.add(c);
@@ -238,6 +239,7 @@ export class Xenstored implements XsConnector {
     }
   }
 
+  /** Offers queued output to the transport until it refuses. (Used by connections.) */
   flush(c: Connection): void {
     const now = this.now();
     while (!c.isClosed && c.output.length > 0) {
