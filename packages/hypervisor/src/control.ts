@@ -69,6 +69,9 @@ export interface ControlHooks {
    */
   domainRunState?(domid: number): { readonly online: number; readonly running: boolean; readonly blocked: boolean };
 
+  /** Optional: one vCPU's state for XEN_DOMCTL_getvcpuinfo (-ENOSYS without it). */
+  vcpuInfo?(domid: number, vcpu: number): DomctlVcpuInfo | number;
+
   /** Plain hard/soft masks as set (Xen's getvcpuaffinity), or -errno. */
   getAffinity(domid: number, vcpu: number): AffinityMasks | number;
   /**
@@ -155,3 +158,16 @@ export interface PhysInfo extends HostCpuInfo {
 
 /** Xen's CPUPOOLID_NONE. */
 export const CPUPOOLID_NONE = 0xffffffff;
+
+/** XEN_DOMCTL_getvcpuinfo's answer. */
+export interface DomctlVcpuInfo {
+  /** Not down (VCPUOP_down / never brought up). */
+  readonly online: boolean;
+  /** Waiting for an event (a pause alone is not that). */
+  readonly blocked: boolean;
+  /** On a pCPU now. */
+  readonly running: boolean;
+  readonly cpuTimeNs: number;
+  /** The pCPU it runs on, is queued for, or last ran on. */
+  readonly cpu: number;
+}

@@ -14,10 +14,12 @@ import {
   XenDomctl,
   XenDomctlCreatedomain,
   XenDomctlGetdomaininfo,
+  XenDomctlGetvcpuinfo,
   XenDomctlMaxMem,
   XenDomctlMaxVcpus,
   XenDomctlSchedparamVcpu,
   XenDomctlSchedulerOp,
+  XenDomctlSetVirqHandler,
   XenDomctlVcpuaffinity,
   XenSysctl,
   XenSysctlCpupoolOp,
@@ -215,6 +217,27 @@ describe("domctl through guest memory, with CpupoolControl", () => {
     assert.equal(flags(), DomInf.blocked, "every vCPU waits for an event");
     assert.equal(domctl(dom0, DomctlCmd.pausedomain, id), 0);
     assert.equal(flags(), DomInf.blocked | DomInf.paused);
+  });
+
+  it("getvcpuinfo and set_virq_handler", () => {
+    const { hv, dom0, pools } = setup();
+    const id = create(dom0);
+    assert.equal(domctl(dom0, DomctlCmd.unpausedomain, id), 0);
+    pools.doSchedule(2, 0);
+    assert.equal(domctl(dom0, DomctlCmd.getvcpuinfo, id, XenDomctlGetvcpuinfo, { vcpu: 0 }), 0);
+    const v0 = get(dom0, XenDomctlGetvcpuinfo, U);
+    assert.deepEqual([v0.online, v0.blocked, v0.running, v0.cpu], [1, 0, 1, 2]);
+    assert.equal(domctl(dom0, DomctlCmd.getvcpuinfo, id, XenDomctlGetvcpuinfo, { vcpu: 1 }), 0);
+    const v1 = get(dom0, XenDomctlGetvcpuinfo, U);
+    assert.deepEqual([v1.online, v1.blocked, v1.running], [1, 1, 0]);
+    assert.equal(domctl(dom0, DomctlCmd.getvcpuinfo, id, XenDomctlGetvcpuinfo, { vcpu: 2 }), -Errno.EINVAL);
+    // VIRQ_DOM_EXC (3) to the new domain; a per-vCPU VIRQ is refused; destroying it reverts.
+    assert.equal(domctl(dom0, DomctlCmd.set_virq_handler, id, XenDomctlSetVirqHandler, { virq: 3 }), 0);
+    assert.equal(hv.globalVirqHandler(3)?.domid, id);
+    assert.equal(domctl(dom0, DomctlCmd.set_virq_handler, id, XenDomctlSetVirqHandler, { virq: 0 }), -Errno.EINVAL);
+    assert.equal(domctl(dom0, DomctlCmd.set_virq_handler, id, XenDomctlSetVirqHandler, { virq: 24 }), -Errno.EINVAL);
+    assert.equal(domctl(dom0, DomctlCmd.destroydomain, id), 0);
+    assert.equal(hv.globalVirqHandler(3)?.domid, 0);
   });
 
   it("vcpu affinity: hard and soft as xenctl_bitmaps; set returns the effective masks", () => {

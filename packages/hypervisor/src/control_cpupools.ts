@@ -18,6 +18,7 @@ import type {
   AffinityMasks,
   ControlHooks,
   CpupoolInfoResult,
+  DomctlVcpuInfo,
   HostCpuInfo,
   PoolParamsInfo,
   SchedParamsInfo,
@@ -139,6 +140,18 @@ export class CpupoolControl implements ControlHooks {
       online: online.length,
       running: online.some((u) => u.running),
       blocked: online.length > 0 && online.every((u) => u.state === "blocked" && !held?.has(u.vcpuId)),
+    };
+  }
+
+  vcpuInfo(domid: number, vcpu: number): DomctlVcpuInfo | number {
+    const u = this.unitOf(domid, vcpu);
+    if (typeof u === "number") return u;
+    return {
+      online: u.state !== "offline",
+      blocked: u.state === "blocked" && !this.pausedRunnable.get(domid)?.has(vcpu),
+      running: u.running,
+      cpuTimeNs: u.runNs,
+      cpu: u.processor ?? u.lastPcpu ?? 0,
     };
   }
 

@@ -12,6 +12,7 @@ export type {
   CpupoolInfoResult,
   DomctlCreateDomainConfig,
   DomctlDomainInfo,
+  DomctlVcpuInfo,
   HostCpuInfo,
   PhysInfo,
   PoolParamsInfo,

@@ -42,10 +42,12 @@ import {
   XenDomctl,
   XenDomctlCreatedomain,
   XenDomctlGetdomaininfo,
+  XenDomctlGetvcpuinfo,
   XenDomctlMaxMem,
   XenDomctlMaxVcpus,
   XenDomctlSchedparamVcpu,
   XenDomctlSchedulerOp,
+  XenDomctlSetVirqHandler,
   XenDomctlVcpuaffinity,
   XenFeatureInfo,
   XenHvmParam,
@@ -757,6 +759,23 @@ export function domctl(d: Domain, arg: number): number {
     case DomctlCmd.setvcpuaffinity:
     case DomctlCmd.getvcpuaffinity:
       return domctlVcpuAffinity(d, h.cmd, domid, u);
+    case DomctlCmd.getvcpuinfo: {
+      const a = readStruct(g, XenDomctlGetvcpuinfo, u);
+      if (typeof a === "number") return a;
+      const i = sem.domctlGetVcpuInfo(d.domid, domid, a.vcpu);
+      if (typeof i === "number") return i;
+      return writeFields(g, XenDomctlGetvcpuinfo, u, {
+        online: i.online ? 1 : 0,
+        blocked: i.blocked ? 1 : 0,
+        running: i.running ? 1 : 0,
+        cpu_time: i.cpuTimeNs,
+        cpu: i.cpu,
+      });
+    }
+    case DomctlCmd.set_virq_handler: {
+      const a = readStruct(g, XenDomctlSetVirqHandler, u);
+      return typeof a === "number" ? a : sem.domctlSetVirqHandler(d.domid, domid, a.virq);
+    }
     case DomctlCmd.scheduler_op:
       return domctlSchedulerOp(d, domid, u);
     default:

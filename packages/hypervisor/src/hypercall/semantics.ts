@@ -4,6 +4,7 @@ import {
   type CpupoolInfoResult,
   type DomctlCreateDomainConfig,
   type DomctlDomainInfo,
+  type DomctlVcpuInfo,
   type PhysInfo,
 } from "../control.js";
 import type { Domain } from "../domain.js";
@@ -57,8 +58,10 @@ import {
   DomInf,
   HVM_NR_PARAMS,
   HvmParam,
+  NR_VIRQS,
   PhysCap,
   SHUTDOWN_MAX,
+  virqIsPerVcpu,
   XEN_DOMCTL_GRANT_VERSION_MASK,
   XEN_EXTRAVERSION,
   XEN_MAJOR,
@@ -447,6 +450,8 @@ export class HypercallSemantics {
     if (d === undefined) return err("ESRCH");
     if (d === c) return err("EINVAL");
     const wasDying = d.dying;
+    // Xen's clear_global_virq_handlers: its VIRQs go back to the default handler.
+    for (let v = 0; v < NR_VIRQS; v++) if (this.hv.globalVirqHandler(v) === d) this.hv.setGlobalVirqHandler(v, -1);
     const rc = this.hv.domains.destroy(domid);
     if (rc === 0 && !wasDying) this.hv.control?.domainDestroyed(domid);
     return rc;
@@ -542,6 +547,29 @@ export class HypercallSemantics {
       if (this.hv.control === undefined) return err("ENOSYS");
       if (!Number.isInteger(vcpu) || vcpu < 0 || vcpu >= d.maxVcpus) return err("EINVAL");
       return fn(d);
+    });
+  }
+
+  /** XEN_DOMCTL_getvcpuinfo: online/blocked/running, pCPU time and pCPU of one vCPU. */
+  domctlGetVcpuInfo(caller: number, domid: number, vcpu: number): DomctlVcpuInfo | number {
+    let out: DomctlVcpuInfo | number = 0;
+    const rc = this.ctlVcpu(caller, domid, vcpu, (d) => {
+      const ctl = this.hv.control!;
+      out = ctl.vcpuInfo === undefined ? err("ENOSYS") : ctl.vcpuInfo(d.domid, vcpu);
+      return typeof out === "number" ? out : 0;
+    });
+    return rc < 0 ? rc : out;
+  }
+
+  /**
+   * XEN_DOMCTL_set_virq_handler: the domain receives global `virq` (e.g. VIRQ_DOM_EXC for the
+   * XenStore domain). Per-vCPU or unknown VIRQs are -EINVAL. A destroyed handler reverts to the default.
+   */
+  domctlSetVirqHandler(caller: number, domid: number, virq: number): number {
+    return this.ctl(caller, domid, (d) => {
+      if (!Number.isInteger(virq) || virq < 0 || virq >= NR_VIRQS || virqIsPerVcpu(virq)) return err("EINVAL");
+      this.hv.setGlobalVirqHandler(virq, d.domid);
+      return 0;
     });
   }
 

@@ -495,3 +495,15 @@ export const XenSysctlSchedulerOp = struct("xen_sysctl_scheduler_op", 32, {
   cmd: [8, "u32"],
   sched_credit2_ratelimit_us: [16, "u32"],
 });
+
+/** xen_domctl_getvcpuinfo: `vcpu` IN, the rest OUT. */
+export const XenDomctlGetvcpuinfo = struct("xen_domctl_getvcpuinfo", 24, {
+  vcpu: [0, "u32"],
+  online: [4, "u8"],
+  blocked: [5, "u8"],
+  running: [6, "u8"],
+  cpu_time: [8, "u64"],
+  cpu: [16, "u32"],
+});
+
+export const XenDomctlSetVirqHandler = struct("xen_domctl_set_virq_handler", 4, { virq: [0, "u32"] });

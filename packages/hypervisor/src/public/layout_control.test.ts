@@ -10,10 +10,12 @@ import {
   XenDomctl,
   XenDomctlCreatedomain,
   XenDomctlGetdomaininfo,
+  XenDomctlGetvcpuinfo,
   XenDomctlMaxMem,
   XenDomctlMaxVcpus,
   XenDomctlSchedparamVcpu,
   XenDomctlSchedulerOp,
+  XenDomctlSetVirqHandler,
   XenDomctlVcpuaffinity,
   XenSysctl,
   XenSysctlCpupoolOp,
@@ -103,9 +105,15 @@ describe("domctl/sysctl layouts (Arm ABI, 32-bit guest, interface version 0x15)"
     );
   });
 
-  it("max_mem, max_vcpus", () => {
+  it("max_mem, max_vcpus, getvcpuinfo, set_virq_handler", () => {
     check(XenDomctlMaxMem, { max_memkb: 0x1_0000_0400 }, "00 04 00 00 01 00 00 00");
     check(XenDomctlMaxVcpus, { max: 4 }, "04 00 00 00");
+    check(
+      XenDomctlGetvcpuinfo,
+      { vcpu: 1, online: 1, blocked: 0, running: 1, cpu_time: 0x1_0000_0002, cpu: 3 },
+      `01 00 00 00  01 00 01 00  02 00 00 00 01 00 00 00  03 00 00 00 ${z(4)}`,
+    );
+    check(XenDomctlSetVirqHandler, { virq: 3 }, "03 00 00 00");
   });
 
   it("xen_domctl_vcpuaffinity is 40 bytes: two xenctl_bitmaps at 8 and 24", () => {

@@ -162,6 +162,7 @@ export const DomctlCmd = {
   setvcpuaffinity: 9,
   shadow_op: 10,
   max_mem: 11,
+  getvcpuinfo: 14,
   max_vcpus: 15,
   scheduler_op: 16,
   getvcpuaffinity: 25,

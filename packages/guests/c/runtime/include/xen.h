@@ -654,9 +654,11 @@ XEN_ABI_OFFSET(struct xen_hvm_param, value, 8);
 #define XEN_DOMCTL_getdomaininfo 5
 #define XEN_DOMCTL_setvcpuaffinity 9
 #define XEN_DOMCTL_max_mem 11
+#define XEN_DOMCTL_getvcpuinfo 14
 #define XEN_DOMCTL_max_vcpus 15
 #define XEN_DOMCTL_scheduler_op 16
 #define XEN_DOMCTL_getvcpuaffinity 25
+#define XEN_DOMCTL_set_virq_handler 66
 
 #define XEN_DOMCTL_CDF_hvm (1u << 0)
 #define XEN_DOMCTL_CDF_hap (1u << 1)
@@ -779,6 +781,25 @@ struct xen_domctl_max_vcpus {
 };
 XEN_ABI_SIZE(struct xen_domctl_max_vcpus, 4);
 
+struct xen_domctl_getvcpuinfo {
+  uint32_t vcpu;    /* IN */
+  uint8_t online;   /* OUT: not down */
+  uint8_t blocked;  /* OUT: waiting for an event */
+  uint8_t running;  /* OUT: on a pCPU now */
+  uint8_t pad;
+  uint64_t cpu_time; /* OUT: ns */
+  uint32_t cpu;      /* OUT */
+  uint32_t pad2;
+};
+XEN_ABI_SIZE(struct xen_domctl_getvcpuinfo, 24);
+XEN_ABI_OFFSET(struct xen_domctl_getvcpuinfo, cpu_time, 8);
+XEN_ABI_OFFSET(struct xen_domctl_getvcpuinfo, cpu, 16);
+
+struct xen_domctl_set_virq_handler {
+  uint32_t virq; /* a global VIRQ, e.g. VIRQ_DOM_EXC */
+};
+XEN_ABI_SIZE(struct xen_domctl_set_virq_handler, 4);
+
 struct xen_domctl_vcpuaffinity {
   uint32_t vcpu;
   uint32_t flags; /* XEN_VCPUAFFINITY_* */
@@ -841,6 +862,8 @@ struct xen_domctl {
     struct xen_domctl_getdomaininfo getdomaininfo;
     struct xen_domctl_max_mem max_mem;
     struct xen_domctl_max_vcpus max_vcpus;
+    struct xen_domctl_getvcpuinfo getvcpuinfo;
+    struct xen_domctl_set_virq_handler set_virq_handler;
     struct xen_domctl_vcpuaffinity vcpuaffinity;
     struct xen_domctl_scheduler_op scheduler_op;
     uint8_t pad[128];

@@ -47,6 +47,8 @@ export const PORT_OPS = [
   "domctlGetDomainInfo",
   "domctlMaxMem",
   "domctlMaxVcpus",
+  "domctlGetVcpuInfo",
+  "domctlSetVirqHandler",
   "domctlGetVcpuAffinity",
   "domctlSetVcpuAffinity",
   "domctlSchedGetInfo",

@@ -151,6 +151,10 @@ export class PortServer {
         return s.domctlMaxMem(c, n(0), n(1));
       case "domctlMaxVcpus":
         return s.domctlMaxVcpus(c, n(0), n(1));
+      case "domctlGetVcpuInfo":
+        return s.domctlGetVcpuInfo(c, n(0), n(1));
+      case "domctlSetVirqHandler":
+        return s.domctlSetVirqHandler(c, n(0), n(1));
       case "domctlGetVcpuAffinity":
         return s.domctlGetVcpuAffinity(c, n(0), n(1));
       case "domctlSetVcpuAffinity":
