@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
+import { InProcessConnection } from "./domain_conn.js";
 import { DEFAULT_QUOTAS } from "./quota.js";
 import { TestClient } from "./testkit.js";
 import { nulStrings, XS_TYPES } from "./wire.js";
@@ -106,4 +107,17 @@ test("privileged connections are not limited by outstanding replies", () => {
   for (let i = 0; i < 30; i++) ids.push(dom0.conn.send(XS_TYPES.MKDIR, nulStrings(`/o/${i}`)));
   dom0.conn.paused = false;
   for (const id of ids) assert.equal(dom0.conn.takeReply(id)?.error, undefined);
+});
+
+test("the watch quota counts all connections of a domain", () => {
+  const d = new Xenstored({ quotas: { watches: 3 } });
+  const c1 = new InProcessConnection(d, { domid: 7, privileged: false });
+  const c2 = new InProcessConnection(d, { domid: 7, privileged: false });
+  const w = (c: InProcessConnection, p: string) => c.request(XS_TYPES.WATCH, nulStrings(p, "t")).error;
+  assert.equal(w(c1, "a"), undefined);
+  assert.equal(w(c2, "b"), undefined);
+  assert.equal(w(c1, "c"), undefined);
+  assert.equal(w(c2, "d"), undefined);
+  assert.equal(w(c1, "e"), "E2BIG");
+  assert.equal(w(c2, "e"), "E2BIG");
 });

@@ -274,8 +274,20 @@ export class Xenstored implements XsConnector {
     this.flush(c);
   }
 
+  /** Replies never exceed XENSTORE_PAYLOAD_MAX: a bigger answer is E2BIG, as in the C daemon. */
   private reply(c: Connection, m: XsMessage, payload: Uint8Array): void {
-    this.enqueue(c, encodeMessage(m.type, m.reqId, m.txId, payload), true);
+    if (payload.length > XENSTORE_PAYLOAD_MAX)
+      this.enqueue(c, encodeMessage(XS_TYPES.ERROR, m.reqId, m.txId, nulStrings("E2BIG")), true);
+    else this.enqueue(c, encodeMessage(m.type, m.reqId, m.txId, payload), true);
+  }
+
+  private event(c: Connection, path: string, token: string): void {
+    const payload = nulStrings(path, token);
+    if (payload.length > XENSTORE_PAYLOAD_MAX) {
+      this.log(`xenstored: watch event for ${path.slice(0, 64)}... too long for domain ${c.domid}; dropped`);
+      return;
+    }
+    this.enqueue(c, encodeMessage(XS_TYPES.WATCH_EVENT, 0, 0, payload), false);
   }
 
   private handle(c: Connection, m: XsMessage): void {
@@ -295,7 +307,7 @@ export class Xenstored implements XsConnector {
     for (const c of this.conns) {
       for (const ev of c.watches.eventsFor(change)) {
         if ((rightsOf(c.principal, ev.acl) & PERM_READ) === 0) continue;
-        this.enqueue(c, encodeMessage(XS_TYPES.WATCH_EVENT, 0, 0, nulStrings(ev.path, ev.token)), false);
+        this.event(c, ev.path, ev.token);
       }
     }
   }
@@ -514,12 +526,12 @@ export class Xenstored implements XsConnector {
     if (isSpecial(p!)) abs = p!;
     else if (p!.startsWith("@")) throw new XsError("EINVAL", `unknown special watch '${p}'`);
     else abs = this.canon(c, p!);
-    if (quotaApplies(c.principal) && c.watches.size > this.quotas.watches)
+    if (quotaApplies(c.principal) && this.watchesOf(c.domid) > this.quotas.watches)
       throw new XsError("E2BIG", "too many watches");
     c.watches.add({ path: p!, abs, token: token!, relative: !p!.startsWith("/") && !isSpecial(p!) });
     this.reply(c, m, OK);
     // The registration event: lets the client read the initial state without a race.
-    this.enqueue(c, encodeMessage(XS_TYPES.WATCH_EVENT, 0, 0, nulStrings(p!, token!)), false);
+    this.event(c, p!, token!);
   }
 
   private transactionStart(c: Connection, m: XsMessage): Uint8Array {
@@ -545,6 +557,13 @@ export class Xenstored implements XsConnector {
     this.txTotal--;
     if (how === "T") for (const change of tx.commit()) this.fire(change);
     return OK;
+  }
+
+  /** Watches held by all connections of a domain (the quota is per domain). */
+  private watchesOf(domid: number): number {
+    let n = 0;
+    for (const c of this.conns) if (c.domid === domid) n += c.watches.size;
+    return n;
   }
 
   private domain(domid: number): DomainRecord {
