@@ -196,19 +196,25 @@ export function removeNode(view: NodeView, who: Principal, path: string): Change
     throw missing(view, who, path);
   }
   if ((rightsOf(who, node.acl) & PERM_WRITE) === 0) throw new XsError("EACCES", path);
-  const removed = new Map<string, Acl>();
-  const drop = (p: string, n: XsNode): void => {
+  // Read everything first, then mutate: a transaction view may refuse a read (node-touch
+  // quota), and that must not leave a half-removed subtree behind.
+  const parent = parentOf(path);
+  const pn = view.get(parent);
+  const order: [string, XsNode][] = [];
+  const collect = (p: string, n: XsNode): void => {
     for (const c of n.children) {
       const cp = childPath(p, c);
       const cn = view.get(cp);
-      if (cn) drop(cp, cn);
+      if (cn) collect(cp, cn);
     }
+    order.push([p, n]);
+  };
+  collect(path, node);
+  const removed = new Map<string, Acl>();
+  for (const [p, n] of order) {
     removed.set(p, n.acl);
     view.delete(p);
-  };
-  drop(path, node);
-  const parent = parentOf(path);
-  const pn = view.get(parent);
+  }
   if (pn) {
     const name = baseName(path);
     view.set(parent, { ...pn, children: pn.children.filter((c) => c !== name) });

@@ -119,3 +119,16 @@ test("nested START is EBUSY; bad END argument is EINVAL", () => {
   assert.equal(c.err("TRANSACTION_END", ["X"], t), "EINVAL");
   c.ok("TRANSACTION_END", ["F"], t);
 });
+
+test("a removal refused by the touch quota leaves the transaction's view whole", () => {
+  const d = new Xenstored({ quotas: { transactionNodes: 4 } });
+  const dom0 = new TestClient(d, 0);
+  dom0.ok("INTRODUCE", ["1", "0", "1"]);
+  dom0.ok("SET_PERMS", ["/local/domain/1", "n1"]);
+  for (const k of ["a", "b", "c", "d"]) dom0.write(`/local/domain/1/t/${k}`, k);
+  const a = new TestClient(d, 1);
+  const t = a.start();
+  assert.equal(a.err("RM", ["t"], t), "ENOSPC");
+  a.ok("TRANSACTION_END", ["T"], t);
+  assert.deepEqual(a.ok("DIRECTORY", ["t"]), ["a", "b", "c", "d"]);
+});
