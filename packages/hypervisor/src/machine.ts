@@ -8,6 +8,12 @@
  * what is left of its slice. Blocking (WFI, SCHEDOP_block/poll), yield, budget and preemption go
  * back to the scheduler.
  *
+ * The common event path never reaches this thread: workers serve EVTCHNOP_send/unmask and spin
+ * briefly in WFI / SCHEDOP_block (pcpu/fast_events.ts, pcpu_worker.ts). For that the machine
+ * shares each domain's port table, shared_info frame, vCPU state blocks and a control block
+ * (DomainShare) with every worker, keeps each vCPU's upcall line equal to its vcpu_info, and
+ * turns a worker's WakeMsg into hooks.upcall.
+ *
  * Time: "host" mode uses the host's monotonic clock. "instructions" mode uses a virtual clock
  * advanced only by retired instructions (nsPerInstruction each) — with one pCPU a run is then fully
  * reproducible, which the tests use.
@@ -17,7 +23,7 @@ import type { Domain, ShutdownAction } from "./domain.js";
 import { sendGuestVirq } from "./event_channel/event_channel.js";
 import { dispatchHypercall } from "./hypercall/dispatch.js";
 import type { Hypervisor } from "./hypervisor.js";
-import { type TimeMode, vcpuKey } from "./pcpu/contract.js";
+import { DomainCtlSlot, type DomainShare, domainCtlWords, ringBell, type TimeMode, vcpuKey } from "./pcpu/contract.js";
 import { PcpuPool } from "./pcpu/pcpu_pool.js";
 import { Virq } from "./public/xen.js";
 import { type Pcpu, SchedUnit, type Scheduler } from "./sched/types.js";
@@ -35,6 +41,17 @@ export interface MachineOptions {
   readonly timeMode: TimeMode;
   /** Virtual ns per retired instruction, also used to turn slices into instruction budgets (default 10). */
   readonly nsPerInstruction?: number;
+  /**
+   * A vCPU in WFI / SCHEDOP_block spin-polls on its worker for wfiSpinUs, then sleeps there on its
+   * bell until wfiWaitUs in all, before it blocks through the core (µs, defaults 20 / 1000; 0 =
+   * never; "instructions" mode does neither).
+   */
+  readonly wfiSpinUs?: number;
+  readonly wfiWaitUs?: number;
+  /** Longest an idle worker polls for the core's next message before it sleeps (µs, default 30). */
+  readonly idleSpinUs?: number;
+  /** Serve event-channel send/unmask on the workers when plainly safe (default true). */
+  readonly fastEvents?: boolean;
   /** Called for every exit a pCPU handles (tests record traces with it). */
   readonly trace?: (event: TraceEvent) => void;
 }
@@ -106,6 +123,8 @@ export class Machine {
   private readonly pcpus = new Map<number, PcpuRuntime>();
   private readonly vcpus = new Map<number, VcpuRecord>();
   private readonly live = new Map<number, { name: string }>();
+  /** Each added domain's control block (DomainCtlSlot), shared with every worker. */
+  private readonly domainCtl = new Map<number, Int32Array>();
   private readonly ends: DomainEnd[] = [];
   private readonly nsPerInstr: number;
   /** Virtual system time (instructions mode), shared with the pCPU workers. */
@@ -131,6 +150,14 @@ export class Machine {
         timeMode: opts.timeMode,
         clock: this.clock.buffer as SharedArrayBuffer,
         nsPerInstruction: this.nsPerInstr,
+        wfiSpinUs: opts.wfiSpinUs,
+        wfiWaitUs: opts.wfiWaitUs,
+        idleSpinUs: opts.idleSpinUs,
+        fastEvents: opts.fastEvents,
+        // hooks.upcall is looked up at call time: it is wrapped below and by later layers.
+        onWake: (domid, vcpu) => {
+          if (this.live.has(domid)) this.hv.hooks.upcall?.(domid, vcpu);
+        },
       });
       const pool: PoolRuntime = { cfg, workers };
       this.pools.set(cfg.id, pool);
@@ -194,6 +221,20 @@ export class Machine {
       sched.insertUnit(unit, now);
     }
     this.live.set(domain.domid, { name: domain.name });
+    const ctlBuf = new SharedArrayBuffer(domainCtlWords(domain.vcpus.length) * 4);
+    const ctl = new Int32Array(ctlBuf);
+    Atomics.store(ctl, DomainCtlSlot.LIVE, 1);
+    this.domainCtl.set(domain.domid, ctl);
+    const share: DomainShare = {
+      domid: domain.domid,
+      ports: domain.evtchn.buffer,
+      maxPort: domain.evtchn.maxPort,
+      sharedInfoMfn: domain.sharedInfoMfn,
+      ctl: ctlBuf,
+      vcpuStates: domain.vcpus.map((v) => this.vcpus.get(vcpuKey(domain.domid, v.id))!.stateBuf),
+    };
+    // Every pool: events cross cpupools.
+    for (const p of this.pools.values()) p.workers.addDomain(share);
     const boot = this.vcpus.get(vcpuKey(domain.domid, 0))!;
     sched.wake(boot.unit, now);
     this.tickle(pool);
@@ -230,7 +271,7 @@ export class Machine {
   private async stop(): Promise<void> {
     this.stopped = true;
     for (const p of this.pcpus.values()) p.kick?.();
-    for (const r of this.vcpus.values()) Atomics.store(r.state, VcpuSlot.PREEMPT, 1);
+    for (const r of this.vcpus.values()) this.preempt(r);
     await Promise.all(this.loops ?? []);
   }
 
@@ -319,7 +360,8 @@ export class Machine {
       switch (exit.reason) {
         case ExitReason.ECALL: {
           s[10] = dispatchHypercall(rec.domain, rec.vcpuId, s[17]!, s[10]!, s[11]!, s[12]!, s[13]!, s[14]!, s[15]!);
-          this.syncUpcallLine(rec);
+          // Any vCPU of the domain may have had its vcpu_info registered by this call.
+          this.syncUpcallLines(rec.domain);
           this.syncTimer(rec);
           const req = rec.domain.vcpu(rec.vcpuId)?.takeSchedRequest() ?? null;
           if (req === null) continue;
@@ -367,10 +409,25 @@ export class Machine {
     }
   }
 
+  /** Asks the vCPU to leave its pCPU at its next poll (or at once, if it sleeps there in WFI). */
+  private preempt(rec: VcpuRecord): void {
+    Atomics.store(rec.state, VcpuSlot.PREEMPT, 1);
+    this.ringBell(rec);
+  }
+
+  private ringBell(rec: VcpuRecord): void {
+    const ctl = this.domainCtl.get(rec.domain.domid);
+    if (ctl !== undefined) ringBell(ctl, rec.vcpuId);
+  }
+
   private raiseUpcall(domid: number, vcpu: number): void {
     const rec = this.vcpus.get(vcpuKey(domid, vcpu));
     // The line (VcpuSlot.UPCALL_LINE_*) already reads evtchn_upcall_pending; only wake the vCPU.
     if (rec === undefined) return;
+    // registerVcpuInfo (from any caller) ends by raising the upcall: follow the move at once.
+    this.syncUpcallLine(rec);
+    // It may be sleeping in WFI on its worker.
+    this.ringBell(rec);
     if (rec.unit.state === "blocked") {
       rec.pool.cfg.scheduler.wake(rec.unit, this.now());
       this.applyTickles(rec.pool);
@@ -396,6 +453,13 @@ export class Machine {
     rec.state[VcpuSlot.UPCALL_LINE_OFF] = off;
   }
 
+  private syncUpcallLines(d: Domain): void {
+    for (const v of d.vcpus) {
+      const r = this.vcpus.get(vcpuKey(d.domid, v.id));
+      if (r !== undefined) this.syncUpcallLine(r);
+    }
+  }
+
   /** evtchn_upcall_pending of this vCPU, read the way the hart reads its line. */
   private upcallPending(rec: VcpuRecord): boolean {
     const off = rec.state[VcpuSlot.UPCALL_LINE_OFF]!;
@@ -416,6 +480,9 @@ export class Machine {
   private domainEnded(domid: number, reason: number, action: ShutdownAction | null): void {
     const live = this.live.get(domid);
     if (live === undefined) return;
+    // Workers stop serving events to or from the domain before anything of it changes.
+    const ctl = this.domainCtl.get(domid);
+    if (ctl !== undefined) Atomics.store(ctl, DomainCtlSlot.LIVE, 0);
     const detail = this.crashDetail.get(domid);
     this.crashDetail.delete(domid);
     this.ends.push(
@@ -427,7 +494,7 @@ export class Machine {
     for (const rec of this.vcpus.values()) {
       if (rec.domain.domid !== domid) continue;
       rec.pool.cfg.scheduler.offline(rec.unit, this.now());
-      Atomics.store(rec.state, VcpuSlot.PREEMPT, 1);
+      this.preempt(rec);
       this.applyTickles(rec.pool);
     }
     this.reap();
@@ -449,6 +516,8 @@ export class Machine {
         this.vcpus.delete(r.key);
       }
       recs[0]?.pool.cfg.scheduler.removeDomain(domid, this.now());
+      for (const p of this.pools.values()) p.workers.forgetDomain(domid);
+      this.domainCtl.delete(domid);
       this.toReap.delete(domid);
       this.hv.domains.destroy(domid);
     }
@@ -463,7 +532,7 @@ export class Machine {
     for (const id of pool.cfg.scheduler.takeTickles()) {
       const p = this.pcpus.get(id);
       if (p === undefined) continue;
-      if (p.current !== null) Atomics.store(p.current.state, VcpuSlot.PREEMPT, 1);
+      if (p.current !== null) this.preempt(p.current);
       p.kick?.();
     }
   }

@@ -7,7 +7,7 @@
  * posting on its MessagePort and bumping the DOORBELL slot (the worker sleeps in Atomics.wait);
  * the worker answers on the same port.
  *
- * Encoding: messages that carry SharedArrayBuffers (attach, chunk) use structured clone, because
+ * Encoding: messages that carry SharedArrayBuffers (attach, chunk, domain) use structured clone, because
  * a shared buffer is a handle, not bytes; every other message is msgpackr-packed bytes.
  */
 import type { MessagePort } from "node:worker_threads";
@@ -44,6 +44,78 @@ export interface PcpuTask {
    */
   readonly clock: SharedArrayBuffer;
   readonly nsPerInstruction: number;
+  /**
+   * A vCPU in WFI / SCHEDOP_block first spin-polls its interrupt lines on the worker for up to
+   * wfiSpinUs, then sleeps on its bell (DomainCtlSlot) until wfiWaitUs have passed in all, and only
+   * then exits to the core to block (µs of host time; 0 = never). Both are forced to 0 in
+   * "instructions" mode so host timing cannot shape a deterministic schedule.
+   */
+  readonly wfiSpinUs: number;
+  readonly wfiWaitUs: number;
+  /** Longest an idle worker polls its doorbell before it sleeps in Atomics.wait (µs; 0 = never). */
+  readonly idleSpinUs: number;
+  /** Serve EVTCHNOP_send/unmask on the worker when plainly safe (see fast_events.ts). */
+  readonly fastEvents: boolean;
+}
+
+/**
+ * Slots of a domain's control block (Int32Array over a SharedArrayBuffer, domainCtlWords()),
+ * written by the core and the workers, read by every worker's fast path.
+ */
+export const DomainCtlSlot = {
+  /**
+   * 1 while the machine runs the domain; the core stores 0 when it shuts down (before any of its
+   * state is torn down), and workers then leave every event towards or from it to the core.
+   */
+  LIVE: 0,
+  /**
+   * onPcpuSlot(v): 1 while vCPU v is inside a worker's run (executing, spinning or sleeping on
+   * its bell), so it will see its upcall line without the core; stored by that worker. A
+   * fast-path sender that raises the upcall of a vCPU whose slot is 0 posts a "wake" to the core
+   * (seq-cst Atomics on both sides: either the sender sees 0, or the worker's later exit is
+   * followed by the core's own look at the line, which sees the byte).
+   */
+  VCPU_BASE: 1,
+} as const;
+/** Words per vCPU in a domain control block: on-pCPU flag, bell. */
+const CTL_WORDS_PER_VCPU = 2;
+export function onPcpuSlot(vcpu: number): number {
+  return DomainCtlSlot.VCPU_BASE + vcpu * CTL_WORDS_PER_VCPU;
+}
+/**
+ * bellSlot(v): bumped (Atomics.add + notify) by whoever raises something vCPU v's worker should
+ * wake for while it sleeps in WFI: a fast-path upcall edge, the core's upcall or PREEMPT. The
+ * worker reads the bell, checks its lines, then waits for the bell to change, so no ring is lost.
+ */
+export function bellSlot(vcpu: number): number {
+  return onPcpuSlot(vcpu) + 1;
+}
+export function domainCtlWords(maxVcpus: number): number {
+  return DomainCtlSlot.VCPU_BASE + maxVcpus * CTL_WORDS_PER_VCPU;
+}
+/** Rings vCPU v's bell in a domain control block. */
+export function ringBell(ctl: Int32Array, vcpu: number): void {
+  const i = bellSlot(vcpu);
+  if (i >= ctl.length) return;
+  Atomics.add(ctl, i, 1);
+  Atomics.notify(ctl, i);
+}
+
+export interface DomainShare {
+  readonly domid: number;
+  /** The domain's EvtchnPortTable buffer (read-only to workers, seqlock + pin protocol). */
+  readonly ports: SharedArrayBuffer;
+  readonly maxPort: number;
+  /** Machine frame of the domain's shared_info (fixed for the domain's life). */
+  readonly sharedInfoMfn: number;
+  /** The domain's control block (DomainCtlSlot). */
+  readonly ctl: SharedArrayBuffer;
+  /**
+   * Each vCPU's state block: a vCPU's vcpu_info is where its UPCALL_LINE_* slots point (the core
+   * keeps them in sync with VCPUOP_register_vcpu_info); OFF -1 means "no vcpu_info the worker
+   * can reach" (Xen's dummy), and the event goes to the core.
+   */
+  readonly vcpuStates: readonly SharedArrayBuffer[];
 }
 
 /** vCPU key: identifies a vCPU on a pCPU (domid * MAX_VCPUS_PER_KEY + vcpu id). */
@@ -84,7 +156,17 @@ export interface DetachMsg {
 export interface StopMsg {
   readonly t: "stop";
 }
-export type ToPcpu = AttachMsg | ChunkMsg | RunMsg | DetachMsg | StopMsg;
+/** Core -> every pCPU (structured clone): a domain the machine now runs (see DomainShare). */
+export interface DomainMsg {
+  readonly t: "domain";
+  readonly share: DomainShare;
+}
+/** Core -> every pCPU (msgpackr): forget a domain (sent after its LIVE slot went 0). */
+export interface ForgetDomainMsg {
+  readonly t: "forget";
+  readonly domid: number;
+}
+export type ToPcpu = AttachMsg | ChunkMsg | RunMsg | DetachMsg | StopMsg | DomainMsg | ForgetDomainMsg;
 
 // pCPU -> core (msgpackr)
 export interface ExitMsg {
@@ -106,7 +188,17 @@ export interface ErrorMsg {
   readonly key: number;
   readonly message: string;
 }
-export type FromPcpu = ExitMsg | ChunkRequestMsg | ErrorMsg;
+/**
+ * pCPU -> core, no reply: the fast path raised evtchn_upcall_pending 0 -> 1 on a vCPU that was
+ * not on a pCPU; the core runs hooks.upcall(domid, vcpu) (wakes it if blocked). Posted before the
+ * exit of the run that sent it (one port, FIFO), so with one pCPU the order is deterministic.
+ */
+export interface WakeMsg {
+  readonly t: "wake";
+  readonly domid: number;
+  readonly vcpu: number;
+}
+export type FromPcpu = ExitMsg | ChunkRequestMsg | ErrorMsg | WakeMsg;
 
 /** A packed (msgpackr) message travels as this wrapper so the receiver can tell the encodings apart. */
 export interface Packed {

@@ -9,6 +9,7 @@ import { pack, unpack } from "msgpackr";
 import { Piscina } from "piscina";
 import type { P2mDescriptor } from "../p2m/p2m.js";
 import {
+  type DomainShare,
   type ExitMsg,
   type FromPcpu,
   type Packed,
@@ -36,7 +37,20 @@ export interface PcpuPoolOptions {
   /** Float64Array[1] of virtual system time (ns), see PcpuTask.clock. */
   readonly clock: SharedArrayBuffer;
   readonly nsPerInstruction: number;
+  /** See PcpuTask.wfiSpinUs / wfiWaitUs (defaults 20 / 1000; ignored in "instructions" mode). */
+  readonly wfiSpinUs?: number;
+  readonly wfiWaitUs?: number;
+  /** See PcpuTask.idleSpinUs (default 30). */
+  readonly idleSpinUs?: number;
+  /** See PcpuTask.fastEvents (default true). */
+  readonly fastEvents?: boolean;
+  /** A worker's fast path raised the upcall of a vCPU not on a pCPU (WakeMsg). */
+  readonly onWake?: (domid: number, vcpu: number) => void;
 }
+
+export const DEFAULT_WFI_SPIN_US = 20;
+export const DEFAULT_WFI_WAIT_US = 1000;
+export const DEFAULT_IDLE_SPIN_US = 30;
 
 export class PcpuPool {
   private readonly piscina: Piscina;
@@ -73,6 +87,16 @@ export class PcpuPool {
     mmioRanges: ReadonlyArray<readonly [number, number]> = [],
   ): void {
     this.post(this.handle(pcpu), { t: "attach", key, state, p2m, mmioRanges });
+  }
+
+  /** Tells every pCPU of the pool about a domain it may deliver events into (DomainMsg). */
+  addDomain(share: DomainShare): void {
+    for (const h of this.handles.values()) this.post(h, { t: "domain", share });
+  }
+
+  /** Every pCPU forgets the domain (its DomainCtlSlot.LIVE must already be 0). */
+  forgetDomain(domid: number): void {
+    for (const h of this.handles.values()) this.post(h, { t: "forget", domid });
   }
 
   detach(pcpu: number, key: number): void {
@@ -112,6 +136,10 @@ export class PcpuPool {
       timeMode: this.opts.timeMode,
       clock: this.opts.clock,
       nsPerInstruction: this.opts.nsPerInstruction,
+      wfiSpinUs: this.opts.wfiSpinUs ?? DEFAULT_WFI_SPIN_US,
+      wfiWaitUs: this.opts.wfiWaitUs ?? DEFAULT_WFI_WAIT_US,
+      idleSpinUs: this.opts.idleSpinUs ?? DEFAULT_IDLE_SPIN_US,
+      fastEvents: this.opts.fastEvents ?? true,
     };
     const h: PcpuHandle = { id, port: port1, ctl, pending: null, done: Promise.resolve() };
     h.done = this.piscina.run(task, { transferList: [port2] }).catch((e: unknown) => {
@@ -138,6 +166,9 @@ export class PcpuPool {
         p?.resolve(msg);
         return;
       }
+      case "wake":
+        this.opts.onWake?.(msg.domid, msg.vcpu);
+        return;
       case "error": {
         const p = h.pending;
         h.pending = null;
@@ -154,7 +185,7 @@ export class PcpuPool {
   }
 
   private post(h: PcpuHandle, msg: ToPcpu): void {
-    if (msg.t === "attach" || msg.t === "chunk") h.port.postMessage(msg);
+    if (msg.t === "attach" || msg.t === "chunk" || msg.t === "domain") h.port.postMessage(msg);
     else h.port.postMessage({ p: pack(msg) } satisfies Packed);
     Atomics.add(h.ctl, PcpuSlot.DOORBELL, 1);
     Atomics.notify(h.ctl, PcpuSlot.DOORBELL);

@@ -2,22 +2,41 @@
  * A pCPU: the body of one long-lived piscina task. It owns a mirror of host memory (chunks are
  * fetched from the core on first touch), one hw Cpu per attached vCPU, and runs slices on request.
  *
- * What it decides by itself, as Xen does on the pCPU that took the trap: a guest exception with a
- * trap vector installed is reflected into the guest (the guest kernel handles its own faults);
- * everything else (hypercalls, WFI, MMIO, faults with no vector, budget, preempt) goes back to
- * the core as an exit.
+ * What it decides by itself, as Xen does on the pCPU that took the trap:
+ *  - a guest exception with a trap vector installed is reflected into the guest (the guest
+ *    kernel handles its own faults);
+ *  - EVTCHNOP_send on an interdomain port and EVTCHNOP_unmask, when plainly safe (fast_events.ts);
+ *  - WFI and SCHEDOP_block first spin-wait briefly on the vCPU's interrupt lines (host time mode
+ *    only) and keep running the vCPU if an interrupt arrives, so a ping-pong never leaves the
+ *    workers; SCHEDOP_block with the upcall already pending returns 0 at once, as the core would.
+ * Everything else (other hypercalls, blocking for real, MMIO, faults with no vector, budget,
+ * preempt) goes back to the core as an exit.
  */
 import { receiveMessageOnPort } from "node:worker_threads";
-import { Cause, Cpu, ExitReason, hostTime, MachineMemory, TIMEBASE_HZ, type TimeSource, VcpuSlot } from "@xenon/hw";
+import {
+  Cause,
+  Cpu,
+  ExitReason,
+  hostTime,
+  MachineMemory,
+  SIP_SEIP,
+  TIMEBASE_HZ,
+  type TimeSource,
+  VcpuSlot,
+} from "@xenon/hw";
 import { pack, unpack } from "msgpackr";
 import { P2mReader } from "../p2m/p2m.js";
+import { Hypercall, SchedOp } from "../public/xen.js";
 import type { ExitMsg, FromPcpu, Packed, PcpuTask, ToPcpu } from "./contract.js";
-import { PcpuSlot } from "./contract.js";
+import { bellSlot, DomainCtlSlot, MAX_VCPUS_PER_KEY, onPcpuSlot, PcpuSlot } from "./contract.js";
+import { FastEvents } from "./fast_events.js";
 
 /** System time (ns) per tick of the 10 MHz time CSR. */
 const NS_PER_TICK = 1e9 / TIMEBASE_HZ;
 /** Reflected guest faults allowed per run before the vCPU is handed to the core (a fault loop). */
 const MAX_REFLECTED_PER_RUN = 64;
+/** Spin loops check the clock once per this many polls (performance.now costs more than a poll). */
+const POLLS_PER_CLOCK = 32;
 
 function instret(state: Int32Array): number {
   return (state[VcpuSlot.INSTRET_HI]! >>> 0) * 2 ** 32 + (state[VcpuSlot.INSTRET_LO]! >>> 0);
@@ -71,6 +90,18 @@ export default function pcpuMain(task: PcpuTask): number {
   for (const { index, buffer } of task.chunks) memory.adoptChunk(index, buffer);
 
   const vcpus = new Map<number, Cpu>();
+  const p2ms = new Map<number, P2mReader>();
+  // A wake the core handles mid-run may preempt the running vCPU at a timing-dependent
+  // instruction: in "instructions" mode wakes are held until the run's exit (same order, no timing).
+  const heldWakes: FromPcpu[] = [];
+  const wake = (domid: number, vcpu: number): void => {
+    if (task.timeMode === "instructions") heldWakes.push({ t: "wake", domid, vcpu });
+    else send({ t: "wake", domid, vcpu });
+  };
+  const fast = task.fastEvents ? new FastEvents(memory, wake) : null;
+  // Spinning on host time would make a deterministic ("instructions") schedule depend on timing.
+  const wfiSpinUs = task.timeMode === "instructions" ? 0 : task.wfiSpinUs;
+  const wfiWaitUs = task.timeMode === "instructions" ? 0 : Math.max(task.wfiWaitUs, wfiSpinUs);
   const mmioRanges = new Map<number, ReadonlyArray<readonly [number, number]>>();
   const clocks = new Map<number, InstructionTime>();
   const clock = new Float64Array(task.clock);
@@ -82,6 +113,12 @@ export default function pcpuMain(task: PcpuTask): number {
       if (queued !== undefined) return queued;
       const m = receiveMessageOnPort(port);
       if (m !== undefined) return decode(m.message);
+      // The core usually answers an exit within tens of µs: catch that on the doorbell before
+      // paying for a futex sleep and wake-up.
+      if (task.idleSpinUs > 0 && spinUntil(() => Atomics.load(ctl, PcpuSlot.DOORBELL) !== seenBell, task.idleSpinUs)) {
+        seenBell = Atomics.load(ctl, PcpuSlot.DOORBELL);
+        continue;
+      }
       Atomics.wait(ctl, PcpuSlot.DOORBELL, seenBell, 1000);
       seenBell = Atomics.load(ctl, PcpuSlot.DOORBELL);
     }
@@ -96,6 +133,12 @@ export default function pcpuMain(task: PcpuTask): number {
       case "chunk":
         memory.adoptChunk(msg.index, msg.buffer);
         break;
+      case "domain":
+        fast?.addDomain(msg.share);
+        break;
+      case "forget":
+        fast?.removeDomain(msg.domid);
+        break;
       case "attach": {
         const state = new Int32Array(msg.state);
         let time: TimeSource = hostTime;
@@ -104,12 +147,15 @@ export default function pcpuMain(task: PcpuTask): number {
           clocks.set(msg.key, it);
           time = it;
         }
-        vcpus.set(msg.key, new Cpu({ memory, p2m: new P2mReader(memory, msg.p2m), time, state }));
+        const p2m = new P2mReader(memory, msg.p2m);
+        p2ms.set(msg.key, p2m);
+        vcpus.set(msg.key, new Cpu({ memory, p2m, time, state }));
         mmioRanges.set(msg.key, msg.mmioRanges);
         break;
       }
       case "detach":
         vcpus.delete(msg.key);
+        p2ms.delete(msg.key);
         clocks.delete(msg.key);
         mmioRanges.delete(msg.key);
         break;
@@ -122,13 +168,35 @@ export default function pcpuMain(task: PcpuTask): number {
         Atomics.store(ctl, PcpuSlot.RUNNING, msg.key);
         const it = clocks.get(msg.key);
         if (it !== undefined) it.runStart = instret(cpu.state);
+        const domid = Math.floor(msg.key / MAX_VCPUS_PER_KEY);
+        const vcpu = msg.key % MAX_VCPUS_PER_KEY;
+        const dctl = fast?.ctl(domid);
+        const onPcpu = onPcpuSlot(vcpu);
+        if (dctl !== undefined && onPcpu < dctl.length) Atomics.store(dctl, onPcpu, 1);
+        let out: FromPcpu;
         try {
-          send(runSlice(cpu, msg.key, msg.budget, mmioRanges.get(msg.key) ?? []));
+          const ctx: SliceContext = {
+            cpu,
+            key: msg.key,
+            domid,
+            vcpu,
+            ranges: mmioRanges.get(msg.key) ?? [],
+            fast: dctl === undefined ? null : fast,
+            ctl: dctl !== undefined && bellSlot(vcpu) < dctl.length ? dctl : null,
+            p2m: p2ms.get(msg.key)!,
+            wfiSpinUs,
+            wfiWaitUs,
+          };
+          out = runSlice(ctx, msg.budget);
         } catch (e) {
           // A bug in the emulator, never a guest's doing: report it and keep the pCPU alive.
-          send({ t: "error", key: msg.key, message: (e as Error).stack ?? String(e) });
+          out = { t: "error", key: msg.key, message: (e as Error).stack ?? String(e) };
         }
+        // Off the pCPU before the core hears of the exit: from here a sender must post a wake.
+        if (dctl !== undefined && onPcpu < dctl.length) Atomics.store(dctl, onPcpu, 0);
         Atomics.store(ctl, PcpuSlot.RUNNING, -1);
+        for (const w of heldWakes.splice(0)) send(w);
+        send(out);
         break;
       }
     }
@@ -140,7 +208,61 @@ function served(ranges: ReadonlyArray<readonly [number, number]>, addr: number):
   return false;
 }
 
-function runSlice(cpu: Cpu, key: number, budget: number, ranges: ReadonlyArray<readonly [number, number]>): ExitMsg {
+interface SliceContext {
+  readonly cpu: Cpu;
+  readonly key: number;
+  readonly domid: number;
+  readonly vcpu: number;
+  readonly ranges: ReadonlyArray<readonly [number, number]>;
+  /** The fast path, when this worker knows the vCPU's domain; null: every ECALL exits. */
+  readonly fast: FastEvents | null;
+  /** The domain's control block when it has this vCPU's bell; null: no sleeping on the worker. */
+  readonly ctl: Int32Array | null;
+  readonly p2m: P2mReader;
+  readonly wfiSpinUs: number;
+  readonly wfiWaitUs: number;
+}
+
+/** Polls `ready` until it holds (true) or `us` µs of host time pass (false). */
+function spinUntil(ready: () => boolean, us: number): boolean {
+  const until = performance.now() + us / 1000;
+  for (let i = 1; ; i++) {
+    if (ready()) return true;
+    if (i % POLLS_PER_CLOCK === 0 && performance.now() >= until) return false;
+  }
+}
+
+/**
+ * Waits on the worker, as Xen's idle loop would on this pCPU, for `wake(pending interrupts)`:
+ * spin-polls for wfiSpinUs (cheapest when the peer runs on another core), then sleeps on the
+ * vCPU's bell (frees the core when cores are shared) until wfiWaitUs in all. False when time ran
+ * out or the core wants the pCPU (PREEMPT); the exit then goes to the core, which blocks.
+ */
+function waitOnWorker(ctx: SliceContext, wake: (pending: number) => boolean): boolean {
+  const { cpu, ctl } = ctx;
+  const s = cpu.state;
+  let woke = false;
+  const ready = (): boolean => {
+    woke = wake(cpu.pendingInterrupts());
+    return woke || Atomics.load(s, VcpuSlot.PREEMPT) !== 0;
+  };
+  if (ready()) return woke;
+  if (ctx.wfiSpinUs > 0 && spinUntil(ready, ctx.wfiSpinUs)) return woke;
+  if (ctl === null || ctx.wfiWaitUs <= ctx.wfiSpinUs) return false;
+  const bell = bellSlot(ctx.vcpu);
+  const until = performance.now() + (ctx.wfiWaitUs - ctx.wfiSpinUs) / 1000;
+  for (;;) {
+    // Bell first, lines second: a ring after the check changes the bell and ends the wait.
+    const b = Atomics.load(ctl, bell);
+    if (ready()) return woke;
+    const left = until - performance.now();
+    if (left <= 0) return false;
+    Atomics.wait(ctl, bell, b, left);
+  }
+}
+
+function runSlice(ctx: SliceContext, budget: number): ExitMsg {
+  const { cpu, key, ranges } = ctx;
   const s = cpu.state;
   const start = instret(s);
   let reflected = 0;
@@ -153,6 +275,23 @@ function runSlice(cpu: Cpu, key: number, budget: number, ranges: ReadonlyArray<r
       break;
     }
     reason = cpu.run(left);
+    if (reason === ExitReason.ECALL && ctx.fast !== null) {
+      if (ctx.fast.hypercall(ctx.domid, ctx.vcpu, s, ctx.p2m)) continue;
+      if (
+        s[17]! >>> 0 === Hypercall.sched_op &&
+        s[10]! >>> 0 === SchedOp.block &&
+        Atomics.load(ctx.fast.ctl(ctx.domid)!, DomainCtlSlot.LIVE) === 1 &&
+        s[VcpuSlot.UPCALL_LINE_OFF]! >= 0 &&
+        waitOnWorker(ctx, (pending) => (pending & SIP_SEIP) !== 0)
+      ) {
+        s[10] = 0;
+        continue;
+      }
+      break;
+    }
+    if (reason === ExitReason.WFI && ctx.wfiWaitUs > 0 && waitOnWorker(ctx, (p) => (p & s[VcpuSlot.SIE]!) !== 0)) {
+      continue;
+    }
     if (reason === ExitReason.MMIO) {
       const addr = s[VcpuSlot.MMIO_ADDR]! >>> 0;
       if (served(ranges, addr)) break;
