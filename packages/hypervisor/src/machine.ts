@@ -43,7 +43,7 @@ export interface MachineOptions {
   readonly nsPerInstruction?: number;
   /**
    * A vCPU in WFI / SCHEDOP_block spin-polls on its worker for wfiSpinUs, then sleeps there on its
-   * bell until wfiWaitUs in all, before it blocks through the core (µs, defaults 20 / 1000; 0 =
+   * bell until wfiWaitUs in all, before it blocks through the core (µs, defaults 50 / 1000; 0 =
    * never; "instructions" mode does neither).
    */
   readonly wfiSpinUs?: number;

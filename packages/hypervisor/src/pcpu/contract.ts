@@ -77,28 +77,36 @@ export const DomainCtlSlot = {
    */
   VCPU_BASE: 1,
 } as const;
-/** Words per vCPU in a domain control block: on-pCPU flag, bell. */
-const CTL_WORDS_PER_VCPU = 2;
+/** Words per vCPU in a domain control block: on-pCPU flag, bell, sleeping flag. */
+const CTL_WORDS_PER_VCPU = 3;
 export function onPcpuSlot(vcpu: number): number {
   return DomainCtlSlot.VCPU_BASE + vcpu * CTL_WORDS_PER_VCPU;
 }
 /**
- * bellSlot(v): bumped (Atomics.add + notify) by whoever raises something vCPU v's worker should
- * wake for while it sleeps in WFI: a fast-path upcall edge, the core's upcall or PREEMPT. The
- * worker reads the bell, checks its lines, then waits for the bell to change, so no ring is lost.
+ * bellSlot(v): bumped by whoever raises something vCPU v's worker should wake for while it
+ * sleeps in WFI: a fast-path upcall edge, the core's upcall or PREEMPT (ringBell).
  */
 export function bellSlot(vcpu: number): number {
   return onPcpuSlot(vcpu) + 1;
 }
+/**
+ * sleepSlot(v): 1 while v's worker may be in Atomics.wait on the bell, so ringBell pays for
+ * Atomics.notify only then. The sleeper reads the bell, sets this, re-checks its lines, then
+ * waits for the bell to change; a ringer bumps the bell, then notifies if this is set. With
+ * seq-cst Atomics either the ringer sees 1, or the sleeper's re-check sees what was raised.
+ */
+export function sleepSlot(vcpu: number): number {
+  return onPcpuSlot(vcpu) + 2;
+}
 export function domainCtlWords(maxVcpus: number): number {
   return DomainCtlSlot.VCPU_BASE + maxVcpus * CTL_WORDS_PER_VCPU;
 }
-/** Rings vCPU v's bell in a domain control block. */
+/** Rings vCPU v's bell in a domain control block (after raising what it should see). */
 export function ringBell(ctl: Int32Array, vcpu: number): void {
   const i = bellSlot(vcpu);
-  if (i >= ctl.length) return;
+  if (i + 1 >= ctl.length) return;
   Atomics.add(ctl, i, 1);
-  Atomics.notify(ctl, i);
+  if (Atomics.load(ctl, i + 1) !== 0) Atomics.notify(ctl, i);
 }
 
 export interface DomainShare {

@@ -37,7 +37,7 @@ export interface PcpuPoolOptions {
   /** Float64Array[1] of virtual system time (ns), see PcpuTask.clock. */
   readonly clock: SharedArrayBuffer;
   readonly nsPerInstruction: number;
-  /** See PcpuTask.wfiSpinUs / wfiWaitUs (defaults 20 / 1000; ignored in "instructions" mode). */
+  /** See PcpuTask.wfiSpinUs / wfiWaitUs (defaults 50 / 1000; ignored in "instructions" mode). */
   readonly wfiSpinUs?: number;
   readonly wfiWaitUs?: number;
   /** See PcpuTask.idleSpinUs (default 30). */
@@ -48,7 +48,7 @@ export interface PcpuPoolOptions {
   readonly onWake?: (domid: number, vcpu: number) => void;
 }
 
-export const DEFAULT_WFI_SPIN_US = 20;
+export const DEFAULT_WFI_SPIN_US = 50;
 export const DEFAULT_WFI_WAIT_US = 1000;
 export const DEFAULT_IDLE_SPIN_US = 30;
 

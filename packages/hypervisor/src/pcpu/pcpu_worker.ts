@@ -28,7 +28,7 @@ import { pack, unpack } from "msgpackr";
 import { P2mReader } from "../p2m/p2m.js";
 import { Hypercall, SchedOp } from "../public/xen.js";
 import type { ExitMsg, FromPcpu, Packed, PcpuTask, ToPcpu } from "./contract.js";
-import { bellSlot, DomainCtlSlot, MAX_VCPUS_PER_KEY, onPcpuSlot, PcpuSlot } from "./contract.js";
+import { bellSlot, DomainCtlSlot, MAX_VCPUS_PER_KEY, onPcpuSlot, PcpuSlot, sleepSlot } from "./contract.js";
 import { FastEvents } from "./fast_events.js";
 
 /** System time (ns) per tick of the 10 MHz time CSR. */
@@ -182,7 +182,7 @@ export default function pcpuMain(task: PcpuTask): number {
             vcpu,
             ranges: mmioRanges.get(msg.key) ?? [],
             fast: dctl === undefined ? null : fast,
-            ctl: dctl !== undefined && bellSlot(vcpu) < dctl.length ? dctl : null,
+            ctl: dctl !== undefined && sleepSlot(vcpu) < dctl.length ? dctl : null,
             p2m: p2ms.get(msg.key)!,
             wfiSpinUs,
             wfiWaitUs,
@@ -250,14 +250,21 @@ function waitOnWorker(ctx: SliceContext, wake: (pending: number) => boolean): bo
   if (ctx.wfiSpinUs > 0 && spinUntil(ready, ctx.wfiSpinUs)) return woke;
   if (ctl === null || ctx.wfiWaitUs <= ctx.wfiSpinUs) return false;
   const bell = bellSlot(ctx.vcpu);
+  const sleeping = sleepSlot(ctx.vcpu);
   const until = performance.now() + (ctx.wfiWaitUs - ctx.wfiSpinUs) / 1000;
-  for (;;) {
-    // Bell first, lines second: a ring after the check changes the bell and ends the wait.
-    const b = Atomics.load(ctl, bell);
-    if (ready()) return woke;
-    const left = until - performance.now();
-    if (left <= 0) return false;
-    Atomics.wait(ctl, bell, b, left);
+  try {
+    for (;;) {
+      // Bell, then the sleeping flag, then the lines: a ring after the check changes the bell
+      // and is notified (see sleepSlot), so the wait ends.
+      const b = Atomics.load(ctl, bell);
+      Atomics.store(ctl, sleeping, 1);
+      if (ready()) return woke;
+      const left = until - performance.now();
+      if (left <= 0) return false;
+      Atomics.wait(ctl, bell, b, left);
+    }
+  } finally {
+    Atomics.store(ctl, sleeping, 0);
   }
 }
 
