@@ -17,7 +17,15 @@ import { EvtchnOp } from "../public/event_channel.js";
 import { SHARED_INFO_EVTCHN_MASK_OFFSET, SHARED_INFO_EVTCHN_PENDING_OFFSET } from "../public/layout.js";
 import { Hypercall } from "../public/xen.js";
 import { makeDomain, makeHost, ramGpa, rng } from "../test_support.js";
-import { bellSlot, DomainCtlSlot, type DomainShare, domainCtlWords, onPcpuSlot } from "./contract.js";
+import {
+  bellSlot,
+  DomainCtlSlot,
+  type DomainShare,
+  domainCtlWords,
+  onPcpuSlot,
+  ringBell,
+  sleepSlot,
+} from "./contract.js";
 import { FastEvents } from "./fast_events.js";
 
 /** A domain as the machine shares it: LIVE, vCPU 0's line on shared_info, vCPU 1 without one. */
@@ -209,5 +217,21 @@ describe("pCPU fast event path", () => {
       st[11] = gpa | 0;
       assert.equal(r.fast.hypercall(r.a.domid, 0, st, p2m), false, `gpa 0x${gpa.toString(16)}`);
     }
+  });
+
+  it("domain control slots are distinct per vCPU, and a ring always moves the bell", () => {
+    const ctl = new Int32Array(new SharedArrayBuffer(domainCtlWords(3) * 4));
+    const slots: number[] = [DomainCtlSlot.LIVE];
+    for (let v = 0; v < 3; v++) slots.push(onPcpuSlot(v), bellSlot(v), sleepSlot(v));
+    assert.equal(new Set(slots).size, slots.length);
+    assert.ok(Math.max(...slots) < ctl.length);
+    ringBell(ctl, 1);
+    Atomics.store(ctl, sleepSlot(1), 1);
+    ringBell(ctl, 1);
+    assert.equal(Atomics.load(ctl, bellSlot(1)), 2);
+    // A sleeper that read the bell before a ring returns at once.
+    assert.equal(Atomics.wait(ctl, bellSlot(1), 1, 1000), "not-equal");
+    ringBell(ctl, 7); // no such vCPU: ignored
+    assert.equal(Atomics.load(ctl, bellSlot(0)), 0);
   });
 });
