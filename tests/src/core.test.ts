@@ -95,6 +95,19 @@ describe("the core with guests on pCPU workers", () => {
     assert.deepEqual(r.ends.map((e) => e.reason).sort(), [0, 0], r.out);
   });
 
+  it("SCHEDOP_poll wakes on its masked port, and returns at its timeout when nothing comes", async () => {
+    for (const deterministic of [false, true]) {
+      const r = await run(
+        [dom("waiter", img("polltest"), "role=waiter port=5"), dom("sender", img("polltest"), "role=sender port=5")],
+        [{ a: 1, aPort: 5, b: 2, bPort: 5 }],
+        { pcpus: deterministic ? 1 : 2, deterministic },
+      );
+      assert.match(r.out, /^waiter: polltest: first poll rc 0, pending 1, after \d+ us$/m, r.out);
+      assert.match(r.out, /^waiter: polltest: second poll rc 0, pending 0, timed out after \d+ us$/m, r.out);
+      assert.deepEqual(r.ends.map((e) => e.reason).sort(), [0, 0], r.out);
+    }
+  });
+
   it("a hostile domain survives its own garbage, learns nothing, and harms no one", async () => {
     const r = await run(
       [

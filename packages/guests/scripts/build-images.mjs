@@ -56,6 +56,7 @@ const NATIVE_IMAGES = {
   hello: ["images/hello.c"],
   cpubench: ["images/cpubench.c", "bench/cpubench_core.c"],
   pingpong: ["images/pingpong.c"],
+  polltest: ["images/polltest.c"],
   spin: ["images/spin.c"],
   grantshare: ["images/grantshare.c"],
   hostile: ["images/hostile.c"],

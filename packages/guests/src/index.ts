@@ -36,7 +36,15 @@ export const CPUBENCH_PROGRAM = "cpubench";
  * Xenon native images (entry a0 = vCPU id, a1 = device-tree address; RAM at GUEST_RAM_BASE).
  * Their boot arguments (/chosen/bootargs) are listed in the package README.
  */
-export const NATIVE_IMAGES: readonly string[] = ["hello", "cpubench", "pingpong", "grantshare", "spin", "hostile"];
+export const NATIVE_IMAGES: readonly string[] = [
+  "hello",
+  "cpubench",
+  "pingpong",
+  "grantshare",
+  "spin",
+  "hostile",
+  "polltest",
+];
 
 const NAME = /^[a-z0-9_-]+$/;
 

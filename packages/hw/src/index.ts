@@ -33,7 +33,7 @@ export {
   p2mEntryMfn,
 } from "./cpu/p2m.js";
 export type { TimeSource } from "./cpu/time.js";
-export { hostTime, TIMEBASE_HZ } from "./cpu/time.js";
+export { hostTime, hostTimeSince, TIMEBASE_HZ } from "./cpu/time.js";
 export { createVcpuState, VCPU_STATE_BYTES, VCPU_STATE_WORDS, VcpuSlot } from "./cpu/vcpu_state.js";
 export type { ElfImage, ElfSegment } from "./elf/elf32.js";
 export { EF_RISCV_RVC, ElfError, EM_RISCV, PF_R, PF_W, PF_X, PT_LOAD, parseElf32 } from "./elf/elf32.js";

@@ -129,6 +129,8 @@ export class Machine {
   private readonly nsPerInstr: number;
   /** Virtual system time (instructions mode), shared with the pCPU workers. */
   private readonly clock = new Float64Array(new SharedArrayBuffer(8));
+  /** vCPUs blocked in SCHEDOP_poll: the ports that wake them and the absolute timeout (ns) if any. */
+  private readonly polls = new Map<number, { ports: ReadonlySet<number>; deadline: number | null }>();
   /** Armed VCPUOP single-shot timers: vCPU key -> deadline (system time, ns). */
   private readonly guestTimers = new Map<number, number>();
   private hostTimer: NodeJS.Timeout | null = null;
@@ -171,6 +173,11 @@ export class Machine {
     const prev = this.hv.hooks;
     this.hv.hooks = {
       ...prev,
+      portPending: (domid, vcpu, port) => {
+        prev.portPending?.(domid, vcpu, port);
+        const key = vcpuKey(domid, vcpu);
+        if (this.polls.get(key)?.ports.has(port)) this.endPoll(key);
+      },
       upcall: (domid, vcpu) => {
         prev.upcall?.(domid, vcpu);
         this.raiseUpcall(domid, vcpu);
@@ -184,6 +191,7 @@ export class Machine {
 
   /** System time in ns: the host's monotonic clock, or the virtual clock in instructions mode. */
   now(): number {
+    // Host mode counts from this thread's timeOrigin, as the workers' hostTimeSince(timeOrigin) does.
     return this.opts.timeMode === "instructions" ? this.clock[0]! : Math.round(performance.now() * 1e6);
   }
 
@@ -371,10 +379,18 @@ export class Machine {
             return;
           }
           if (req.op === "block" || req.op === "poll") {
-            // Poll's port set and timeout are not tracked yet: any event wakes the vCPU.
             if (this.upcallPending(rec)) continue;
+            if (req.op === "poll") {
+              // SCHEDOP_poll: woken by one of its ports (portPending), an upcall, or the timeout.
+              // The core returned 0 already; none of the ports was pending when it looked.
+              this.polls.set(rec.key, {
+                ports: new Set(req.ports),
+                deadline: req.timeoutNs > 0 ? req.timeoutNs : null,
+              });
+            }
             sched.block(rec.unit, this.now());
             this.applyTickles(p.pool);
+            if (req.op === "poll") this.pumpTimers();
             return;
           }
           return; // shutdown: domainEnded() has taken the domain off the machine
@@ -420,6 +436,15 @@ export class Machine {
     if (ctl !== undefined) ringBell(ctl, rec.vcpuId);
   }
 
+  /** Ends a vCPU's SCHEDOP_poll: it becomes runnable and returns from the hypercall. */
+  private endPoll(key: number): void {
+    this.polls.delete(key);
+    const rec = this.vcpus.get(key);
+    if (rec === undefined || rec.unit.state !== "blocked" || !this.live.has(rec.domain.domid)) return;
+    rec.pool.cfg.scheduler.wake(rec.unit, this.now());
+    this.applyTickles(rec.pool);
+  }
+
   private raiseUpcall(domid: number, vcpu: number): void {
     const rec = this.vcpus.get(vcpuKey(domid, vcpu));
     // The line (VcpuSlot.UPCALL_LINE_*) already reads evtchn_upcall_pending; only wake the vCPU.
@@ -429,6 +454,7 @@ export class Machine {
     // It may be sleeping in WFI on its worker.
     this.ringBell(rec);
     if (rec.unit.state === "blocked") {
+      this.polls.delete(rec.key);
       rec.pool.cfg.scheduler.wake(rec.unit, this.now());
       this.applyTickles(rec.pool);
     }
@@ -513,6 +539,7 @@ export class Machine {
         for (const pcpu of r.attached) r.pool.workers.detach(pcpu, r.key);
         r.pool.cfg.scheduler.removeUnit(r.unit, this.now());
         this.guestTimers.delete(r.key);
+        this.polls.delete(r.key);
         this.vcpus.delete(r.key);
       }
       recs[0]?.pool.cfg.scheduler.removeDomain(domid, this.now());
@@ -551,6 +578,8 @@ export class Machine {
   private nextDeadline(): number | null {
     let soonest: number | null = null;
     for (const t of this.guestTimers.values()) if (soonest === null || t < soonest) soonest = t;
+    for (const p of this.polls.values())
+      if (p.deadline !== null && (soonest === null || p.deadline < soonest)) soonest = p.deadline;
     for (const pool of this.pools.values()) {
       const t = pool.cfg.scheduler.nextTimerNs();
       if (t !== null && (soonest === null || t < soonest)) soonest = t;
@@ -574,6 +603,7 @@ export class Machine {
       v.singleshotDeadlineNs = null;
       sendGuestVirq(this.hv, rec.domain, v, Virq.TIMER);
     }
+    for (const [key, poll] of this.polls) if (poll.deadline !== null && poll.deadline <= now) this.endPoll(key);
     for (const pool of this.pools.values()) {
       const t = pool.cfg.scheduler.nextTimerNs();
       if (t !== null && t <= now) pool.cfg.scheduler.onTimer(now);

@@ -10,7 +10,18 @@ export interface TimeSource {
 /** Ticks per second of the time counter (10 MHz, as QEMU's virt machine). */
 export const TIMEBASE_HZ = 10_000_000;
 
-/** Wall-clock time from the host's monotonic clock. */
+/** Wall-clock time from this thread's monotonic clock (single-threaded users). */
 export const hostTime: TimeSource = {
   now: () => Math.floor(performance.now() * (TIMEBASE_HZ / 1000)),
 };
+
+/**
+ * Wall-clock time since `originMs` on the shared time line (performance.timeOrigin + now()).
+ * Every thread's performance.now() counts from its own start, so threads that must agree on one
+ * clock (vCPUs on several pCPU workers and the core that sets their timers) all count from the
+ * same origin, handed out by the core.
+ */
+export function hostTimeSince(originMs: number): TimeSource {
+  const base = performance.timeOrigin - originMs;
+  return { now: () => Math.floor((base + performance.now()) * (TIMEBASE_HZ / 1000)) };
+}

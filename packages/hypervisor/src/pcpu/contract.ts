@@ -44,6 +44,8 @@ export interface PcpuTask {
    */
   readonly clock: SharedArrayBuffer;
   readonly nsPerInstruction: number;
+  /** "host" mode: the core's performance.timeOrigin; vCPU time counts from it (hostTimeSince). */
+  readonly timeOriginMs: number;
   /**
    * A vCPU in WFI / SCHEDOP_block first spin-polls its interrupt lines on the worker for up to
    * wfiSpinUs, then sleeps on its bell (DomainCtlSlot) until wfiWaitUs have passed in all, and only

@@ -125,7 +125,11 @@ describe("pCPU fast event path", () => {
       const op = next() % 4;
       const [fd, cd, port] = next() % 2 ? [r.a, ref.a, 5] : [r.b, ref.b, 7];
       if (op === 0) {
-        assert.equal(r.call(fd, EvtchnOp.send, port), 0);
+        // A send to a masked peer port is left to the core (it must tell pollers): do as the
+        // worker's caller does and hand it over.
+        const fast = r.call(fd, EvtchnOp.send, port);
+        if (fast === null) assert.equal(evtchnSend(r.hv, fd, port), 0);
+        else assert.equal(fast, 0);
         assert.equal(evtchnSend(ref.hv, cd, port), 0);
       } else if (op === 1) {
         assert.equal(r.call(fd, EvtchnOp.unmask, port), 0);
@@ -144,6 +148,15 @@ describe("pCPU fast event path", () => {
       assert.deepEqual(frame(r.a), frame(ref.a), `step ${i}`);
       assert.deepEqual(frame(r.b), frame(ref.b), `step ${i}`);
     }
+  });
+
+  it("leaves a send to a masked peer port to the core, which tells a poller (portPending)", () => {
+    const r = rig();
+    const u8 = r.b.memory.frameBytes(r.b.sharedInfoMfn);
+    u8[SHARED_INFO_EVTCHN_MASK_OFFSET + (7 >> 3)]! |= 1 << (7 & 7);
+    const before = frame(r.b);
+    assert.equal(r.call(r.a, EvtchnOp.send, 5), null, "declined");
+    assert.deepEqual(frame(r.b), before, "touched nothing");
   });
 
   it("leaves everything not plainly safe to the core and touches nothing", () => {

@@ -20,7 +20,7 @@ import { p2mIsRam } from "../p2m/types.js";
 import { EvtchnOp } from "../public/event_channel.js";
 import { VcpuInfo } from "../public/layout.js";
 import { Hypercall } from "../public/xen.js";
-import { type SharedRegion, sharedInfoRegion, vcpuInfoInFrame } from "../shared_info.js";
+import { evtchnMask, type SharedRegion, sharedInfoRegion, vcpuInfoInFrame } from "../shared_info.js";
 import { DomainCtlSlot, type DomainShare, onPcpuSlot, ringBell } from "./contract.js";
 
 /** RISC-V argument registers in the vCPU state block (x10 = a0, x11 = a1, x17 = a7). */
@@ -126,6 +126,9 @@ export class FastEvents {
     ) {
       return false;
     }
+    // A masked target raises no upcall; only the core can tell a vCPU polling on it (portPending).
+    rd.shared ??= sharedInfoRegion(this.memory, rd.sharedInfoMfn);
+    if (evtchnMask.test(rd.shared, rport)) return false;
     return this.deliver(rd, rs, rport, (shared, info) => set2lBits(shared, info, rport) === Set2l.upcall);
   }
 

@@ -136,6 +136,7 @@ export class PcpuPool {
       timeMode: this.opts.timeMode,
       clock: this.opts.clock,
       nsPerInstruction: this.opts.nsPerInstruction,
+      timeOriginMs: performance.timeOrigin,
       wfiSpinUs: this.opts.wfiSpinUs ?? DEFAULT_WFI_SPIN_US,
       wfiWaitUs: this.opts.wfiWaitUs ?? DEFAULT_WFI_WAIT_US,
       idleSpinUs: this.opts.idleSpinUs ?? DEFAULT_IDLE_SPIN_US,

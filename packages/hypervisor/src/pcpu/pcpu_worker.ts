@@ -17,7 +17,7 @@ import {
   Cause,
   Cpu,
   ExitReason,
-  hostTime,
+  hostTimeSince,
   MachineMemory,
   SIP_SEIP,
   TIMEBASE_HZ,
@@ -141,7 +141,7 @@ export default function pcpuMain(task: PcpuTask): number {
         break;
       case "attach": {
         const state = new Int32Array(msg.state);
-        let time: TimeSource = hostTime;
+        let time: TimeSource = hostTimeSince(task.timeOriginMs);
         if (task.timeMode === "instructions") {
           const it = new InstructionTime(clock, state, task.nsPerInstruction);
           clocks.set(msg.key, it);
