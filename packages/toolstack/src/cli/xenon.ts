@@ -21,7 +21,8 @@ const USAGE = `usage:
       --deterministic        vCPU time from retired instructions
       --timeout SECONDS      give up after this long (exit status 124)
       --stats                timing on stderr
-  xenon boot [--deterministic] [--timeout SECONDS] SYSTEM.dtb
+      --xenstore-socket PATH serve XenStore there (XENSTORED_PATH=PATH xenstore-ls); domains are introduced
+  xenon boot [--deterministic] [--timeout SECONDS] [--xenstore-socket PATH] SYSTEM.dtb
                                               dom0less: cpupools, domains and static event channels
                                               from a dtc-compiled tree; exits when all domains shut down
   xenon xenstored --socket PATH              XenStore daemon on a Unix socket (XENSTORED_PATH for xenstore-*)`;
@@ -72,6 +73,7 @@ async function cmdRun(args: string[]): Promise<void> {
       deterministic: { type: "boolean", default: false },
       timeout: { type: "string" },
       stats: { type: "boolean", default: false },
+      "xenstore-socket": { type: "string" },
     },
     allowPositionals: true,
     strict: true,
@@ -91,12 +93,19 @@ async function cmdRun(args: string[]): Promise<void> {
       timeMode: values.deterministic ? "instructions" : "host",
       console: (name, line) => process.stdout.write(`(${name}) ${line}\n`),
       ...(timeout !== undefined ? { timeoutMs: timeout * 1000 } : {}),
+      ...xenstoreOption(values["xenstore-socket"]),
     });
     report(result, timeout, values.stats);
   } catch (e) {
     if (e instanceof ConfigError) fail(e.message, 1);
     fail(String((e as Error).stack ?? e), 70);
   }
+}
+
+/** --xenstore-socket PATH: serve XenStore there for the run and say where (stderr). */
+function xenstoreOption(path: string | undefined): { xenstoreSocket?: string; onXenstore?: (p: string) => void } {
+  if (path === undefined) return {};
+  return { xenstoreSocket: path, onXenstore: (p) => process.stderr.write(`xenon: xenstored listening on ${p}\n`) };
 }
 
 /** Exit status: 0 when every domain powered off, 1 otherwise, 124 on timeout. */
@@ -125,6 +134,7 @@ async function cmdBoot(args: string[]): Promise<void> {
       deterministic: { type: "boolean", default: false },
       timeout: { type: "string" },
       stats: { type: "boolean", default: false },
+      "xenstore-socket": { type: "string" },
     },
     allowPositionals: true,
     strict: true,
@@ -143,6 +153,7 @@ async function cmdBoot(args: string[]): Promise<void> {
       timeMode: values.deterministic ? "instructions" : "host",
       console: (name, line) => process.stdout.write(`(${name}) ${line}\n`),
       ...(timeout !== undefined ? { timeoutMs: timeout * 1000 } : {}),
+      ...xenstoreOption(values["xenstore-socket"]),
     });
     report(result, timeout, values.stats);
   } catch (e) {

@@ -25,6 +25,7 @@ import {
   type TimeMode,
   type TraceEvent,
 } from "@xenon/hypervisor";
+import { XenstoreLink } from "./xenstore_link.js";
 
 export interface DomainSpec {
   readonly path: string;
@@ -71,6 +72,13 @@ export interface SystemConfig {
   readonly trace?: (e: TraceEvent) => void;
   /** Gives up after this many ms (the run is reported as timed out). */
   readonly timeoutMs?: number;
+  /**
+   * Serve XenStore on this Unix socket for the run: every domain is introduced with its name
+   * (/local/domain/<domid>) and released when it is gone.
+   */
+  readonly xenstoreSocket?: string;
+  /** Called once the XenStore socket listens (the CLI prints it). */
+  readonly onXenstore?: (socketPath: string) => void;
 }
 
 export interface SystemResult {
@@ -263,7 +271,24 @@ export function buildSystem(cfg: Omit<SystemConfig, "timeoutMs">): BuiltSystem {
 
 export async function runSystem(cfg: SystemConfig): Promise<SystemResult> {
   const t0 = performance.now();
-  const { machine } = buildSystem(cfg);
+  const xs = cfg.xenstoreSocket === undefined ? null : await XenstoreLink.start(cfg.xenstoreSocket);
+  let built: BuiltSystem;
+  try {
+    built = buildSystem(cfg);
+  } catch (e) {
+    await xs?.close();
+    throw e;
+  }
+  const { machine, hv, domids } = built;
+  if (xs !== null) {
+    for (const [i, domid] of domids.entries()) xs.introduce(domid, cfg.domains[i]!.name);
+    const prev = hv.hooks.shutdown;
+    hv.hooks.shutdown = (domid, reason, action) => {
+      prev?.(domid, reason, action);
+      xs.release(domid);
+    };
+    cfg.onXenstore?.(xs.path);
+  }
   try {
     let timedOut = false;
     let timer: NodeJS.Timeout | undefined;
@@ -281,5 +306,6 @@ export async function runSystem(cfg: SystemConfig): Promise<SystemResult> {
     return { ends, timedOut, ms: performance.now() - t0 };
   } finally {
     await machine.close();
+    await xs?.close();
   }
 }
