@@ -2,7 +2,6 @@ import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import {
   DomidArg,
-  decode,
   EvtchnAllocUnbound,
   EvtchnBindInterdomain,
   EvtchnBindIpi,
@@ -10,7 +9,6 @@ import {
   EvtchnBindVirq,
   EvtchnPort,
   EvtchnStatus,
-  encode,
   GnttabCopy,
   GnttabGetVersion,
   GnttabMapGrantRef,
@@ -25,7 +23,6 @@ import {
   SHARED_INFO_EVTCHN_MASK_OFFSET,
   SHARED_INFO_EVTCHN_PENDING_OFFSET,
   SharedInfo,
-  type StructLayout,
   VcpuInfo,
   VcpuRegisterVcpuInfo,
   VcpuTimeInfo,
@@ -35,24 +32,7 @@ import {
   XenMemoryReservation,
   XenRemoveFromPhysmap,
 } from "./layout.js";
-
-/** "00 60 45 …" -> bytes. Literals below are written by hand from xen-abi.md's offset tables. */
-function hex(s: string): Uint8Array {
-  return Uint8Array.from(
-    s
-      .trim()
-      .split(/\s+/)
-      .map((b) => Number.parseInt(b, 16)),
-  );
-}
-
-function check<F extends string>(layout: StructLayout<F>, values: Partial<Record<F, number>>, bytes: string): void {
-  const want = hex(bytes);
-  assert.equal(layout.size, want.length, `${layout.name} size`);
-  assert.deepEqual(encode(layout, values), want, layout.name);
-  const back = decode(layout, want);
-  for (const [k, v] of Object.entries(values) as Array<[F, number]>) assert.equal(back[k], v, `${layout.name}.${k}`);
-}
+import { check } from "./layout_check.js";
 
 describe("struct layouts (Arm ABI, 32-bit guest)", () => {
   it("gnttab_map_grant_ref is 32 bytes with host_addr and dev_bus_addr 8-aligned", () => {

@@ -1,9 +1,6 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import {
-  decode,
-  encode,
-  type StructLayout,
   XEN_DOMCTL_U_OFFSET,
   XEN_SYSCTL_U_OFFSET,
   XenctlBitmap,
@@ -24,25 +21,7 @@ import {
   XenSysctlSchedId,
   XenSysctlSchedulerOp,
 } from "./layout.js";
-
-/** "00 60 45 …" -> bytes; `z(n)` is n zero bytes. Written by hand from xen-abi.md §1.9/§1.10 and Xen 4.17's headers. */
-function hex(s: string): Uint8Array {
-  return Uint8Array.from(
-    s
-      .trim()
-      .split(/\s+/)
-      .map((b) => Number.parseInt(b, 16)),
-  );
-}
-const z = (n: number): string => " 00".repeat(n);
-
-function check<F extends string>(layout: StructLayout<F>, values: Partial<Record<F, number>>, bytes: string): void {
-  const want = hex(bytes);
-  assert.equal(layout.size, want.length, `${layout.name} size`);
-  assert.deepEqual(encode(layout, values), want, layout.name);
-  const back = decode(layout, want);
-  for (const [k, v] of Object.entries(values) as Array<[F, number]>) assert.equal(back[k], v, `${layout.name}.${k}`);
-}
+import { check, z } from "./layout_check.js";
 
 describe("domctl/sysctl layouts (Arm ABI, 32-bit guest, interface version 0x15)", () => {
   it("xen_domctl is 144 bytes: cmd, interface_version, domain, then the union at 16", () => {
