@@ -51,6 +51,12 @@ export interface ControlHooks {
    * (the createdomain cpupool_id). A negative errno undoes the creation.
    */
   domainCreated(domid: number, nrVcpus: number, poolId: number): number;
+  /**
+   * Optional: XEN_DOMCTL_destroydomain is about to free the domain's memory. The layer stops its
+   * vCPUs for good; while one is still executing it returns -EAGAIN and the toolstack retries
+   * (as libxc's xc_domain_destroy does). 0 = nothing of the domain runs any more.
+   */
+  domainDestroying?(domid: number): number;
   /** The core destroyed the domain: drop its vCPUs. */
   domainDestroyed(domid: number): void;
 

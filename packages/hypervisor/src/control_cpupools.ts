@@ -79,6 +79,22 @@ export class CpupoolControl implements ControlHooks {
     return 0;
   }
 
+  /**
+   * The vCPU blocked by itself (WFI, SCHEDOP_block/poll). While its domain is paused it is
+   * blocked already; it only stops being one the unpause should wake.
+   */
+  block(domid: number, vcpu: number): number {
+    const held = this.pausedRunnable.get(domid);
+    if (held === undefined) return this.pools.block(domid, vcpu, this.now());
+    held.delete(vcpu);
+    return 0;
+  }
+
+  /** SCHEDOP_yield; a no-op while the domain is paused (its vCPUs are off the run queues). */
+  yield(domid: number, vcpu: number): number {
+    return this.pausedRunnable.has(domid) ? 0 : this.pools.yield(domid, vcpu, this.now());
+  }
+
   // ---- domains ----
 
   domainCreated(domid: number, nrVcpus: number, poolId: number): number {

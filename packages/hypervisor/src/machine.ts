@@ -23,10 +23,13 @@ import type { Domain, ShutdownAction } from "./domain.js";
 import { sendGuestVirq } from "./event_channel/event_channel.js";
 import { dispatchHypercall } from "./hypercall/dispatch.js";
 import type { Hypervisor } from "./hypervisor.js";
+import { MachineControl, type MachineRuntime } from "./machine_control.js";
 import { DomainCtlSlot, type DomainShare, domainCtlWords, ringBell, type TimeMode, vcpuKey } from "./pcpu/contract.js";
 import { PcpuPool } from "./pcpu/pcpu_pool.js";
+import { Errno } from "./public/errno.js";
 import { Virq } from "./public/xen.js";
-import { type Pcpu, SchedUnit, type Scheduler } from "./sched/types.js";
+import { type CpupoolInfo, Cpupools } from "./sched/cpupool.js";
+import type { Pcpu, SchedUnit, Scheduler } from "./sched/types.js";
 
 export interface MachinePoolConfig {
   readonly id: number;
@@ -37,7 +40,10 @@ export interface MachinePoolConfig {
 
 export interface MachineOptions {
   readonly hv: Hypervisor;
+  /** The cpupools at start; one must have id 0 (its lowest pCPU is the boot pCPU, never removed). */
   readonly pools: readonly MachinePoolConfig[];
+  /** Host pCPUs in no pool at start (cpupool-cpu-add can give them to a pool later). */
+  readonly freePcpus?: readonly Pcpu[];
   readonly timeMode: TimeMode;
   /** Virtual ns per retired instruction, also used to turn slices into instruction budgets (default 10). */
   readonly nsPerInstruction?: number;
@@ -81,7 +87,10 @@ export interface VcpuStats {
 export interface DomainEnd {
   readonly domid: number;
   readonly name: string;
-  /** SHUTDOWN_* reason, or -1 when the core crashed it (unhandled fault, MMIO with no device). */
+  /**
+   * SHUTDOWN_* reason; -1 when the core crashed it (unhandled fault, MMIO with no device);
+   * -2 when a toolstack destroyed it while it ran (XEN_DOMCTL_destroydomain, `xl destroy`).
+   */
   readonly reason: number;
   readonly detail?: string;
 }
@@ -92,23 +101,24 @@ interface VcpuRecord {
   readonly key: number;
   readonly stateBuf: SharedArrayBuffer;
   readonly state: Int32Array;
+  /** The scheduling unit (Cpupools owns it; it follows the domain from pool to pool). */
   readonly unit: SchedUnit;
-  readonly pool: PoolRuntime;
-  /** pCPUs whose worker has this vCPU attached. */
-  readonly attached: Set<number>;
   /** The Vcpu.timerGeneration this record last armed. */
   timerGen: number;
 }
 
 interface PoolRuntime {
-  readonly cfg: MachinePoolConfig;
+  readonly id: number;
   readonly workers: PcpuPool;
 }
 
 interface PcpuRuntime {
   readonly id: number;
-  readonly pool: PoolRuntime;
+  /** The pool whose worker thread runs this pCPU; null while it is free. */
+  pool: PoolRuntime | null;
   current: VcpuRecord | null;
+  /** vCPU keys attached to this pCPU's current worker. */
+  readonly attached: Set<number>;
   /** Resolves the idle wait of this pCPU's loop. */
   kick: (() => void) | null;
   /** Wall/virtual ns the previous unit ran since the last decision. */
@@ -119,12 +129,19 @@ const MAX_BUDGET = 50_000_000;
 
 export class Machine {
   readonly hv: Hypervisor;
+  /** The scheduling layer: pools, their schedulers and pCPUs, every vCPU's unit. */
+  readonly cpupools: Cpupools;
+  /** domctl/sysctl's way into this host (installed on hv.control unless one was there). */
+  readonly control: MachineControl;
   private readonly pools = new Map<number, PoolRuntime>();
   private readonly pcpus = new Map<number, PcpuRuntime>();
+  private readonly hostPcpus: readonly Pcpu[];
   private readonly vcpus = new Map<number, VcpuRecord>();
   private readonly live = new Map<number, { name: string }>();
   /** Each added domain's control block (DomainCtlSlot), shared with every worker. */
   private readonly domainCtl = new Map<number, Int32Array>();
+  /** What every pool's workers know of each domain (replayed to pools made later). */
+  private readonly shares = new Map<number, DomainShare>();
   private readonly ends: DomainEnd[] = [];
   private readonly nsPerInstr: number;
   /** Virtual system time (instructions mode), shared with the pCPU workers. */
@@ -139,36 +156,49 @@ export class Machine {
   private readonly crashDetail = new Map<number, string>();
   /** Shut-down domains to destroy once their vCPUs are off every pCPU. */
   private readonly toReap = new Set<number>();
+  /** Worker pools of destroyed cpupools, still closing. */
+  private readonly closing: Promise<void>[] = [];
   private stopped = false;
   private allDone: (() => void) | null = null;
 
   constructor(private readonly opts: MachineOptions) {
     this.hv = opts.hv;
     this.nsPerInstr = opts.nsPerInstruction ?? 10;
-    for (const cfg of opts.pools) {
-      const workers = new PcpuPool({
-        memory: this.hv.memory,
-        pcpus: cfg.pcpus.map((p) => p.id),
-        timeMode: opts.timeMode,
-        clock: this.clock.buffer as SharedArrayBuffer,
-        nsPerInstruction: this.nsPerInstr,
-        wfiSpinUs: opts.wfiSpinUs,
-        wfiWaitUs: opts.wfiWaitUs,
-        idleSpinUs: opts.idleSpinUs,
-        fastEvents: opts.fastEvents,
-        // hooks.upcall is looked up at call time: it is wrapped below and by later layers.
-        onWake: (domid, vcpu) => {
-          if (this.live.has(domid)) this.hv.hooks.upcall?.(domid, vcpu);
-        },
+    const pool0 = opts.pools.find((p) => p.id === 0);
+    if (pool0 === undefined || pool0.pcpus.length === 0) throw new Error("machine: cpupool 0 with a pCPU is required");
+    const host = [...opts.pools.flatMap((p) => p.pcpus), ...(opts.freePcpus ?? [])];
+    this.hostPcpus = host;
+    try {
+      this.cpupools = new Cpupools({
+        pcpus: host,
+        sched: pool0.scheduler,
+        pool0Name: pool0.name,
+        pool0Pcpus: pool0.pcpus.map((p) => p.id),
+        bootPcpu: Math.min(...pool0.pcpus.map((p) => p.id)),
       });
-      const pool: PoolRuntime = { cfg, workers };
-      this.pools.set(cfg.id, pool);
+    } catch (e) {
+      throw new Error(`machine: ${(e as Error).message}`);
+    }
+    for (const cfg of opts.pools) {
+      if (cfg.id === 0) continue;
+      const rc = this.cpupools.create(cfg.id, cfg.name, cfg.scheduler);
+      if (rc < 0) throw new Error(`cpupool ${cfg.name}: cannot create (${rc})`);
       for (const p of cfg.pcpus) {
-        const rc = cfg.scheduler.addPcpu(p, 0);
-        if (rc < 0) throw new Error(`cpupool ${cfg.name}: cannot add pCPU ${p.id} (${rc})`);
-        this.pcpus.set(p.id, { id: p.id, pool, current: null, kick: null, ranNs: 0 });
+        const r = this.cpupools.addPcpu(cfg.id, p.id, 0);
+        if (r < 0) throw new Error(`cpupool ${cfg.name}: cannot add pCPU ${p.id} (${r})`);
       }
     }
+    for (const p of host)
+      this.pcpus.set(p.id, { id: p.id, pool: null, current: null, attached: new Set(), kick: null, ranNs: 0 });
+    for (const cfg of opts.pools) {
+      const pool = this.makePool(
+        cfg.id,
+        cfg.pcpus.map((p) => p.id),
+      );
+      for (const p of cfg.pcpus) this.pcpus.get(p.id)!.pool = pool;
+    }
+    this.control = new MachineControl(this.cpupools, { now: () => this.now() }, this.runtime());
+    this.hv.control ??= this.control;
     this.hv.now = () => this.now();
     const prev = this.hv.hooks;
     this.hv.hooks = {
@@ -189,6 +219,73 @@ export class Machine {
     };
   }
 
+  private makePool(id: number, pcpus: readonly number[]): PoolRuntime {
+    const workers = new PcpuPool({
+      memory: this.hv.memory,
+      pcpus,
+      maxPcpus: this.hostPcpus.length,
+      timeMode: this.opts.timeMode,
+      clock: this.clock.buffer as SharedArrayBuffer,
+      nsPerInstruction: this.nsPerInstr,
+      wfiSpinUs: this.opts.wfiSpinUs,
+      wfiWaitUs: this.opts.wfiWaitUs,
+      idleSpinUs: this.opts.idleSpinUs,
+      fastEvents: this.opts.fastEvents,
+      // hooks.upcall is looked up at call time: it is wrapped below and by later layers.
+      onWake: (domid, vcpu) => {
+        if (this.live.has(domid)) this.hv.hooks.upcall?.(domid, vcpu);
+      },
+    });
+    // Every pool: events cross cpupools.
+    for (const share of this.shares.values()) workers.addDomain(share);
+    const pool: PoolRuntime = { id, workers };
+    this.pools.set(id, pool);
+    return pool;
+  }
+
+  /** Moves each pCPU's worker to the pool Cpupools now puts it in (a draining pCPU stays). */
+  private syncPcpuPools(): void {
+    for (const p of this.pcpus.values()) {
+      const want = this.cpupools.poolOfPcpu(p.id)?.id;
+      if (want === p.pool?.id) continue;
+      if (p.pool !== null) {
+        // Cpupools let it go only after an idle decision: no run is pending on its worker.
+        const cpu = p.id;
+        p.pool.workers.removePcpu(cpu).catch((e: unknown) => this.hv.log(`pCPU ${cpu}: ${String(e)}`));
+        p.pool = null;
+        p.attached.clear();
+      }
+      const pool = want === undefined ? undefined : this.pools.get(want);
+      if (pool !== undefined && !this.stopped) {
+        pool.workers.addPcpu(p.id);
+        p.pool = pool;
+      }
+      p.kick?.();
+    }
+  }
+
+  /** What MachineControl asks of this machine; kept off the public surface. */
+  private runtime(): MachineRuntime {
+    return {
+      settle: () => {
+        this.applyTickles();
+        this.pumpTimers();
+      },
+      domainAttached: (domid) => this.attachDomain(domid),
+      halt: (domid) => this.halt(domid),
+      domainDetached: (domid) => this.detachDomain(domid),
+      poolCreated: (poolId) => {
+        if (!this.stopped) this.makePool(poolId, []);
+      },
+      poolDestroyed: (poolId) => {
+        const pool = this.pools.get(poolId);
+        this.pools.delete(poolId);
+        if (pool !== undefined) this.closing.push(pool.workers.close());
+      },
+      pcpusMoved: () => this.syncPcpuPools(),
+    };
+  }
+
   /** System time in ns: the host's monotonic clock, or the virtual clock in instructions mode. */
   now(): number {
     // Host mode counts from this thread's timeOrigin, as the workers' hostTimeSince(timeOrigin) does.
@@ -196,59 +293,118 @@ export class Machine {
   }
 
   /**
-   * Puts a built domain (memory loaded) under the machine: its vCPUs get state blocks and units
-   * in `poolId`'s scheduler; vCPU 0 starts runnable with `bootState` as its registers.
+   * Puts a built domain (memory loaded) under the machine and starts it: its vCPUs get state
+   * blocks and units in `poolId`'s scheduler, vCPU 0 gets `bootState` as its registers, and the
+   * domain is unpaused (the toolstack's last step of a build).
    */
   addDomain(domain: Domain, poolId: number, bootState: Int32Array): void {
-    const pool = this.pools.get(poolId);
-    if (pool === undefined) throw new Error(`no cpupool ${poolId}`);
-    const sched = pool.cfg.scheduler;
-    const now = this.now();
-    if (sched.addDomain(domain.domid, now) < 0)
-      throw new Error(`cpupool ${pool.cfg.name} refused domain ${domain.domid}`);
+    if (this.cpupools.pool(poolId) === undefined) throw new Error(`no cpupool ${poolId}`);
+    const rc = this.control.domainCreated(domain.domid, domain.vcpus.length, poolId);
+    if (rc < 0) throw new Error(`cpupool ${poolId} refused domain ${domain.domid} (${rc})`);
+    this.vcpus.get(vcpuKey(domain.domid, 0))!.state.set(bootState);
+    if (domain.paused) domain.unpause();
+    if (!domain.paused) this.control.unpauseDomain(domain.domid);
+  }
+
+  /** Makes the vCPU records of a domain whose units Cpupools has just made (all blocked). */
+  private attachDomain(domid: number): number {
+    const domain = this.hv.domains.getLive(domid);
+    if (domain === undefined) return -Errno.ESRCH;
+    if (this.live.has(domid)) return -Errno.EEXIST;
     for (const v of domain.vcpus) {
+      const unit = this.cpupools.unit(domid, v.id);
+      if (unit === undefined) return -Errno.EINVAL;
       const stateBuf = new SharedArrayBuffer(VCPU_STATE_BYTES);
       const state = new Int32Array(stateBuf);
       state[VcpuSlot.PRIV] = 1;
-      if (v.id === 0) state.set(bootState);
       state[VcpuSlot.UPCALL_LINE_OFF] = -1;
-      const unit = new SchedUnit(domain.domid, v.id, "blocked");
       const rec: VcpuRecord = {
         domain,
         vcpuId: v.id,
-        key: vcpuKey(domain.domid, v.id),
+        key: vcpuKey(domid, v.id),
         stateBuf,
         state,
         unit,
-        pool,
-        attached: new Set(),
         timerGen: v.timerGeneration,
       };
       this.vcpus.set(rec.key, rec);
       this.syncUpcallLine(rec);
-      sched.insertUnit(unit, now);
     }
-    this.live.set(domain.domid, { name: domain.name });
+    this.live.set(domid, { name: domain.name });
     const ctlBuf = new SharedArrayBuffer(domainCtlWords(domain.vcpus.length) * 4);
     const ctl = new Int32Array(ctlBuf);
     Atomics.store(ctl, DomainCtlSlot.LIVE, 1);
-    this.domainCtl.set(domain.domid, ctl);
+    this.domainCtl.set(domid, ctl);
     const share: DomainShare = {
-      domid: domain.domid,
+      domid,
       ports: domain.evtchn.buffer,
       maxPort: domain.evtchn.maxPort,
       sharedInfoMfn: domain.sharedInfoMfn,
       ctl: ctlBuf,
-      vcpuStates: domain.vcpus.map((v) => this.vcpus.get(vcpuKey(domain.domid, v.id))!.stateBuf),
+      vcpuStates: domain.vcpus.map((v) => this.vcpus.get(vcpuKey(domid, v.id))!.stateBuf),
     };
-    // Every pool: events cross cpupools.
+    this.shares.set(domid, share);
     for (const p of this.pools.values()) p.workers.addDomain(share);
-    const boot = this.vcpus.get(vcpuKey(domain.domid, 0))!;
-    sched.wake(boot.unit, now);
-    this.tickle(pool);
+    return 0;
   }
 
-  /** Runs until every added domain has shut down; returns how each ended. */
+  /**
+   * Takes a domain off the machine for good (before its memory is freed): workers stop serving
+   * its events, its units go offline, running vCPUs are preempted. -EAGAIN while one of them is
+   * still on a pCPU; 0 once none is, with every worker's attachment dropped.
+   */
+  private halt(domid: number): number {
+    const live = this.live.get(domid);
+    if (live !== undefined) {
+      const ctl = this.domainCtl.get(domid);
+      if (ctl !== undefined) Atomics.store(ctl, DomainCtlSlot.LIVE, 0);
+      this.live.delete(domid);
+      this.ends.push({ domid, name: live.name, reason: -2, detail: "destroyed" });
+      const now = this.now();
+      for (const rec of this.recordsOf(domid)) {
+        this.cpupools.offline(domid, rec.vcpuId, now);
+        this.preempt(rec);
+      }
+      if (this.live.size === 0) queueMicrotask(() => this.allDone?.());
+    }
+    if (!this.offPcpus(domid)) return -Errno.EAGAIN;
+    this.detachWorkers(domid);
+    return 0;
+  }
+
+  private recordsOf(domid: number): VcpuRecord[] {
+    return [...this.vcpus.values()].filter((r) => r.domain.domid === domid);
+  }
+
+  /** No vCPU of the domain is executing on a worker. */
+  private offPcpus(domid: number): boolean {
+    for (const p of this.pcpus.values()) if (p.current?.domain.domid === domid) return false;
+    return true;
+  }
+
+  private detachWorkers(domid: number): void {
+    for (const p of this.pcpus.values()) {
+      for (const key of p.attached) {
+        if (this.vcpus.get(key)?.domain.domid !== domid) continue;
+        p.pool?.workers.detach(p.id, key);
+        p.attached.delete(key);
+      }
+    }
+    this.shares.delete(domid);
+    for (const pool of this.pools.values()) pool.workers.forgetDomain(domid);
+  }
+
+  /** The domain's units are gone (Cpupools forgot them): drop what the machine kept for it. */
+  private detachDomain(domid: number): void {
+    for (const r of this.recordsOf(domid)) {
+      this.guestTimers.delete(r.key);
+      this.polls.delete(r.key);
+      this.vcpus.delete(r.key);
+    }
+    this.domainCtl.delete(domid);
+    this.toReap.delete(domid);
+  }
+
   /**
    * Starts the pCPU loops (idempotent). They run until close(): a host that stays up for new
    * domains (`xenon host`, benches) calls start(); `run()` is start + wait for every domain.
@@ -288,6 +444,7 @@ export class Machine {
     if (this.hostTimer !== null) clearTimeout(this.hostTimer);
     for (const p of this.pcpus.values()) p.kick?.();
     await Promise.all([...this.pools.values()].map((p) => p.workers.close()));
+    await Promise.allSettled(this.closing);
   }
 
   /** Per-vCPU accounting (xl vcpu-list's view): scheduler run time, work and retired instructions. */
@@ -295,7 +452,7 @@ export class Machine {
     return [...this.vcpus.values()].map((r) => ({
       domid: r.domain.domid,
       vcpu: r.vcpuId,
-      state: r.unit.state,
+      state: this.control.isPaused(r.domain.domid) ? "paused" : r.unit.state,
       runNs: r.unit.runNs,
       workNs: r.unit.workNs,
       instret: (r.state[VcpuSlot.INSTRET_HI]! >>> 0) * 2 ** 32 + (r.state[VcpuSlot.INSTRET_LO]! >>> 0),
@@ -308,16 +465,48 @@ export class Machine {
     return this.vcpus.get(vcpuKey(domid, vcpu))?.state;
   }
 
+  /** Every cpupool with its name, scheduler, pCPUs and domains (xl cpupool-list's view). */
+  cpupoolList(): CpupoolInfo[] {
+    return this.cpupools.poolIds().map((id) => this.cpupools.info(id)!);
+  }
+
+  /** The host's pCPUs (id, class, speed). */
+  hostCpus(): readonly Pcpu[] {
+    return this.hostPcpus;
+  }
+
+  /** Resolves once no vCPU of the domain is executing on a pCPU (e.g. after a pause). */
+  async descheduled(domid: number, timeoutMs = 5000): Promise<boolean> {
+    const until = performance.now() + timeoutMs;
+    while (!this.offPcpus(domid)) {
+      if (performance.now() > until) return false;
+      await new Promise((r) => setTimeout(r, 1));
+    }
+    return true;
+  }
+
+  /**
+   * Retries a control op that answers -EAGAIN while a pCPU finishes what it runs (pool moves,
+   * pCPU removal, destroy): the toolstack's loop, for TypeScript callers. Returns the last rc.
+   */
+  async retry(op: () => number, timeoutMs = 5000): Promise<number> {
+    const until = performance.now() + timeoutMs;
+    for (;;) {
+      const rc = op();
+      if (rc !== -Errno.EAGAIN || performance.now() > until) return rc;
+      await new Promise((r) => setTimeout(r, 1));
+    }
+  }
+
   private async pcpuLoop(p: PcpuRuntime): Promise<void> {
-    const sched = p.pool.cfg.scheduler;
     while (!this.stopped) {
       const now = this.now();
-      const d = sched.doSchedule(p.id, now, p.ranNs);
+      const d = this.cpupools.doSchedule(p.id, now, p.ranNs);
       p.ranNs = 0;
-      this.applyTickles(p.pool);
+      this.applyTickles();
       const next = d.next === null ? null : (this.vcpus.get(vcpuKey(d.next.domid, d.next.vcpuId)) ?? null);
-      p.current = next;
-      if (next === null) {
+      p.current = p.pool === null ? null : next;
+      if (p.current === null) {
         const idle = new Promise<void>((resolve) => {
           p.kick = resolve;
         });
@@ -328,7 +517,7 @@ export class Machine {
       }
       const budget =
         d.sliceNs === null ? MAX_BUDGET : Math.max(1, Math.min(MAX_BUDGET, Math.ceil(d.sliceNs / this.nsPerInstr)));
-      await this.runSlice(p, next, budget);
+      await this.runSlice(p, p.current, budget);
       p.current = null;
       if (this.toReap.size > 0) this.reap();
     }
@@ -336,11 +525,11 @@ export class Machine {
 
   /** Runs `rec` on pCPU p until its slice ends or it stops being runnable. */
   private async runSlice(p: PcpuRuntime, rec: VcpuRecord, budget: number): Promise<void> {
-    const sched = p.pool.cfg.scheduler;
-    const workers = p.pool.workers;
-    if (!rec.attached.has(p.id)) {
+    const workers = p.pool!.workers;
+    const domid = rec.domain.domid;
+    if (!p.attached.has(rec.key)) {
       workers.attach(p.id, rec.key, rec.stateBuf, rec.domain.p2m.descriptor());
-      rec.attached.add(p.id);
+      p.attached.add(rec.key);
     }
     let left = budget;
     while (left > 0 && !this.stopped) {
@@ -357,25 +546,25 @@ export class Machine {
       this.opts.trace?.({
         now: this.now(),
         pcpu: p.id,
-        domid: rec.domain.domid,
+        domid,
         vcpu: rec.vcpuId,
         reason: exit.reason,
         retired: exit.retired,
       });
-      if (!this.live.has(rec.domain.domid)) return;
+      if (!this.live.has(domid)) return;
       if (this.opts.timeMode === "instructions") this.pumpTimers();
       const s = rec.state;
       switch (exit.reason) {
         case ExitReason.ECALL: {
           s[10] = dispatchHypercall(rec.domain, rec.vcpuId, s[17]!, s[10]!, s[11]!, s[12]!, s[13]!, s[14]!, s[15]!);
+          if (!this.live.has(domid)) return;
           // Any vCPU of the domain may have had its vcpu_info registered by this call.
           this.syncUpcallLines(rec.domain);
           this.syncTimer(rec);
           const req = rec.domain.vcpu(rec.vcpuId)?.takeSchedRequest() ?? null;
           if (req === null) continue;
           if (req.op === "yield") {
-            sched.yield(rec.unit, this.now());
-            this.applyTickles(p.pool);
+            this.control.yield(domid, rec.vcpuId);
             return;
           }
           if (req.op === "block" || req.op === "poll") {
@@ -388,9 +577,7 @@ export class Machine {
                 deadline: req.timeoutNs > 0 ? req.timeoutNs : null,
               });
             }
-            sched.block(rec.unit, this.now());
-            this.applyTickles(p.pool);
-            if (req.op === "poll") this.pumpTimers();
+            this.control.block(domid, rec.vcpuId);
             return;
           }
           return; // shutdown: domainEnded() has taken the domain off the machine
@@ -398,8 +585,7 @@ export class Machine {
         case ExitReason.WFI:
           if (((Atomics.load(s, VcpuSlot.SIP) | (this.upcallPending(rec) ? SIP_SEIP : 0)) & s[VcpuSlot.SIE]!) !== 0)
             continue;
-          sched.block(rec.unit, this.now());
-          this.applyTickles(p.pool);
+          this.control.block(domid, rec.vcpuId);
           return;
         case ExitReason.BUDGET:
           return;
@@ -409,14 +595,14 @@ export class Machine {
         case ExitReason.MMIO:
           this.crash(
             rec.domain,
-            `d${rec.domain.domid}v${rec.vcpuId}: access to 0x${(s[VcpuSlot.MMIO_ADDR]! >>> 0).toString(16)} with no device behind it (pc 0x${(s[VcpuSlot.PC]! >>> 0).toString(16)})`,
+            `d${domid}v${rec.vcpuId}: access to 0x${(s[VcpuSlot.MMIO_ADDR]! >>> 0).toString(16)} with no device behind it (pc 0x${(s[VcpuSlot.PC]! >>> 0).toString(16)})`,
           );
           return;
         case ExitReason.FAULT:
         case ExitReason.EBREAK:
           this.crash(
             rec.domain,
-            `d${rec.domain.domid}v${rec.vcpuId}: unhandled ${exit.reason === ExitReason.EBREAK ? "ebreak" : `exception cause ${s[VcpuSlot.EXIT_CAUSE]}`} at pc 0x${(s[VcpuSlot.PC]! >>> 0).toString(16)} tval 0x${(s[VcpuSlot.EXIT_TVAL]! >>> 0).toString(16)}`,
+            `d${domid}v${rec.vcpuId}: unhandled ${exit.reason === ExitReason.EBREAK ? "ebreak" : `exception cause ${s[VcpuSlot.EXIT_CAUSE]}`} at pc 0x${(s[VcpuSlot.PC]! >>> 0).toString(16)} tval 0x${(s[VcpuSlot.EXIT_TVAL]! >>> 0).toString(16)}`,
           );
           return;
         default:
@@ -441,22 +627,21 @@ export class Machine {
     this.polls.delete(key);
     const rec = this.vcpus.get(key);
     if (rec === undefined || rec.unit.state !== "blocked" || !this.live.has(rec.domain.domid)) return;
-    rec.pool.cfg.scheduler.wake(rec.unit, this.now());
-    this.applyTickles(rec.pool);
+    // Through the pause gate: a paused domain's vCPU runs on unpause.
+    this.control.wake(rec.domain.domid, rec.vcpuId);
   }
 
   private raiseUpcall(domid: number, vcpu: number): void {
     const rec = this.vcpus.get(vcpuKey(domid, vcpu));
     // The line (VcpuSlot.UPCALL_LINE_*) already reads evtchn_upcall_pending; only wake the vCPU.
-    if (rec === undefined) return;
+    if (rec === undefined || !this.live.has(domid)) return;
     // registerVcpuInfo (from any caller) ends by raising the upcall: follow the move at once.
     this.syncUpcallLine(rec);
     // It may be sleeping in WFI on its worker.
     this.ringBell(rec);
     if (rec.unit.state === "blocked") {
       this.polls.delete(rec.key);
-      rec.pool.cfg.scheduler.wake(rec.unit, this.now());
-      this.applyTickles(rec.pool);
+      this.control.wake(domid, vcpu);
     }
   }
 
@@ -517,12 +702,12 @@ export class Machine {
     this.live.delete(domid);
     // Restart actions are the toolstack's to carry out; the machine destroys or preserves.
     if (action !== "preserve") this.toReap.add(domid);
-    for (const rec of this.vcpus.values()) {
-      if (rec.domain.domid !== domid) continue;
-      rec.pool.cfg.scheduler.offline(rec.unit, this.now());
+    const now = this.now();
+    for (const rec of this.recordsOf(domid)) {
+      this.cpupools.offline(domid, rec.vcpuId, now);
       this.preempt(rec);
-      this.applyTickles(rec.pool);
     }
+    this.applyTickles();
     this.reap();
     if (this.live.size === 0) this.allDone?.();
   }
@@ -533,30 +718,17 @@ export class Machine {
    */
   private reap(): void {
     for (const domid of this.toReap) {
-      const recs = [...this.vcpus.values()].filter((r) => r.domain.domid === domid);
-      if (recs.some((r) => [...this.pcpus.values()].some((p) => p.current === r))) continue;
-      for (const r of recs) {
-        for (const pcpu of r.attached) r.pool.workers.detach(pcpu, r.key);
-        r.pool.cfg.scheduler.removeUnit(r.unit, this.now());
-        this.guestTimers.delete(r.key);
-        this.polls.delete(r.key);
-        this.vcpus.delete(r.key);
-      }
-      recs[0]?.pool.cfg.scheduler.removeDomain(domid, this.now());
-      for (const p of this.pools.values()) p.workers.forgetDomain(domid);
-      this.domainCtl.delete(domid);
+      if (!this.offPcpus(domid)) continue;
       this.toReap.delete(domid);
+      this.detachWorkers(domid);
+      this.control.domainDestroyed(domid);
       this.hv.domains.destroy(domid);
     }
   }
 
-  private tickle(pool: PoolRuntime): void {
-    for (const id of pool.cfg.scheduler.pcpuIds()) this.pcpus.get(id)?.kick?.();
-  }
-
-  /** Interrupts the pCPUs the scheduler asked for: preempt what runs there, wake idle loops. */
-  private applyTickles(pool: PoolRuntime): void {
-    for (const id of pool.cfg.scheduler.takeTickles()) {
+  /** Interrupts the pCPUs the schedulers asked for: preempt what runs there, wake idle loops. */
+  private applyTickles(): void {
+    for (const id of this.cpupools.takeTickles()) {
       const p = this.pcpus.get(id);
       if (p === undefined) continue;
       if (p.current !== null) this.preempt(p.current);
@@ -580,10 +752,8 @@ export class Machine {
     for (const t of this.guestTimers.values()) if (soonest === null || t < soonest) soonest = t;
     for (const p of this.polls.values())
       if (p.deadline !== null && (soonest === null || p.deadline < soonest)) soonest = p.deadline;
-    for (const pool of this.pools.values()) {
-      const t = pool.cfg.scheduler.nextTimerNs();
-      if (t !== null && (soonest === null || t < soonest)) soonest = t;
-    }
+    const t = this.cpupools.nextTimerNs();
+    if (t !== null && (soonest === null || t < soonest)) soonest = t;
     return soonest;
   }
 
@@ -604,11 +774,9 @@ export class Machine {
       sendGuestVirq(this.hv, rec.domain, v, Virq.TIMER);
     }
     for (const [key, poll] of this.polls) if (poll.deadline !== null && poll.deadline <= now) this.endPoll(key);
-    for (const pool of this.pools.values()) {
-      const t = pool.cfg.scheduler.nextTimerNs();
-      if (t !== null && t <= now) pool.cfg.scheduler.onTimer(now);
-      this.applyTickles(pool);
-    }
+    const t = this.cpupools.nextTimerNs();
+    if (t !== null && t <= now) this.cpupools.onTimer(now);
+    this.applyTickles();
     if (this.opts.timeMode === "host") {
       if (this.hostTimer !== null) clearTimeout(this.hostTimer);
       this.hostTimer = null;

@@ -450,6 +450,10 @@ export class HypercallSemantics {
     if (d === undefined) return err("ESRCH");
     if (d === c) return err("EINVAL");
     const wasDying = d.dying;
+    if (!wasDying) {
+      const pre = this.hv.control?.domainDestroying?.(domid) ?? 0;
+      if (pre < 0) return pre;
+    }
     // Xen's clear_global_virq_handlers: its VIRQs go back to the default handler.
     for (let v = 0; v < NR_VIRQS; v++) if (this.hv.globalVirqHandler(v) === d) this.hv.setGlobalVirqHandler(v, -1);
     const rc = this.hv.domains.destroy(domid);

@@ -2,6 +2,9 @@
  * The core's side of a set of pCPUs: one piscina pool whose every worker runs one long-lived
  * pcpu task (see pcpu_worker.ts). A cpupool owns one PcpuPool. The core calls attach/run/detach;
  * each run resolves with the vCPU's exit. Chunk requests from workers are answered here.
+ *
+ * pCPUs join and leave at run time (cpupool-cpu-add/-remove): leaving ends the pCPU's task (its
+ * thread stays idle in piscina), joining starts one and tells it every domain it may serve.
  */
 import { MessageChannel, type MessagePort } from "node:worker_threads";
 import type { MachineMemory } from "@xenon/hw";
@@ -31,8 +34,10 @@ interface PcpuHandle {
 
 export interface PcpuPoolOptions {
   readonly memory: MachineMemory;
-  /** Host pCPU ids this pool runs (one worker thread each). */
+  /** Host pCPU ids this pool runs at first (one worker thread each). */
   readonly pcpus: readonly number[];
+  /** Most pCPUs the pool may ever hold at once (piscina's maxThreads; default: pcpus.length). */
+  readonly maxPcpus?: number;
   readonly timeMode: TimeMode;
   /** Float64Array[1] of virtual system time (ns), see PcpuTask.clock. */
   readonly clock: SharedArrayBuffer;
@@ -55,6 +60,8 @@ export const DEFAULT_IDLE_SPIN_US = 30;
 export class PcpuPool {
   private readonly piscina: Piscina;
   private readonly handles = new Map<number, PcpuHandle>();
+  /** Every domain the pool's pCPUs may deliver events into, replayed to pCPUs that join. */
+  private readonly shares = new Map<number, DomainShare>();
   private closed = false;
 
   constructor(private readonly opts: PcpuPoolOptions) {
@@ -62,7 +69,7 @@ export class PcpuPool {
     this.piscina = new Piscina({
       filename: new URL("./pcpu_worker.js", import.meta.url).href,
       minThreads: n,
-      maxThreads: n,
+      maxThreads: Math.max(1, n, opts.maxPcpus ?? n),
       idleTimeout: Number.POSITIVE_INFINITY,
       concurrentTasksPerWorker: 1,
     });
@@ -91,12 +98,36 @@ export class PcpuPool {
 
   /** Tells every pCPU of the pool about a domain it may deliver events into (DomainMsg). */
   addDomain(share: DomainShare): void {
+    this.shares.set(share.domid, share);
     for (const h of this.handles.values()) this.post(h, { t: "domain", share });
   }
 
   /** Every pCPU forgets the domain (its DomainCtlSlot.LIVE must already be 0). */
   forgetDomain(domid: number): void {
+    this.shares.delete(domid);
     for (const h of this.handles.values()) this.post(h, { t: "forget", domid });
+  }
+
+  /** Starts pCPU `id` in this pool (it must not be running a task here already). */
+  addPcpu(id: number): void {
+    if (this.closed) throw new Error("pCPU pool is closed");
+    if (this.handles.has(id)) throw new Error(`pCPU ${id} is already in this pool`);
+    this.start(id);
+    const h = this.handles.get(id)!;
+    for (const share of this.shares.values()) this.post(h, { t: "domain", share });
+  }
+
+  /**
+   * Ends pCPU `id`'s task: everything attached there is dropped with it. The core must not be
+   * running a vCPU on it. Resolves once the task has returned.
+   */
+  async removePcpu(id: number): Promise<void> {
+    const h = this.handles.get(id);
+    if (h === undefined) return;
+    if (h.pending !== null) throw new Error(`pCPU ${id} is running a vCPU`);
+    this.handles.delete(id);
+    this.post(h, { t: "stop" });
+    await h.done;
   }
 
   detach(pcpu: number, key: number): void {

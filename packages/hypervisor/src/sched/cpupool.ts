@@ -73,11 +73,14 @@ export interface CpupoolInfo {
 export interface CpupoolsOptions {
   /** Every pCPU of the host. */
   readonly pcpus: readonly Pcpu[];
-  /** Pool 0's scheduler (default credit2, Xen's default). */
-  readonly sched?: SchedName;
+  /** Pool 0's scheduler, by name or as an instance (default credit2, Xen's default). */
+  readonly sched?: SchedName | Scheduler;
   readonly schedOptions?: SchedOptions;
   /** pCPUs that start in pool 0 (default: all); the rest start free. Must include the boot pCPU. */
   readonly pool0Pcpus?: readonly PcpuId[];
+  readonly pool0Name?: string;
+  /** The pCPU that never leaves pool 0 (default: the lowest id, like Xen's cpu 0). */
+  readonly bootPcpu?: PcpuId;
   readonly now?: number;
 }
 
@@ -87,7 +90,7 @@ export class Cpupools {
   private readonly pcpuPool = new Map<PcpuId, Cpupool>();
   private readonly domPool = new Map<number, Cpupool>();
   private readonly domUnits = new Map<number, SchedUnit[]>();
-  /** The boot pCPU (lowest id): like Xen's cpu 0, it never leaves pool 0. */
+  /** The boot pCPU (lowest id unless told): like Xen's cpu 0, it never leaves pool 0. */
   readonly bootPcpu: PcpuId;
 
   constructor(opts: CpupoolsOptions) {
@@ -96,9 +99,15 @@ export class Cpupools {
       if (!validPcpu(p) || this.host.has(p.id)) throw new RangeError(`cpupools: bad or duplicate pCPU ${p.id}`);
       this.host.set(p.id, p);
     }
-    this.bootPcpu = Math.min(...this.host.keys());
+    this.bootPcpu = opts.bootPcpu ?? Math.min(...this.host.keys());
+    if (!this.host.has(this.bootPcpu)) throw new RangeError(`cpupools: unknown boot pCPU ${this.bootPcpu}`);
     const now = opts.now ?? 0;
-    const pool0 = new Cpupool(0, "Pool-0", createScheduler(opts.sched ?? "credit2", opts.schedOptions));
+    const s0 = opts.sched ?? "credit2";
+    const pool0 = new Cpupool(
+      0,
+      opts.pool0Name ?? "Pool-0",
+      typeof s0 === "string" ? createScheduler(s0, opts.schedOptions) : s0,
+    );
     this.pools.set(0, pool0);
     const initial = opts.pool0Pcpus ?? [...this.host.keys()];
     if (!initial.includes(this.bootPcpu)) throw new RangeError("cpupools: pool 0 must hold the boot pCPU");
@@ -112,8 +121,8 @@ export class Cpupools {
 
   // ---- pools (XEN_SYSCTL_CPUPOOL_OP_*) ----
   /** Returns the new pool's id, or -EEXIST (id or name in use), -ENOENT (unknown scheduler), -ENOSPC, -EINVAL. */
-  create(id: number, name: string, sched: SchedName, opts?: SchedOptions): number {
-    if (!SCHED_NAMES.includes(sched)) return -Errno.ENOENT;
+  create(id: number, name: string, sched: SchedName | Scheduler, opts?: SchedOptions): number {
+    if (typeof sched === "string" && !SCHED_NAMES.includes(sched)) return -Errno.ENOENT;
     if (!Number.isInteger(id) || id < 0 || id > CPUPOOL_PAR_ANY) return -Errno.EINVAL;
     // Xen allows at most twice as many pools as pCPUs.
     if (this.pools.size >= 2 * this.host.size) return -Errno.ENOSPC;
@@ -125,7 +134,9 @@ export class Cpupools {
       return -Errno.EEXIST;
     }
     for (const p of this.pools.values()) if (p.name === name) return -Errno.EEXIST;
-    this.pools.set(poolId, new Cpupool(poolId, name, createScheduler(sched, opts)));
+    const scheduler = typeof sched === "string" ? createScheduler(sched, opts) : sched;
+    if (scheduler.pcpuIds().length > 0 || scheduler.domainIds().length > 0) return -Errno.EINVAL;
+    this.pools.set(poolId, new Cpupool(poolId, name, scheduler));
     return poolId;
   }
 
