@@ -2,7 +2,7 @@
 
 export { compressedTable, expandCompressed } from "./cpu/compressed.js";
 export type { CpuOptions } from "./cpu/cpu.js";
-export { Cpu, SLICE } from "./cpu/cpu.js";
+export { Cpu, completeMmioLoad, SLICE } from "./cpu/cpu.js";
 export { Csr } from "./cpu/csr.js";
 export type { CompressedSpec, InstExt, InstFormat, InstSpec } from "./cpu/decode_table.js";
 export { COMPRESSED, classify, INSTRUCTIONS } from "./cpu/decode_table.js";

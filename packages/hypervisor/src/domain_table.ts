@@ -218,6 +218,7 @@ export class DomainTable {
     d.markDying();
     d.console.flush();
     for (const v of d.vcpus) v.schedRequest = { op: "shutdown" };
+    this.hv.ioreq.domainDestroyed(domid);
     evtchnDestroy(this.hv, d);
     gnttabReleaseMappings(this.hv, d);
     for (const v of d.vcpus) {

@@ -4,6 +4,7 @@ import type { ControlHooks } from "./control.js";
 import type { Domain, ShutdownAction } from "./domain.js";
 import { DomainTable } from "./domain_table.js";
 import { HypercallSemantics } from "./hypercall/semantics.js";
+import { IoreqServers } from "./ioreq/ioreq_servers.js";
 import { NR_VIRQS } from "./public/xen.js";
 
 /**
@@ -20,6 +21,11 @@ export interface HypervisorHooks {
   portPending?(domid: number, vcpu: number, port: number): void;
   /** A domain shut down; `action` is its recorded on_* action (null for suspend/soft_reset). */
   shutdown?(domid: number, reason: number, action: ShutdownAction | null): void;
+  /**
+   * A device model answered vCPU (domid, vcpu)'s ioreq (or its server went away): for a load,
+   * `value` goes to the load's register; the vCPU may run again.
+   */
+  ioreqDone?(domid: number, vcpu: number, value: number): void;
   /** A destroyed domain's last frame went back to the allocator; its domid is free again. */
   domainReleased?(domid: number): void;
 }
@@ -43,6 +49,8 @@ export class Hypervisor {
   readonly consoleRing: ByteRing;
   /** The hypercall operations, shared by the guest ABI decoder and TypeScript domains' ports. */
   readonly hypercalls: HypercallSemantics;
+  /** Device models' IOREQ servers (dm_op). */
+  readonly ioreq: IoreqServers;
   hooks: HypervisorHooks;
   /**
    * The scheduling layer's control interface for domctl/sysctl (pause, affinity, scheduler
@@ -59,6 +67,7 @@ export class Hypervisor {
     this.consoleRing = new ByteRing(opts.consoleRingBytes ?? 16 * 1024);
     this.domains = new DomainTable(this);
     this.hypercalls = new HypercallSemantics(this);
+    this.ioreq = new IoreqServers(this);
   }
 
   /** Routes a global VIRQ to `domid` (XEN_DOMCTL_set_virq_handler). */

@@ -18,7 +18,7 @@
  * advanced only by retired instructions (nsPerInstruction each) — with one pCPU a run is then fully
  * reproducible, which the tests use.
  */
-import { ExitReason, SIP_SEIP, VCPU_STATE_BYTES, VcpuSlot } from "@xenon/hw";
+import { completeMmioLoad, ExitReason, SIP_SEIP, VCPU_STATE_BYTES, VcpuSlot } from "@xenon/hw";
 import type { Domain, ShutdownAction } from "./domain.js";
 import { sendGuestVirq } from "./event_channel/event_channel.js";
 import { dispatchHypercall } from "./hypercall/dispatch.js";
@@ -103,6 +103,8 @@ interface VcpuRecord {
   readonly state: Int32Array;
   /** The scheduling unit (Cpupools owns it; it follows the domain from pool to pool). */
   readonly unit: SchedUnit;
+  /** Per pCPU: the hv.ioreq.generation its worker's mmioRanges for this vCPU were taken at. */
+  readonly attachedGen: Map<number, number>;
   /** The Vcpu.timerGeneration this record last armed. */
   timerGen: number;
 }
@@ -216,6 +218,10 @@ export class Machine {
         prev.shutdown?.(domid, reason, action);
         this.domainEnded(domid, reason, action);
       },
+      ioreqDone: (domid, vcpu, value) => {
+        prev.ioreqDone?.(domid, vcpu, value);
+        this.ioreqDone(domid, vcpu, value);
+      },
     };
   }
 
@@ -325,6 +331,7 @@ export class Machine {
         stateBuf,
         state,
         unit,
+        attachedGen: new Map(),
         timerGen: v.timerGeneration,
       };
       this.vcpus.set(rec.key, rec);
@@ -527,9 +534,17 @@ export class Machine {
   private async runSlice(p: PcpuRuntime, rec: VcpuRecord, budget: number): Promise<void> {
     const workers = p.pool!.workers;
     const domid = rec.domain.domid;
-    if (!p.attached.has(rec.key)) {
-      workers.attach(p.id, rec.key, rec.stateBuf, rec.domain.p2m.descriptor());
+    // A vCPU whose MMIO access is with a device model stays off the pCPUs until the answer.
+    if (this.hv.ioreq.isWaiting(domid, rec.vcpuId)) {
+      this.control.block(domid, rec.vcpuId);
+      return;
+    }
+    const mmioGen = this.hv.ioreq.generation(domid);
+    if (!p.attached.has(rec.key) || rec.attachedGen.get(p.id) !== mmioGen) {
+      const ranges = this.hv.ioreq.mmioRanges(domid);
+      workers.attach(p.id, rec.key, rec.stateBuf, rec.domain.p2m.descriptor(), ranges);
       p.attached.add(rec.key);
+      rec.attachedGen.set(p.id, mmioGen);
     }
     let left = budget;
     while (left > 0 && !this.stopped) {
@@ -592,12 +607,28 @@ export class Machine {
         case ExitReason.PREEMPT:
           Atomics.store(s, VcpuSlot.PREEMPT, 0);
           return;
-        case ExitReason.MMIO:
+        case ExitReason.MMIO: {
+          // An access in a range an IOREQ server serves (the worker reflects any other as a fault).
+          const write = s[VcpuSlot.MMIO_WRITE] !== 0;
+          const sent = this.hv.ioreq.send(
+            rec.domain,
+            rec.vcpuId,
+            s[VcpuSlot.MMIO_ADDR]! >>> 0,
+            s[VcpuSlot.MMIO_SIZE]!,
+            write,
+            s[VcpuSlot.MMIO_VALUE]!,
+          );
+          if (sent === "posted") continue;
+          if (sent === "wait") {
+            this.control.block(domid, rec.vcpuId);
+            return;
+          }
           this.crash(
             rec.domain,
             `d${domid}v${rec.vcpuId}: access to 0x${(s[VcpuSlot.MMIO_ADDR]! >>> 0).toString(16)} with no device behind it (pc 0x${(s[VcpuSlot.PC]! >>> 0).toString(16)})`,
           );
           return;
+        }
         case ExitReason.FAULT:
         case ExitReason.EBREAK:
           this.crash(
@@ -609,6 +640,15 @@ export class Machine {
           return;
       }
     }
+  }
+
+  /** A device model answered (domid, vcpu)'s ioreq: finish the load and let the vCPU run. */
+  private ioreqDone(domid: number, vcpu: number, value: number): void {
+    const rec = this.vcpus.get(vcpuKey(domid, vcpu));
+    if (rec === undefined || !this.live.has(domid)) return;
+    completeMmioLoad(rec.state, value);
+    // Through the pause gate, as every wake: a paused domain's vCPU runs on unpause.
+    if (rec.unit.state === "blocked") this.control.wake(domid, vcpu);
   }
 
   /** Asks the vCPU to leave its pCPU at its next poll (or at once, if it sleeps there in WFI). */

@@ -86,6 +86,26 @@ function invalidateSlots(dec: Int32Array, addr: number, size: number): void {
   for (let s = first > 0 ? first - 1 : 0; s <= last; s++) dec[s] = 0;
 }
 
+/**
+ * completeMmio on a vCPU state block, for whoever holds the state while the vCPU is off its pCPU
+ * (the core, after a device model answered): the load's rd gets `value`, sign- or zero-extended.
+ */
+export function completeMmioLoad(st: Int32Array, value: number): void {
+  const rd = st[S.MMIO_RD]!;
+  if (st[S.MMIO_WRITE] !== 0 || rd === 0) return;
+  const signed = st[S.MMIO_SIGNED] !== 0;
+  switch (st[S.MMIO_SIZE]) {
+    case 1:
+      st[rd] = signed ? (value << 24) >> 24 : value & 0xff;
+      break;
+    case 2:
+      st[rd] = signed ? (value << 16) >> 16 : value & 0xffff;
+      break;
+    default:
+      st[rd] = value | 0;
+  }
+}
+
 export class Cpu {
   readonly state: Int32Array;
   readonly memory: MachineMemory;
@@ -157,20 +177,7 @@ export class Cpu {
    * load's rd (nothing for rd = x0 or for a store).
    */
   completeMmio(value: number): void {
-    const st = this.state;
-    const rd = st[S.MMIO_RD]!;
-    if (st[S.MMIO_WRITE] !== 0 || rd === 0) return;
-    const signed = st[S.MMIO_SIGNED] !== 0;
-    switch (st[S.MMIO_SIZE]) {
-      case 1:
-        st[rd] = signed ? (value << 24) >> 24 : value & 0xff;
-        break;
-      case 2:
-        st[rd] = signed ? (value << 16) >> 16 : value & 0xffff;
-        break;
-      default:
-        st[rd] = value | 0;
-    }
+    completeMmioLoad(this.state, value);
   }
 
   /**

@@ -27,6 +27,26 @@ function notifyPort(hv: Hypervisor, d: Domain, port: number): void {
   setPending2l(hv, d, v, port);
 }
 
+/**
+ * Xen's alloc_unbound_xen_event_channel: a port of d, consumed by the hypervisor, that
+ * `remoteDomid` may bind to; sends from the peer reach hv.ioreq.consumerNotify, not d.
+ */
+export function evtchnAllocXenConsumer(d: Domain, vcpuId: number, remoteDomid: number): number {
+  if (d.dying) return err("EINVAL");
+  const port = d.evtchn.findFree();
+  if (port < 0) return port;
+  d.evtchn.bind(port, Ecs.unbound, vcpuId, remoteDomid, 0, true);
+  return port;
+}
+
+/** Xen's notify_via_xen_event_channel: the core signals the peer of its own port (if bound). */
+export function notifyViaXenEventChannel(hv: Hypervisor, d: Domain, port: number): void {
+  if (!d.evtchn.isValid(port) || d.evtchn.state(port) !== Ecs.interdomain) return;
+  const rd = hv.domains.getLive(d.evtchn.u1(port));
+  const rport = d.evtchn.u2(port);
+  if (rd?.evtchn.isValid(rport) && rd.evtchn.state(rport) === Ecs.interdomain) notifyPort(hv, rd, rport);
+}
+
 /** EVTCHNOP_alloc_unbound: a new port of d that only `remoteDomid` may bind to. */
 export function evtchnAllocUnbound(d: Domain, remoteDomid: number, requested?: number): number {
   if (d.dying) return err("EINVAL");
@@ -54,7 +74,8 @@ export function evtchnBindInterdomain(
   const lport = takePort(ld, requested);
   if (lport < 0) return lport;
   ld.evtchn.bind(lport, Ecs.interdomain, 0, rd.domid, rport);
-  rd.evtchn.bind(rport, Ecs.interdomain, rd.evtchn.notifyVcpu(rport), ld.domid, lport);
+  // A hypervisor-consumed port (an ioreq server's) stays one when its emulator binds to it.
+  rd.evtchn.bind(rport, Ecs.interdomain, rd.evtchn.notifyVcpu(rport), ld.domid, lport, rd.evtchn.isXenConsumer(rport));
   notifyPort(hv, ld, lport);
   return lport;
 }
@@ -108,7 +129,7 @@ export function evtchnClose(hv: Hypervisor, d: Domain, port: number, force = fal
         rd.evtchn.u1(rport) === d.domid &&
         rd.evtchn.u2(rport) === port
       ) {
-        rd.evtchn.bind(rport, Ecs.unbound, rd.evtchn.notifyVcpu(rport), d.domid, 0);
+        rd.evtchn.bind(rport, Ecs.unbound, rd.evtchn.notifyVcpu(rport), d.domid, 0, rd.evtchn.isXenConsumer(rport));
       }
       break;
     }
@@ -137,7 +158,11 @@ export function evtchnSend(hv: Hypervisor, d: Domain, port: number): number {
       const rd = hv.domains.getLive(d.evtchn.u1(port));
       if (rd !== undefined) {
         const rport = d.evtchn.u2(port);
-        if (rd.evtchn.isValid(rport) && rd.evtchn.state(rport) === Ecs.interdomain) notifyPort(hv, rd, rport);
+        if (rd.evtchn.isValid(rport) && rd.evtchn.state(rport) === Ecs.interdomain) {
+          // A port the hypervisor consumes (ioreq server) calls the core instead of the guest.
+          if (rd.evtchn.isXenConsumer(rport)) hv.ioreq.consumerNotify(rd, rport);
+          else notifyPort(hv, rd, rport);
+        }
       }
       return 0;
     }

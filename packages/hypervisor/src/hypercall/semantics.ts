@@ -40,6 +40,7 @@ import {
   type ViewMapResult,
 } from "../grant_table/grant_ops.js";
 import type { Hypervisor } from "../hypervisor.js";
+import type { IoreqServerInfo } from "../ioreq/ioreq_servers.js";
 import {
   addToPhysmap,
   currentReservation,
@@ -379,6 +380,86 @@ export class HypercallSemantics {
       if (!c.flags.privileged && index !== HvmParam.CALLBACK_IRQ) return err("EPERM");
       if (!Number.isFinite(value) || value < 0) return err("EINVAL");
       d.hvmParams[index] = value;
+      return 0;
+    });
+  }
+
+  // --- dm_op: device models (IOREQ servers) ----------------------------------------------------
+  // HYPERVISOR_dm_op on `domid` (the target). Allowed for a privileged caller or one the toolstack
+  // made a device model for the target (domctlSetTarget); never for the target itself.
+
+  private dm<T>(caller: number, domid: number, fn: (c: Domain, d: Domain) => T | number): T | number {
+    const c = this.self(caller);
+    if (c === undefined) return err("ESRCH");
+    const d = this.hv.domains.getLive(domid);
+    if (d === undefined) return err("ESRCH");
+    if (!this.hv.ioreq.mayServe(c, d)) return err("EPERM");
+    return fn(c, d);
+  }
+
+  /** XEN_DMOP_create_ioreq_server: the server id (ioservid_t), or -errno. */
+  dmopCreateIoreqServer(caller: number, domid: number, handleBufioreq: number): number {
+    return this.dm(caller, domid, (c, d) => this.hv.ioreq.create(c, d, handleBufioreq));
+  }
+
+  /** XEN_DMOP_get_ioreq_server_info: the buffered ring's port and each vCPU's ioreq port. */
+  dmopGetIoreqServerInfo(caller: number, domid: number, id: number): IoreqServerInfo | number {
+    return this.dm(caller, domid, (c, d) => this.hv.ioreq.info(c, d, id));
+  }
+
+  /** XEN_DMOP_map_io_range_to_ioreq_server: [start, end] inclusive. */
+  dmopMapIoRangeToIoreqServer(
+    caller: number,
+    domid: number,
+    id: number,
+    type: number,
+    start: number,
+    end: number,
+  ): number {
+    return this.dm(caller, domid, (c, d) => this.hv.ioreq.mapRange(c, d, id, type, start, end));
+  }
+
+  /** XEN_DMOP_unmap_io_range_from_ioreq_server. */
+  dmopUnmapIoRangeFromIoreqServer(
+    caller: number,
+    domid: number,
+    id: number,
+    type: number,
+    start: number,
+    end: number,
+  ): number {
+    return this.dm(caller, domid, (c, d) => this.hv.ioreq.unmapRange(c, d, id, type, start, end));
+  }
+
+  /** XEN_DMOP_set_ioreq_server_state. */
+  dmopSetIoreqServerState(caller: number, domid: number, id: number, enabled: boolean): number {
+    return this.dm(caller, domid, (c, d) => this.hv.ioreq.setState(c, d, id, enabled));
+  }
+
+  /** XEN_DMOP_destroy_ioreq_server. */
+  dmopDestroyIoreqServer(caller: number, domid: number, id: number): number {
+    return this.dm(caller, domid, (c, d) => this.hv.ioreq.destroy(c, d, id));
+  }
+
+  /** XEN_DMOP_nr_vcpus. */
+  dmopNrVcpus(caller: number, domid: number): number {
+    return this.dm(caller, domid, (_c, d) => d.vcpus.length);
+  }
+
+  /**
+   * XENMEM_acquire_resource for XENMEM_resource_ioreq_server: the machine frame of the server's
+   * page `frame` (0 buffered, 1 ioreq), for the port layer to hand out as a view, or -errno.
+   */
+  acquireIoreqServerFrame(caller: number, domid: number, id: number, frame: number): number {
+    return this.dm(caller, domid, (c, d) => this.hv.ioreq.acquireFrame(c, d, id, frame));
+  }
+
+  /** XEN_DOMCTL_set_target (Xenon: a set per device model): `domid` may serve `target` via dm_op. */
+  domctlSetTarget(caller: number, domid: number, target: number, allowed = true): number {
+    return this.ctl(caller, domid, (d) => {
+      const t = this.hv.domains.getLive(target);
+      if (t === undefined || t.domid === d.domid) return err("EINVAL");
+      this.hv.ioreq.setDmTarget(d.domid, t.domid, allowed);
       return 0;
     });
   }

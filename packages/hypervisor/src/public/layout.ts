@@ -29,7 +29,7 @@ export function fieldSize(type: FieldType): number {
 }
 
 /** Declares a layout and checks (once, at load) that every field is naturally aligned and inside it. */
-function struct<F extends string>(
+export function struct<F extends string>(
   name: string,
   size: number,
   fields: { readonly [K in F]: readonly [number, FieldType] },

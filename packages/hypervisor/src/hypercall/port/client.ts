@@ -9,8 +9,9 @@
  */
 import type { MessagePort } from "node:worker_threads";
 import { pack, unpack } from "msgpackr";
+import type { IoreqServerInfo } from "../../ioreq/ioreq_servers.js";
 import { legacyVcpuInfo, type SharedRegion, takePendingPorts, upcallWordIndex } from "../../shared_info.js";
-import type { PortDown, PortHello, PortOp, PortReply, PortView } from "./protocol.js";
+import type { PortDown, PortFrame, PortHello, PortOp, PortReply, PortView } from "./protocol.js";
 
 export class PortClosedError extends Error {
   constructor() {
@@ -109,6 +110,32 @@ export class HypercallClient {
   }
   copyToGrant(dom: number, ref: number, offset: number, bytes: Uint8Array): Promise<number> {
     return this.call("gnttabCopyTo", dom, ref, offset, bytes);
+  }
+
+  // ---- dm_op: IOREQ servers ----
+  /** XEN_DMOP_create_ioreq_server for `domid`: the server id or -errno. */
+  createIoreqServer(domid: number, handleBufioreq: number): Promise<number> {
+    return this.call("dmopCreateIoreqServer", domid, handleBufioreq);
+  }
+  getIoreqServerInfo(domid: number, id: number): Promise<IoreqServerInfo | number> {
+    return this.call("dmopGetIoreqServerInfo", domid, id);
+  }
+  mapIoRangeToIoreqServer(domid: number, id: number, type: number, start: number, end: number): Promise<number> {
+    return this.call("dmopMapIoRangeToIoreqServer", domid, id, type, start, end);
+  }
+  unmapIoRangeFromIoreqServer(domid: number, id: number, type: number, start: number, end: number): Promise<number> {
+    return this.call("dmopUnmapIoRangeFromIoreqServer", domid, id, type, start, end);
+  }
+  setIoreqServerState(domid: number, id: number, enabled: boolean): Promise<number> {
+    return this.call("dmopSetIoreqServerState", domid, id, enabled);
+  }
+  destroyIoreqServer(domid: number, id: number): Promise<number> {
+    return this.call("dmopDestroyIoreqServer", domid, id);
+  }
+  /** XENMEM_acquire_resource of an ioreq server page (0 buffered, 1 ioreq): a 4 KiB view, or -errno. */
+  async acquireIoreqServerPage(domid: number, id: number, frame: number): Promise<Uint8Array | number> {
+    const r = await this.call<PortFrame>("acquireIoreqServerPage", domid, id, frame);
+    return r.buffer === null ? r.status : new Uint8Array(r.buffer, r.byteOffset, 4096);
   }
 
   consoleWrite(text: string): Promise<number> {

@@ -37,6 +37,15 @@ export const PORT_OPS = [
   "gnttabCopyTo",
   // TS-domain event helpers
   "evtchnTakePending",
+  // dm_op: device models (IOREQ servers) and their pages (XENMEM_acquire_resource)
+  "dmopCreateIoreqServer",
+  "dmopGetIoreqServerInfo",
+  "dmopMapIoRangeToIoreqServer",
+  "dmopUnmapIoRangeFromIoreqServer",
+  "dmopSetIoreqServerState",
+  "dmopDestroyIoreqServer",
+  "dmopNrVcpus",
+  "acquireIoreqServerPage",
   // sched
   "schedShutdown",
   // domctl (control domain; privileged callers only, else -EPERM)
@@ -49,6 +58,7 @@ export const PORT_OPS = [
   "domctlMaxVcpus",
   "domctlGetVcpuInfo",
   "domctlSetVirqHandler",
+  "domctlSetTarget",
   "domctlGetVcpuAffinity",
   "domctlSetVcpuAffinity",
   "domctlSchedGetInfo",
@@ -92,6 +102,13 @@ export interface PortEvent {
   readonly ev: "upcall";
 }
 export type PortDown = PortReply | PortHello | PortEvent;
+
+/** A thread-mode view of a resource frame (ioreq server page): status 0 or -errno. */
+export interface PortFrame {
+  readonly status: number;
+  readonly buffer: SharedArrayBuffer | null;
+  readonly byteOffset: number;
+}
 
 /** A thread-mode view of a granted frame, as it crosses the MessagePort. */
 export interface PortView {

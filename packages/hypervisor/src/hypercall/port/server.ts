@@ -10,7 +10,7 @@ import type { DomctlCreateDomainConfig } from "../../control.js";
 import type { Hypervisor } from "../../hypervisor.js";
 import type { PoolParamsUpdate, SchedParamsUpdate } from "../../sched/types.js";
 import { legacyVcpuInfo, takePendingPorts } from "../../shared_info.js";
-import { PORT_OPS, type PortDown, type PortOp, type PortRequest, type PortView } from "./protocol.js";
+import { PORT_OPS, type PortDown, type PortFrame, type PortOp, type PortRequest, type PortView } from "./protocol.js";
 
 /** Where replies go: a MessagePort (thread mode) or a byte sink (process mode). */
 export interface PortSink {
@@ -135,6 +135,31 @@ export class PortServer {
         if (!(b instanceof Uint8Array)) throw new TypeError("gnttabCopyTo takes bytes");
         return this.copy(n(0), n(1), n(2), b.length, b);
       }
+      case "dmopCreateIoreqServer":
+        return s.dmopCreateIoreqServer(c, n(0), n(1));
+      case "dmopGetIoreqServerInfo":
+        return s.dmopGetIoreqServerInfo(c, n(0), n(1));
+      case "dmopMapIoRangeToIoreqServer":
+        return s.dmopMapIoRangeToIoreqServer(c, n(0), n(1), n(2), n(3), n(4));
+      case "dmopUnmapIoRangeFromIoreqServer":
+        return s.dmopUnmapIoRangeFromIoreqServer(c, n(0), n(1), n(2), n(3), n(4));
+      case "dmopSetIoreqServerState":
+        return s.dmopSetIoreqServerState(c, n(0), n(1), a[2] === true);
+      case "dmopDestroyIoreqServer":
+        return s.dmopDestroyIoreqServer(c, n(0), n(1));
+      case "dmopNrVcpus":
+        return s.dmopNrVcpus(c, n(0));
+      case "acquireIoreqServerPage": {
+        // Process mode has no shared memory: its device models cannot take the pages (-EOPNOTSUPP).
+        if (!this.threadMode) return { status: -95, buffer: null, byteOffset: 0 } satisfies PortFrame;
+        const mfn = s.acquireIoreqServerFrame(c, n(0), n(1), n(2));
+        if (mfn < 0) return { status: mfn, buffer: null, byteOffset: 0 } satisfies PortFrame;
+        return {
+          status: 0,
+          buffer: this.hv.memory.chunk(mfn).buffer as SharedArrayBuffer,
+          byteOffset: this.hv.memory.frameOffset(mfn),
+        } satisfies PortFrame;
+      }
       case "schedShutdown":
         return s.schedShutdown(c, n(0));
       case "domctlCreateDomain":
@@ -155,6 +180,8 @@ export class PortServer {
         return s.domctlGetVcpuInfo(c, n(0), n(1));
       case "domctlSetVirqHandler":
         return s.domctlSetVirqHandler(c, n(0), n(1));
+      case "domctlSetTarget":
+        return s.domctlSetTarget(c, n(0), n(1), a[2] !== false);
       case "domctlGetVcpuAffinity":
         return s.domctlGetVcpuAffinity(c, n(0), n(1));
       case "domctlSetVcpuAffinity":
