@@ -53,6 +53,7 @@ const C_MEMBER: Record<string, string> = {
   cpumap_soft_nr_bits: "cpumap_soft.nr_bits",
   cpumap_bitmap: "cpumap.bitmap",
   cpumap_nr_bits: "cpumap.nr_bits",
+  x: "x[0]",
   credit2_weight: "u.credit2.weight",
   credit2_cap: "u.credit2.cap",
   rtds_period: "u.rtds.period",

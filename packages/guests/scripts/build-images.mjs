@@ -60,6 +60,7 @@ const NATIVE_IMAGES = {
   spin: ["images/spin.c"],
   grantshare: ["images/grantshare.c"],
   hostile: ["images/hostile.c"],
+  smp: ["images/smp.c"],
 };
 const LINUX_EXTRA = { cpubench: ["bench/cpubench_core.c"] };
 

@@ -44,6 +44,7 @@ export const NATIVE_IMAGES: readonly string[] = [
   "spin",
   "hostile",
   "polltest",
+  "smp",
 ];
 
 const NAME = /^[a-z0-9_-]+$/;

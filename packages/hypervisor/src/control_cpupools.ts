@@ -90,6 +90,12 @@ export class CpupoolControl implements ControlHooks {
     return 0;
   }
 
+  /** VCPUOP_down (or the domain going away): the vCPU is not run again, nor woken by the unpause. */
+  offline(domid: number, vcpu: number): number {
+    this.pausedRunnable.get(domid)?.delete(vcpu);
+    return this.pools.offline(domid, vcpu, this.now());
+  }
+
   /** SCHEDOP_yield; a no-op while the domain is paused (its vCPUs are off the run queues). */
   yield(domid: number, vcpu: number): number {
     return this.pausedRunnable.has(domid) ? 0 : this.pools.yield(domid, vcpu, this.now());
@@ -135,7 +141,8 @@ export class CpupoolControl implements ControlHooks {
     const now = this.now();
     for (const v of [...held].sort((a, b) => a - b)) {
       const u = this.pools.unit(domid, v);
-      if (u !== undefined && u.state === "blocked") this.pools.wake(domid, v, now);
+      // Held vCPUs were runnable or woken while paused (a VCPUOP_up may have come from offline).
+      if (u !== undefined && u.state !== "runnable") this.pools.wake(domid, v, now);
     }
     return 0;
   }

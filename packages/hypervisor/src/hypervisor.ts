@@ -28,6 +28,11 @@ export interface HypervisorHooks {
   ioreqDone?(domid: number, vcpu: number, value: number): void;
   /** A destroyed domain's last frame went back to the allocator; its domid is free again. */
   domainReleased?(domid: number): void;
+  /**
+   * VCPUOP_up / VCPUOP_down changed a vCPU's online state: the scheduling layer loads its start
+   * context (first up) and makes it runnable, or takes it off its pCPU for good.
+   */
+  vcpuOnline?(domid: number, vcpu: number, online: boolean): void;
 }
 
 export interface HypervisorOptions {

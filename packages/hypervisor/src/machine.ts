@@ -222,6 +222,10 @@ export class Machine {
         prev.ioreqDone?.(domid, vcpu, value);
         this.ioreqDone(domid, vcpu, value);
       },
+      vcpuOnline: (domid, vcpu, online) => {
+        prev.vcpuOnline?.(domid, vcpu, online);
+        this.vcpuOnline(domid, vcpu, online);
+      },
     };
   }
 
@@ -307,7 +311,9 @@ export class Machine {
     if (this.cpupools.pool(poolId) === undefined) throw new Error(`no cpupool ${poolId}`);
     const rc = this.control.domainCreated(domain.domid, domain.vcpus.length, poolId);
     if (rc < 0) throw new Error(`cpupool ${poolId} refused domain ${domain.domid} (${rc})`);
-    this.vcpus.get(vcpuKey(domain.domid, 0))!.state.set(bootState);
+    const boot = this.vcpus.get(vcpuKey(domain.domid, 0))!;
+    boot.state.set(bootState);
+    this.syncUpcallLine(boot);
     if (domain.paused) domain.unpause();
     if (!domain.paused) this.control.unpauseDomain(domain.domid);
   }
@@ -336,6 +342,8 @@ export class Machine {
       };
       this.vcpus.set(rec.key, rec);
       this.syncUpcallLine(rec);
+      // Secondary vCPUs stay down until VCPUOP_initialise + VCPUOP_up.
+      if (!v.online) this.cpupools.offline(domid, v.id, this.now());
     }
     this.live.set(domid, { name: domain.name });
     const ctlBuf = new SharedArrayBuffer(domainCtlWords(domain.vcpus.length) * 4);
@@ -576,6 +584,8 @@ export class Machine {
           // Any vCPU of the domain may have had its vcpu_info registered by this call.
           this.syncUpcallLines(rec.domain);
           this.syncTimer(rec);
+          // VCPUOP_down of itself: it stops here; brought up again, it returns from the call.
+          if (rec.unit.state === "offline") return;
           const req = rec.domain.vcpu(rec.vcpuId)?.takeSchedRequest() ?? null;
           if (req === null) continue;
           if (req.op === "yield") {
@@ -649,6 +659,27 @@ export class Machine {
     completeMmioLoad(rec.state, value);
     // Through the pause gate, as every wake: a paused domain's vCPU runs on unpause.
     if (rec.unit.state === "blocked") this.control.wake(domid, vcpu);
+  }
+
+  /**
+   * VCPUOP_up: the first time, load the start context (VCPUOP_initialise) into the registers;
+   * then the vCPU runs (through the pause gate). VCPUOP_down: off its pCPU, not run again.
+   */
+  private vcpuOnline(domid: number, vcpu: number, online: boolean): void {
+    const rec = this.vcpus.get(vcpuKey(domid, vcpu));
+    if (rec === undefined || !this.live.has(domid)) return;
+    if (!online) {
+      this.control.offline(domid, vcpu);
+      return;
+    }
+    const ctx = rec.domain.vcpu(vcpu)?.takeStartContext() ?? null;
+    if (ctx !== null) {
+      const s = rec.state;
+      for (let i = 1; i < 32; i++) s[i] = ctx.regs[i]!;
+      s[VcpuSlot.PC] = ctx.pc;
+      s[VcpuSlot.PRIV] = 1;
+    }
+    this.control.wake(domid, vcpu);
   }
 
   /** Asks the vCPU to leave its pCPU at its next poll (or at once, if it sleeps there in WFI). */

@@ -57,6 +57,10 @@ export class MachineControl extends CpupoolControl {
     return this.settled(super.block(domid, vcpu));
   }
 
+  override offline(domid: number, vcpu: number): number {
+    return this.settled(super.offline(domid, vcpu));
+  }
+
   override yield(domid: number, vcpu: number): number {
     return this.settled(super.yield(domid, vcpu));
   }

@@ -10,6 +10,12 @@ export type SchedRequest =
   /** The domain shut down: stop running its vCPUs. */
   | { readonly op: "shutdown" };
 
+/** A secondary vCPU's first registers (VCPUOP_initialise): pc and x0..x31 (x0 ignored). */
+export interface VcpuStartContext {
+  readonly pc: number;
+  readonly regs: Int32Array;
+}
+
 /** Where a registered vcpu_info lives (VCPUOP_register_vcpu_info). */
 export interface VcpuInfoPlacement {
   readonly gfn: number;
@@ -34,12 +40,31 @@ export class Vcpu {
   timerGeneration = 0;
   /** The registered vcpu_info, or null while the default (shared_info slot or dummy) is used. */
   placement: VcpuInfoPlacement | null = null;
+  /**
+   * Has a start context (VCPUOP_initialise, or the domain builder for vCPU 0). Xen's
+   * is_initialised: it stays set across VCPUOP_down.
+   */
+  initialised: boolean;
+  /** Not down (Xen's !VPF_down): the scheduler may run it. vCPU 0 starts up, the rest down. */
+  online: boolean;
+  /** VCPUOP_initialise's registers, until the scheduling layer loads them at the first VCPUOP_up. */
+  startContext: VcpuStartContext | null = null;
 
   constructor(
     readonly id: number,
     /** Where this vCPU's evtchn_upcall_pending / evtchn_pending_sel live. */
     public vcpuInfo: SharedRegion,
-  ) {}
+  ) {
+    this.initialised = id === 0;
+    this.online = id === 0;
+  }
+
+  /** Returns and clears the start context set by VCPUOP_initialise. */
+  takeStartContext(): VcpuStartContext | null {
+    const c = this.startContext;
+    this.startContext = null;
+    return c;
+  }
 
   /** Returns and clears the pending sched request. */
   takeSchedRequest(): SchedRequest | null {

@@ -5,6 +5,38 @@ import { isValidGfn, P2mType } from "./p2m/types.js";
 import { err } from "./public/errno.js";
 import { VcpuInfo } from "./public/layout.js";
 import { vcpuInfoInFrame } from "./shared_info.js";
+import type { VcpuStartContext } from "./vcpu.js";
+
+/**
+ * VCPUOP_initialise: gives a vCPU that never ran its first registers. -ENOENT no such vCPU,
+ * -EEXIST already initialised (vCPU 0 always is; Xen's rule), -EINVAL for a non-zero flags word.
+ */
+export function vcpuInitialise(d: Domain, vcpuId: number, ctx: VcpuStartContext, flags: number): number {
+  const v = d.vcpu(vcpuId);
+  if (v === undefined) return err("ENOENT");
+  if (d.dying) return err("EINVAL");
+  if (v.initialised) return err("EEXIST");
+  if (flags !== 0 || ctx.regs.length !== 32) return err("EINVAL");
+  v.startContext = { pc: ctx.pc | 0, regs: Int32Array.from(ctx.regs) };
+  v.initialised = true;
+  return 0;
+}
+
+/**
+ * VCPUOP_up / VCPUOP_down of one of the caller's own vCPUs. Up needs an initialised vCPU
+ * (-EINVAL); either is 0 when the vCPU is in that state already. A vCPU taking itself down stops
+ * when the hypercall returns; brought up again it resumes where it stopped.
+ */
+export function vcpuSetOnline(hv: Hypervisor, d: Domain, vcpuId: number, online: boolean): number {
+  const v = d.vcpu(vcpuId);
+  if (v === undefined) return err("ENOENT");
+  if (d.dying) return err("EINVAL");
+  if (online && !v.initialised) return err("EINVAL");
+  if (v.online === online) return 0;
+  v.online = online;
+  hv.hooks.vcpuOnline?.(d.domid, vcpuId, online);
+  return 0;
+}
 
 /**
  * VCPUOP_register_vcpu_info: moves vCPU `vcpuId`'s vcpu_info to `offset` inside the domain's RAM

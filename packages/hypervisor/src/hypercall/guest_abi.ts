@@ -29,6 +29,8 @@ import {
   SchedShutdown,
   type StructLayout,
   type StructValues,
+  VCPU_GUEST_CONTEXT_REGS,
+  VcpuGuestContext,
   VcpuRegisterVcpuInfo,
   VcpuSetSingleshotTimer,
   writeField,
@@ -485,7 +487,27 @@ export function xenVersion(d: Domain, cmd: number, arg: number): number {
 export function vcpuOp(d: Domain, cmd: number, vcpuId: number, arg: number): number {
   const v = d.vcpu(vcpuId);
   if (v === undefined) return err("ENOENT");
-  if (cmd === VcpuOp.is_up) return 1;
+  const sem = d.hv.hypercalls;
+  switch (cmd) {
+    case VcpuOp.is_up:
+      return sem.vcpuIsUp(d.domid, vcpuId);
+    case VcpuOp.up:
+    case VcpuOp.down:
+      return sem.vcpuSetOnline(d.domid, vcpuId, cmd === VcpuOp.up);
+    case VcpuOp.initialise: {
+      const bytes = d.guest.copyFromGuest(arg, VcpuGuestContext.size);
+      if (typeof bytes === "number") return bytes;
+      const dv = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+      const regs = new Int32Array(VCPU_GUEST_CONTEXT_REGS);
+      for (let i = 1; i < VCPU_GUEST_CONTEXT_REGS; i++)
+        regs[i] = dv.getInt32(VcpuGuestContext.fields.x.offset + 4 * i, true);
+      const c = {
+        flags: dv.getUint32(VcpuGuestContext.fields.flags.offset, true),
+        pc: dv.getUint32(VcpuGuestContext.fields.pc.offset, true),
+      };
+      return sem.vcpuInitialise(d.domid, vcpuId, { pc: c.pc, regs }, c.flags);
+    }
+  }
   if (cmd === VcpuOp.stop_singleshot_timer) {
     v.singleshotDeadlineNs = null;
     v.timerGeneration++;

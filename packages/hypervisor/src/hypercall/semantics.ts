@@ -79,7 +79,8 @@ import {
   XEN_SCHEDULER,
 } from "../sched/types.js";
 import { upcallPending } from "../shared_info.js";
-import { registerVcpuInfo } from "../vcpu_op.js";
+import type { VcpuStartContext } from "../vcpu.js";
+import { registerVcpuInfo, vcpuInitialise, vcpuSetOnline } from "../vcpu_op.js";
 
 /** The most ports one SCHEDOP_poll may name (Xen's limit). */
 export const SCHED_POLL_MAX_PORTS = 128;
@@ -357,6 +358,24 @@ export class HypercallSemantics {
   }
 
   // --- vcpu_op / hvm_op ------------------------------------------------------------------------
+
+  /** VCPUOP_initialise of one of the caller's vCPUs. */
+  vcpuInitialise(caller: number, vcpu: number, ctx: VcpuStartContext, flags: number): number {
+    const c = this.self(caller);
+    return c === undefined ? err("ESRCH") : vcpuInitialise(c, vcpu, ctx, flags);
+  }
+
+  /** VCPUOP_up (online) / VCPUOP_down of one of the caller's vCPUs. */
+  vcpuSetOnline(caller: number, vcpu: number, online: boolean): number {
+    const c = this.self(caller);
+    return c === undefined ? err("ESRCH") : vcpuSetOnline(this.hv, c, vcpu, online);
+  }
+
+  /** VCPUOP_is_up: 1 or 0; -ENOENT for no such vCPU. */
+  vcpuIsUp(caller: number, vcpu: number): number {
+    const v = this.self(caller)?.vcpu(vcpu);
+    return v === undefined ? err("ENOENT") : v.online ? 1 : 0;
+  }
 
   registerVcpuInfo(caller: number, vcpu: number, gfn: number, offset: number): number {
     const c = this.self(caller);

@@ -332,6 +332,18 @@ export const VcpuSetSingleshotTimer = struct("vcpu_set_singleshot_timer", 16, {
   flags: [8, "u32"],
 });
 
+/**
+ * VCPUOP_initialise's argument on Xenon RV32 (Xen's vcpu_guest_context, arch part of our own):
+ * `flags` (must be 0), the start `pc`, and x0..x31 (x0 ignored) — 136 bytes.
+ */
+export const VcpuGuestContext = struct("vcpu_guest_context", 136, {
+  flags: [0, "u32"],
+  pc: [4, "u32"],
+  x: [8, "u32"],
+});
+/** Registers in vcpu_guest_context.x. */
+export const VCPU_GUEST_CONTEXT_REGS = 32;
+
 export const VcpuRegisterVcpuInfo = struct("vcpu_register_vcpu_info", 16, {
   mfn: [0, "u64"],
   offset: [8, "u32"],

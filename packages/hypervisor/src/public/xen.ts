@@ -110,7 +110,15 @@ export const XenFeat = {
 export const XENFEAT_NR_SUBMAPS = 1;
 
 /** `VCPUOP_*` (§1.7); is_up, the single-shot timer and register_vcpu_info are served. */
-export const VcpuOp = { is_up: 3, set_singleshot_timer: 8, stop_singleshot_timer: 9, register_vcpu_info: 10 } as const;
+export const VcpuOp = {
+  initialise: 0,
+  up: 1,
+  down: 2,
+  is_up: 3,
+  set_singleshot_timer: 8,
+  stop_singleshot_timer: 9,
+  register_vcpu_info: 10,
+} as const;
 /** VCPU_SSHOTTMR_future: fail with -ETIME instead of firing at once if the deadline has passed. */
 export const VCPU_SSHOTTMR_FUTURE = 1;
 

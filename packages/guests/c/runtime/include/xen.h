@@ -446,6 +446,16 @@ struct vcpu_set_singleshot_timer {
 XEN_ABI_SIZE(struct vcpu_set_singleshot_timer, 16);
 XEN_ABI_OFFSET(struct vcpu_set_singleshot_timer, flags, 8);
 
+/* VCPUOP_initialise's argument on Xenon RV32: the first pc and x0..x31 (x0 ignored; flags 0). */
+struct vcpu_guest_context {
+  uint32_t flags;
+  uint32_t pc;
+  uint32_t x[32];
+};
+XEN_ABI_SIZE(struct vcpu_guest_context, 136);
+XEN_ABI_OFFSET(struct vcpu_guest_context, pc, 4);
+XEN_ABI_OFFSET(struct vcpu_guest_context, x, 8);
+
 struct vcpu_register_vcpu_info {
   uint64_t mfn; /* a gfn on a translated guest */
   uint32_t offset;
