@@ -65,7 +65,7 @@ const C_MEMBER: Record<string, string> = {
   sched_credit2_ratelimit_us: "u.sched_credit2.ratelimit_us",
 };
 // Arrays: TS names their first element.
-const OFFSET_ONLY = new Set(["vcpu_info0", "evtchn_pending", "evtchn_mask"]);
+const OFFSET_ONLY = new Set(["vcpu_info0", "evtchn_pending", "evtchn_mask", "req", "rsp"]);
 /** TS layouts whose C side is not a struct of the same name. */
 const C_NAME: Record<string, string | null> = { domid_t: null, evtchn_port: "evtchn_port_arg" };
 

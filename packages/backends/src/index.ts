@@ -10,13 +10,20 @@ export {
   type XsReply,
   type XsTransport,
 } from "./xenstore/domain_conn.js";
+export {
+  type LaunchOptions as XenstoreLaunchOptions,
+  XenstoreDomainHandle,
+  type XenstoreDomainWorkerData,
+} from "./xenstore/launch.js";
 export { XS_STREAM_ERRORS, XsParser, XsStreamError, type XsStreamErrorCode } from "./xenstore/parser.js";
 export { type Acl, formatPerm, type Perm, parsePerm } from "./xenstore/permissions.js";
 export { DEFAULT_QUOTAS, type Quotas } from "./xenstore/quota.js";
+export { type RingFailure, XenstoreRing, type XenstoreRingOptions } from "./xenstore/ring.js";
 export { startXenstoredServer, type XenstoredServer } from "./xenstore/server.js";
 export {
   encodeMessage,
   nulStrings,
+  splitPayload,
   XENSTORE_ABS_PATH_MAX,
   XENSTORE_PAYLOAD_MAX,
   XENSTORE_REL_PATH_MAX,
@@ -27,4 +34,5 @@ export {
   type XsMessage,
   type XsTypeName,
 } from "./xenstore/wire.js";
+export { XenstoreDomain } from "./xenstore/xenstore_domain.js";
 export { type DomainChannelFactory, Xenstored, type XenstoredOptions } from "./xenstore/xenstored.js";

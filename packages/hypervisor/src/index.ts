@@ -130,3 +130,6 @@ export type {
 export { REF_SPEED, SchedUnit, XEN_SCHEDULER } from "./sched/types.js";
 export type { SharedRegion } from "./shared_info.js";
 export type { SchedRequest, Vcpu, VcpuInfoPlacement } from "./vcpu.js";
+// XenStore connection of a domain (magic page, gref 1, unbound port, HVM params).
+export type { XenstoreRingSetup } from "./xenstore_page.js";
+export { GUEST_MAGIC_BASE, GUEST_XENSTORE_GFN, setupXenstoreRing, XENSTORE_PFN_OFFSET } from "./xenstore_page.js";

@@ -7,3 +7,5 @@ export type { LinuxRunOptions, LinuxRunResult } from "./run/linux_abi.js";
 export { runLinuxUser, SYS_EXIT, SYS_EXIT_GROUP, SYS_WRITE } from "./run/linux_abi.js";
 export type { BuiltSystem, DomainSpec, PoolSpec, StaticEvtchn, SystemConfig, SystemResult } from "./run/system.js";
 export { buildSystem, ConfigError, parseDomainSpec, parseStaticEvtchn, runSystem } from "./run/system.js";
+export type { XenstoreLinkOptions } from "./run/xenstore_link.js";
+export { XenstoreLink } from "./run/xenstore_link.js";

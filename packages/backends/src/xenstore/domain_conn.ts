@@ -16,6 +16,11 @@ export interface XsPort {
   writable(): void;
   /** The peer is gone; the daemon forgets the connection's watches and transactions. */
   closed(): void;
+  /**
+   * Requests received but not handled yet (the connection is stalled on undelivered replies).
+   * A transport that can hold input back (a ring) stops reading while this is non-zero.
+   */
+  readonly backlog: number;
 }
 
 /** What the daemon needs from a transport. */

@@ -135,6 +135,10 @@ class Connection implements XsPort {
     if (failure) this.daemon.drop(this, failure.message);
   }
 
+  get backlog(): number {
+    return this.input.length;
+  }
+
   writable(): void {
     this.daemon.flush(this);
     this.daemon.pump(this);
@@ -197,6 +201,19 @@ export class Xenstored implements XsConnector {
 
   targetOf(domid: number): number | undefined {
     return this.domains.get(domid)?.target;
+  }
+
+  /** Domains introduced and not yet released (dom0 excluded). */
+  introducedDomains(): number[] {
+    return [...this.domains.values()].filter((d) => d.introduced).map((d) => d.domid);
+  }
+
+  /**
+   * A domain shut down but is not gone yet: watchers of @releaseDomain hear it now (as from the
+   * C daemon), the domain itself is released once it is dying or gone.
+   */
+  domainShutdown(domid: number): void {
+    if (this.domains.get(domid)?.introduced) this.fireSpecial("@releaseDomain");
   }
 
   isIntroduced(domid: number): boolean {

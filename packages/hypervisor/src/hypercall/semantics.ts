@@ -589,10 +589,14 @@ export class HypercallSemantics {
     });
   }
 
-  /** XEN_DOMCTL_getdomaininfo: the domain with the lowest id >= `domid` (Xen 4.17), dying ones included. */
+  /**
+   * XEN_DOMCTL_getdomaininfo: the domain with the lowest id >= `domid` (Xen 4.17), dying ones
+   * included. The XenStore domain may ask too (XSM_XS_PRIV): it watches for dying domains.
+   */
   domctlGetDomainInfo(caller: number, domid: number): DomctlDomainInfo | number {
-    const c = this.controller(caller);
-    if (typeof c === "number") return c;
+    const c = this.self(caller);
+    if (c === undefined) return err("ESRCH");
+    if (!c.flags.privileged && !c.flags.xenstore) return err("EPERM");
     if (!Number.isInteger(domid) || domid < 0 || domid >= DOMID_FIRST_RESERVED) return err("EINVAL");
     const d = this.hv.domains.list().find((x) => x.domid >= domid);
     return d === undefined ? err("ESRCH") : this.domctlInfoOf(d);

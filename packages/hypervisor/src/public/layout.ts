@@ -519,3 +519,44 @@ export const XenDomctlGetvcpuinfo = struct("xen_domctl_getvcpuinfo", 24, {
 });
 
 export const XenDomctlSetVirqHandler = struct("xen_domctl_set_virq_handler", 4, { virq: [0, "u32"] });
+
+// ---------------------------------------------------------------------------------------------
+// XenStore (io/xs_wire.h): the message header and the per-domain ring page.
+// ---------------------------------------------------------------------------------------------
+
+/** struct xsd_sockmsg: every XenStore message starts with it, on a socket or a ring. */
+export const XsdSockmsg = struct("xsd_sockmsg", 16, {
+  type: [0, "u32"],
+  req_id: [4, "u32"],
+  tx_id: [8, "u32"],
+  len: [12, "u32"],
+});
+
+/**
+ * struct xenstore_domain_interface: one 4 KiB page shared by a domain and the XenStore domain.
+ * `req`/`rsp` are 1024-byte byte rings (the TS fields name their first byte); the indices are
+ * free-running u32 counters, byte x living at x & (XENSTORE_RING_SIZE - 1).
+ */
+export const XenstoreDomainInterface = struct("xenstore_domain_interface", 2076, {
+  req: [0, "u8"],
+  rsp: [1024, "u8"],
+  req_cons: [2048, "u32"],
+  req_prod: [2052, "u32"],
+  rsp_cons: [2056, "u32"],
+  rsp_prod: [2060, "u32"],
+  server_features: [2064, "u32"],
+  connection: [2068, "u32"],
+  error: [2072, "u32"],
+});
+export const XENSTORE_RING_SIZE = 1024;
+/** server_features bit: the server honours `connection = XENSTORE_RECONNECT`. */
+export const XENSTORE_SERVER_FEATURE_RECONNECTION = 1;
+/** server_features bit: the server reports why it gave up in `error`. */
+export const XENSTORE_SERVER_FEATURE_ERROR = 2;
+export const XENSTORE_CONNECTED = 0;
+export const XENSTORE_RECONNECT = 1;
+/** `error` values: none, event channel trouble, a bad ring index, a protocol violation (oversize payload). */
+export const XENSTORE_ERROR_NONE = 0;
+export const XENSTORE_ERROR_COMM = 1;
+export const XENSTORE_ERROR_RINGIDX = 2;
+export const XENSTORE_ERROR_PROTO = 3;

@@ -73,10 +73,17 @@ export interface SystemConfig {
   /** Gives up after this many ms (the run is reported as timed out). */
   readonly timeoutMs?: number;
   /**
-   * Serve XenStore on this Unix socket for the run: every domain is introduced with its name
-   * (/local/domain/<domid>) and released when it is gone.
+   * Serve XenStore on this Unix socket for the run: every domain gets a XenStore ring, is
+   * introduced with its name (/local/domain/<domid>) and released when it is gone.
    */
   readonly xenstoreSocket?: string;
+  /**
+   * Run XenStore (the XenStore domain, in its own worker) even without a socket: every domain
+   * gets its ring page and event channel (HVM_PARAM_STORE_PFN / STORE_EVTCHN).
+   */
+  readonly xenstore?: boolean;
+  /** xenstored's log lines (rings dropped for bad indices or protocol errors, ...). */
+  readonly xenstoreLog?: (line: string) => void;
   /** Called once the XenStore socket listens (the CLI prints it). */
   readonly onXenstore?: (socketPath: string) => void;
 }
@@ -271,23 +278,21 @@ export function buildSystem(cfg: Omit<SystemConfig, "timeoutMs">): BuiltSystem {
 
 export async function runSystem(cfg: SystemConfig): Promise<SystemResult> {
   const t0 = performance.now();
-  const xs = cfg.xenstoreSocket === undefined ? null : await XenstoreLink.start(cfg.xenstoreSocket);
-  let built: BuiltSystem;
-  try {
-    built = buildSystem(cfg);
-  } catch (e) {
-    await xs?.close();
-    throw e;
-  }
-  const { machine, hv, domids } = built;
-  if (xs !== null) {
-    for (const [i, domid] of domids.entries()) xs.introduce(domid, cfg.domains[i]!.name);
-    const prev = hv.hooks.shutdown;
-    hv.hooks.shutdown = (domid, reason, action) => {
-      prev?.(domid, reason, action);
-      xs.release(domid);
-    };
-    cfg.onXenstore?.(xs.path);
+  const { machine, hv, domids } = buildSystem(cfg);
+  let xs: XenstoreLink | null = null;
+  if (cfg.xenstore === true || cfg.xenstoreSocket !== undefined) {
+    try {
+      xs = await XenstoreLink.start(hv, {
+        ...(cfg.xenstoreSocket !== undefined ? { socketPath: cfg.xenstoreSocket } : {}),
+        ...(cfg.xenstoreLog !== undefined ? { log: cfg.xenstoreLog } : {}),
+      });
+      for (const [i, domid] of domids.entries()) await xs.introduce(hv.domains.get(domid)!, cfg.domains[i]!.name);
+    } catch (e) {
+      await machine.close();
+      await xs?.close();
+      throw e instanceof ConfigError ? e : new ConfigError(`xenstore: ${(e as Error).message}`);
+    }
+    if (cfg.xenstoreSocket !== undefined) cfg.onXenstore?.(cfg.xenstoreSocket);
   }
   try {
     let timedOut = false;

@@ -1,46 +1,83 @@
 /**
- * The toolstack's side of XenStore (what libxl does at domain creation and destruction): as the
- * privileged dom0 client it writes /local/domain/<domid>/{name,domid} and introduces the domain
- * (XS_INTRODUCE, firing @introduceDomain), and releases it (XS_RELEASE, @releaseDomain) when the
- * domain is gone. The daemon runs in this process and is reachable by Debian's xenstore-* tools
- * on its Unix socket. The guest ring is not connected yet: domains are introduced with no ring.
+ * The toolstack's side of XenStore, as libxl and init-xenstore-domain do it:
+ * - creates the XenStore domain (XEN_DOMCTL_CDF_xs_domain, no RAM, no vCPU that runs guest
+ *   code), serves its hypercall port and starts it in its own worker thread; routes
+ *   VIRQ_DOM_EXC to it, so it notices dead domains itself;
+ * - for each guest, has the builder set up the XenStore page, gref 1 and the unbound port
+ *   (setupXenstoreRing), then as the privileged dom0 client writes
+ *   /local/domain/<domid>/{name,domid} and introduces the domain (XS_INTRODUCE domid gfn port);
+ * - when a domain is gone, xenstored releases it on VIRQ_DOM_EXC (@releaseDomain); the toolstack
+ *   only removes what it wrote, as libxl does.
+ * Debian's xenstore-* tools reach the daemon on its Unix socket when one is asked for.
  */
-import { InProcessConnection, startXenstoredServer, type XenstoredServer, XS_TYPES } from "@xenon/backends";
+import { MessageChannel } from "node:worker_threads";
+import { XenstoreDomainHandle, XS_TYPES } from "@xenon/backends";
+import { type Domain, type Hypervisor, p2mPoolPagesFor, servePort, setupXenstoreRing, Virq } from "@xenon/hypervisor";
 
-const enc = new TextEncoder();
+export interface XenstoreLinkOptions {
+  /** Serve Debian's tools on this Unix socket. */
+  readonly socketPath?: string;
+  /** Daemon log lines (dropped connections, bad rings). */
+  readonly log?: (line: string) => void;
+}
 
 export class XenstoreLink {
   private constructor(
-    readonly server: XenstoredServer,
-    private readonly dom0: InProcessConnection,
+    private readonly hv: Hypervisor,
+    readonly xs: XenstoreDomainHandle,
+    readonly socketPath: string | undefined,
   ) {}
 
-  static async start(socketPath: string): Promise<XenstoreLink> {
-    const server = await startXenstoredServer(socketPath);
-    return new XenstoreLink(server, new InProcessConnection(server.daemon, { domid: 0, privileged: true }));
+  /** Creates the XenStore domain in `hv` and starts it. */
+  static async start(hv: Hypervisor, opts: XenstoreLinkOptions = {}): Promise<XenstoreLink> {
+    const d = hv.domains.create({
+      name: "Xenstore",
+      maxVcpus: 1,
+      maxPages: 0,
+      p2mPoolPages: p2mPoolPagesFor(0),
+      flags: { xenstore: true },
+    });
+    if (typeof d === "number") throw new Error(`cannot create the XenStore domain (${d})`);
+    hv.setGlobalVirqHandler(Virq.DOM_EXC, d.domid);
+    const { port1, port2 } = new MessageChannel();
+    servePort(hv, d.domid, port1);
+    let xs: XenstoreDomainHandle;
+    try {
+      xs = await XenstoreDomainHandle.launch({
+        hypercallPort: port2,
+        ...(opts.socketPath !== undefined ? { socketPath: opts.socketPath } : {}),
+        ...(opts.log !== undefined ? { log: opts.log } : {}),
+      });
+    } catch (e) {
+      port1.close();
+      hv.domains.destroy(d.domid);
+      throw e;
+    }
+    return new XenstoreLink(hv, xs, opts.socketPath);
   }
 
-  get path(): string {
-    return this.server.path;
+  get domid(): number {
+    return this.xs.domid;
   }
 
-  introduce(domid: number, name: string): void {
-    const home = `/local/domain/${domid}`;
-    this.request(XS_TYPES.INTRODUCE, `${domid}\0${0}\0${0}\0`);
-    this.request(XS_TYPES.WRITE, `${home}/name\0${name}`);
-    this.request(XS_TYPES.WRITE, `${home}/domid\0${domid}`);
-  }
-
-  release(domid: number): void {
-    this.request(XS_TYPES.RELEASE, `${domid}\0`);
+  /**
+   * Gives `d` its XenStore page and port and introduces it. Call before the domain runs; resolves
+   * once xenstored has mapped the ring.
+   */
+  async introduce(d: Domain, name: string): Promise<void> {
+    const { gfn, evtchn } = setupXenstoreRing(this.hv, d, this.xs.domid);
+    const home = `/local/domain/${d.domid}`;
+    // INTRODUCE makes the home (dom0's, readable by the domain); then libxl's basic nodes, and
+    // the domain's own writable `data` directory.
+    await this.xs.ok(XS_TYPES.INTRODUCE, `${d.domid}\0${gfn}\0${evtchn}\0`);
+    await this.xs.ok(XS_TYPES.WRITE, `${home}/name\0${name}`);
+    await this.xs.ok(XS_TYPES.WRITE, `${home}/domid\0${d.domid}`);
+    await this.xs.ok(XS_TYPES.MKDIR, `${home}/data\0`);
+    await this.xs.ok(XS_TYPES.SET_PERMS, `${home}/data\0n${d.domid}\0`);
+    await this.xs.settled();
   }
 
   close(): Promise<void> {
-    return this.server.close();
-  }
-
-  private request(type: number, payload: string): void {
-    const r = this.dom0.request(type, enc.encode(payload));
-    if (r.error !== undefined) throw new Error(`xenstore: ${type} ${payload.split("\0")[0]}: ${r.error}`);
+    return this.xs.close();
   }
 }

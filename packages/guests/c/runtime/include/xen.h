@@ -651,6 +651,47 @@ XEN_ABI_SIZE(struct xen_hvm_param, 16);
 XEN_ABI_OFFSET(struct xen_hvm_param, index, 4);
 XEN_ABI_OFFSET(struct xen_hvm_param, value, 8);
 
+/* --- XenStore (io/xs_wire.h; ABI.md §4.6): message header and the domain's ring page --------- */
+
+struct xsd_sockmsg {
+  uint32_t type;   /* XS_* */
+  uint32_t req_id; /* echoed in the reply */
+  uint32_t tx_id;  /* transaction id, 0 for none */
+  uint32_t len;    /* payload bytes that follow, at most XENSTORE_PAYLOAD_MAX */
+};
+XEN_ABI_SIZE(struct xsd_sockmsg, 16);
+
+#define XENSTORE_PAYLOAD_MAX 4096
+#define XENSTORE_RING_SIZE 1024
+#define MASK_XENSTORE_IDX(idx) ((idx) & (XENSTORE_RING_SIZE - 1))
+typedef uint32_t XENSTORE_RING_IDX;
+
+#define XENSTORE_SERVER_FEATURE_RECONNECTION 1
+#define XENSTORE_SERVER_FEATURE_ERROR 2
+#define XENSTORE_CONNECTED 0
+#define XENSTORE_RECONNECT 1
+#define XENSTORE_ERROR_NONE 0
+#define XENSTORE_ERROR_COMM 1
+#define XENSTORE_ERROR_RINGIDX 2
+#define XENSTORE_ERROR_PROTO 3
+
+struct xenstore_domain_interface {
+  char req[XENSTORE_RING_SIZE]; /* guest -> XenStore domain */
+  char rsp[XENSTORE_RING_SIZE]; /* XenStore domain -> guest: replies and watch events */
+  XENSTORE_RING_IDX req_cons, req_prod;
+  XENSTORE_RING_IDX rsp_cons, rsp_prod;
+  uint32_t server_features; /* XENSTORE_SERVER_FEATURE_* */
+  uint32_t connection;      /* XENSTORE_CONNECTED / XENSTORE_RECONNECT */
+  uint32_t error;           /* XENSTORE_ERROR_* once the server gave up on the ring */
+};
+XEN_ABI_SIZE(struct xenstore_domain_interface, 2076);
+XEN_ABI_OFFSET(struct xenstore_domain_interface, req_cons, 2048);
+XEN_ABI_OFFSET(struct xenstore_domain_interface, error, 2072);
+
+/* Where the toolstack puts a domain's XenStore page (ABI.md §3): Arm's magic-page scheme. */
+#define GUEST_MAGIC_BASE 0x7e000000u
+#define XENSTORE_PFN_OFFSET 1
+
 /* --- control domain: domctl (36) and sysctl (35) (ABI.md §5.9, §5.10): a0 = struct ---------- */
 
 /* A wrong interface_version is -EACCES; an unprivileged caller gets -EPERM. */
