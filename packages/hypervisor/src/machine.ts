@@ -281,6 +281,7 @@ export class Machine {
         this.applyTickles();
         this.pumpTimers();
       },
+      settleTickles: () => this.applyTickles(),
       domainAttached: (domid) => this.attachDomain(domid),
       halt: (domid) => this.halt(domid),
       domainDetached: (domid) => this.detachDomain(domid),
@@ -799,13 +800,15 @@ export class Machine {
 
   /** Interrupts the pCPUs the schedulers asked for: preempt what runs there, wake idle loops. */
   private applyTickles(): void {
-    for (const id of this.cpupools.takeTickles()) {
-      const p = this.pcpus.get(id);
-      if (p === undefined) continue;
-      if (p.current !== null) this.preempt(p.current);
-      p.kick?.();
-    }
+    this.cpupools.forEachTickle(this.tickle);
   }
+
+  private readonly tickle = (id: number): void => {
+    const p = this.pcpus.get(id);
+    if (p === undefined) return;
+    if (p.current !== null) this.preempt(p.current);
+    p.kick?.();
+  };
 
   /** Re-arms a vCPU's single-shot timer after a hypercall changed it. */
   private syncTimer(rec: VcpuRecord): void {

@@ -19,6 +19,8 @@ import type { PoolParamsUpdate, SchedParamsUpdate } from "./sched/types.js";
 export interface MachineRuntime {
   /** Deliver the schedulers' tickles (preempt / wake pCPUs) and re-arm the timers. */
   settle(): void;
+  /** Deliver the tickles only: the hot path (wake, block, yield) leaves the timers as they were. */
+  settleTickles(): void;
   /** The domain's vCPUs got units: make their state blocks and share the domain with the workers. */
   domainAttached(domid: number): number;
   /** Stop the domain's vCPUs for good: -EAGAIN while one still executes, then 0. */
@@ -49,12 +51,18 @@ export class MachineControl extends CpupoolControl {
     return rc;
   }
 
+  /** Hot-path changes: only tickles to deliver. */
+  private ticked<T>(rc: T): T {
+    this.rt.settleTickles();
+    return rc;
+  }
+
   override wake(domid: number, vcpu: number): number {
-    return this.settled(super.wake(domid, vcpu));
+    return this.ticked(super.wake(domid, vcpu));
   }
 
   override block(domid: number, vcpu: number): number {
-    return this.settled(super.block(domid, vcpu));
+    return this.ticked(super.block(domid, vcpu));
   }
 
   override offline(domid: number, vcpu: number): number {
@@ -62,7 +70,7 @@ export class MachineControl extends CpupoolControl {
   }
 
   override yield(domid: number, vcpu: number): number {
-    return this.settled(super.yield(domid, vcpu));
+    return this.ticked(super.yield(domid, vcpu));
   }
 
   override domainCreated(domid: number, nrVcpus: number, poolId: number): number {

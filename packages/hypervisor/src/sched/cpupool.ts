@@ -357,6 +357,11 @@ export class Cpupools {
     return [...all].sort((a, b) => a - b);
   }
 
+  /** takeTickles for the driver's hot path: no list built (a pCPU is in one pool, so each comes once). */
+  forEachTickle(fn: (cpu: PcpuId) => void): void {
+    for (const p of this.pools.values()) for (const c of p.sched.takeTickles()) fn(c);
+  }
+
   nextTimerNs(): number | null {
     let t: number | null = null;
     for (const p of this.pools.values()) {
