@@ -2,6 +2,22 @@
 
 export type { BootPlan } from "./boot/dom0less.js";
 export { BootTreeError, planFromFile, planFromTree } from "./boot/dom0less.js";
+// The libxl-like API, xl.cfg parsing, the management endpoint and the host.
+export type { ConsoleListener } from "./libxl/console.js";
+export { formatCpuList, parseCpuList } from "./libxl/cpulist.js";
+export type { DomainEvent, HostPool } from "./libxl/ctx.js";
+export { LibxlError } from "./libxl/errors.js";
+export type { DomainIdent, LibxlOptions } from "./libxl/libxl.js";
+export { Libxl } from "./libxl/libxl.js";
+export type {
+  CpupoolEntry,
+  DomainConfig,
+  DomainListEntry,
+  DomainSchedEntry,
+  HostInfo,
+  SchedConfig,
+  VcpuListEntry,
+} from "./libxl/types.js";
 export { FlatGuest } from "./run/flat_guest.js";
 export type { LinuxRunOptions, LinuxRunResult } from "./run/linux_abi.js";
 export { runLinuxUser, SYS_EXIT, SYS_EXIT_GROUP, SYS_WRITE } from "./run/linux_abi.js";
@@ -9,3 +25,6 @@ export type { BuiltSystem, DomainSpec, PoolSpec, StaticEvtchn, SystemConfig, Sys
 export { buildSystem, ConfigError, parseDomainSpec, parseStaticEvtchn, runSystem } from "./run/system.js";
 export type { XenstoreLinkOptions } from "./run/xenstore_link.js";
 export { XenstoreLink } from "./run/xenstore_link.js";
+export { domainConfigFromCfg, domainConfigFromText } from "./xlcfg/domain_config.js";
+export type { XlCfgValue } from "./xlcfg/parser.js";
+export { parseXlCfg, XlCfg, XlCfgError } from "./xlcfg/parser.js";

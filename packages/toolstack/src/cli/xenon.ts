@@ -3,6 +3,7 @@ import { parseArgs } from "node:util";
 import { BootTreeError, planFromFile } from "../boot/dom0less.js";
 import { runLinuxUser } from "../run/linux_abi.js";
 import { ConfigError, parseDomainSpec, parseStaticEvtchn, runSystem, type SystemResult } from "../run/system.js";
+import { cmdHost, HOST_USAGE } from "./host_cmd.js";
 import { cmdXenstored } from "./xenstored_cmd.js";
 
 /**
@@ -25,7 +26,8 @@ const USAGE = `usage:
   xenon boot [--deterministic] [--timeout SECONDS] [--xenstore-socket PATH] SYSTEM.dtb
                                               dom0less: cpupools, domains and static event channels
                                               from a dtc-compiled tree; exits when all domains shut down
-  xenon xenstored --socket PATH              XenStore daemon on a Unix socket (XENSTORED_PATH for xenstore-*)`;
+  xenon xenstored --socket PATH              XenStore daemon on a Unix socket (XENSTORED_PATH for xenstore-*)
+${HOST_USAGE}`;
 
 const SHUTDOWN_NAMES = ["poweroff", "reboot", "suspend", "crash", "watchdog", "soft_reset"];
 
@@ -181,6 +183,9 @@ export async function main(argv: string[]): Promise<void> {
       return;
     case "xenstored":
       process.exitCode = await cmdXenstored(rest);
+      return;
+    case "host":
+      process.exitCode = await cmdHost(rest);
       return;
     case undefined:
     case "-h":

@@ -1,0 +1,122 @@
+/**
+ * `xenon host`: start a host with cpupools from flags, print where `xl` and the xenstore tools
+ * reach it (shell assignments: XENON_HOST=…, XENSTORED_PATH=…), serve until SIGINT/SIGTERM, then
+ * shut down cleanly. `serveUntilSignal` is shared with `xenon boot --serve`.
+ */
+import { parseArgs } from "node:util";
+import type { SchedName } from "@xenon/hypervisor";
+import { XenonHost } from "../host/host.js";
+import { parseCpuList } from "../libxl/cpulist.js";
+import type { PoolSpec } from "../run/system.js";
+
+export const HOST_USAGE = `  xenon host [--pcpus N] [--sched credit2|rtds|null] [--cpupool NAME:SCHED:CPULIST]... [--memory MiB]
+             [--listen ADDR] [--port PORT] [--xenstore-socket PATH] [--deterministic]
+                                              a host that stays up for xl; prints XENON_HOST=URL and
+                                              XENSTORED_PATH=PATH; SIGINT/SIGTERM shut it down`;
+
+const SCHEDS = new Set(["credit2", "rtds", "null"]);
+
+export class HostArgError extends Error {}
+
+/** `--cpupool` specs (or one Pool-0 of `pcpus` pCPUs) -> pool specs; pCPU ids 0..pcpus-1. */
+export function poolsFromFlags(pcpus: number, sched: string, specs: readonly string[]): PoolSpec[] {
+  if (!Number.isInteger(pcpus) || pcpus < 1 || pcpus > 64)
+    throw new HostArgError(`--pcpus ${pcpus}: out of range 1..64`);
+  if (!SCHEDS.has(sched)) throw new HostArgError(`unknown scheduler '${sched}'`);
+  const pcpu = (id: number) => ({ id, cls: "big", speed: 1024 });
+  if (specs.length === 0)
+    return [{ name: "Pool-0", scheduler: sched as SchedName, pcpus: Array.from({ length: pcpus }, (_, i) => pcpu(i)) }];
+  const used = new Set<number>();
+  const pools: PoolSpec[] = [];
+  for (const s of specs) {
+    const m = /^([A-Za-z0-9_.-]+):([a-z0-9]+):(.+)$/.exec(s);
+    if (m === null) throw new HostArgError(`--cpupool '${s}' is not NAME:SCHED:CPULIST`);
+    const [, name, sch, list] = m as unknown as [string, string, string, string];
+    if (!SCHEDS.has(sch)) throw new HostArgError(`--cpupool ${name}: unknown scheduler '${sch}'`);
+    if (pools.some((p) => p.name === name)) throw new HostArgError(`--cpupool ${name}: named twice`);
+    let ids: number[];
+    try {
+      ids = parseCpuList(list, pcpus);
+    } catch (e) {
+      throw new HostArgError(`--cpupool ${name}: ${(e as Error).message}`);
+    }
+    if (ids.length === 0) throw new HostArgError(`--cpupool ${name}: no cpus`);
+    for (const id of ids) {
+      if (used.has(id)) throw new HostArgError(`--cpupool ${name}: cpu ${id} is already in another pool`);
+      used.add(id);
+    }
+    pools.push({ name, scheduler: sch as SchedName, pcpus: ids.map(pcpu) });
+  }
+  // The Machine knows only pCPUs that are in a pool: every one must be placed somewhere.
+  for (let id = 0; id < pcpus; id++)
+    if (!used.has(id)) throw new HostArgError(`cpu ${id} is in no --cpupool (give each of the ${pcpus} pCPUs a pool)`);
+  return pools;
+}
+
+/** Prints the host's addresses and serves until a signal; resolves once it is shut down. */
+export async function serveUntilSignal(host: XenonHost): Promise<void> {
+  process.stdout.write(`XENON_HOST=${host.url}\nXENSTORED_PATH=${host.xenstorePath}\n`);
+  await new Promise<void>((resolve) => {
+    const stop = (sig: string) => {
+      process.stderr.write(`xenon: ${sig}: shutting the host down\n`);
+      process.off("SIGINT", onInt);
+      process.off("SIGTERM", onTerm);
+      resolve();
+    };
+    const onInt = () => stop("SIGINT");
+    const onTerm = () => stop("SIGTERM");
+    process.on("SIGINT", onInt);
+    process.on("SIGTERM", onTerm);
+  });
+  await host.close();
+}
+
+export async function cmdHost(args: string[]): Promise<number> {
+  let values: ReturnType<typeof parse>["values"];
+  try {
+    values = parse(args).values;
+  } catch (e) {
+    process.stderr.write(`xenon: host: ${(e as Error).message}\n${HOST_USAGE}\n`);
+    return 2;
+  }
+  try {
+    const pools = poolsFromFlags(Number(values.pcpus), values.sched, values.cpupool);
+    const mem = Number(values.memory);
+    if (!Number.isInteger(mem) || mem < 16 || mem > 64 * 1024)
+      throw new HostArgError(`--memory ${values.memory}: out of range 16..65536 MiB`);
+    const port = values.port === undefined ? undefined : Number(values.port);
+    if (port !== undefined && (!Number.isInteger(port) || port < 0 || port > 65535))
+      throw new HostArgError(`--port ${values.port}: not a port number`);
+    const host = await XenonHost.start({
+      pools,
+      hostMemoryMiB: mem,
+      timeMode: values.deterministic ? "instructions" : "host",
+      ...(values.listen !== undefined ? { listenHost: values.listen } : {}),
+      ...(port !== undefined ? { port } : {}),
+      ...(values["xenstore-socket"] !== undefined ? { xenstoreSocket: values["xenstore-socket"] } : {}),
+    });
+    await serveUntilSignal(host);
+    return 0;
+  } catch (e) {
+    process.stderr.write(`xenon: host: ${(e as Error).message}\n`);
+    return 1;
+  }
+}
+
+function parse(args: string[]) {
+  return parseArgs({
+    args,
+    options: {
+      pcpus: { type: "string", default: "2" },
+      sched: { type: "string", default: "credit2" },
+      cpupool: { type: "string", multiple: true, default: [] },
+      memory: { type: "string", default: "1024" },
+      listen: { type: "string" },
+      port: { type: "string" },
+      "xenstore-socket": { type: "string" },
+      deterministic: { type: "boolean", default: false },
+    },
+    allowPositionals: false,
+    strict: true,
+  });
+}

@@ -1,0 +1,159 @@
+/**
+ * The libxl-like API: one object per host, methods named after xl's verbs. Domains are named by
+ * domid or name (like xl's find_domain); failures are LibxlError with an errno-style code and the
+ * message xl prints. Every operation goes through the core's domctl/sysctl semantics as the
+ * control domain, except the domain builder's memory setup (libxenguest's part).
+ */
+import type { Hypervisor, Machine } from "@xenon/hypervisor";
+import type { ConsoleListener } from "./console.js";
+import * as cpupool from "./cpupool.js";
+import { type DomainEvent, type HostPool, LibxlCtx } from "./ctx.js";
+import * as domain from "./domain.js";
+import { type CreateOptions, createDomain } from "./domain_create.js";
+import { LibxlError } from "./errors.js";
+import * as info from "./info.js";
+import * as sched from "./sched.js";
+import type {
+  CpupoolEntry,
+  DomainConfig,
+  DomainListEntry,
+  DomainSchedEntry,
+  HostInfo,
+  VcpuListEntry,
+} from "./types.js";
+import * as vcpu from "./vcpu.js";
+
+export type DomainIdent = string | number;
+
+export interface LibxlOptions {
+  readonly hv: Hypervisor;
+  readonly machine: Machine;
+  readonly pools: readonly HostPool[];
+  /** The privileged domain the toolstack acts as (it must exist). */
+  readonly controlDomid: number;
+  readonly hostName?: string;
+}
+
+export class Libxl {
+  readonly ctx: LibxlCtx;
+
+  constructor(opts: LibxlOptions) {
+    this.ctx = new LibxlCtx(opts);
+    domain.installDeathHandling(this.ctx);
+  }
+
+  /** Registers a domain made elsewhere (a boot-time domain) so it has a name and a console log. */
+  adopt(domid: number, name: string, tee?: (bytes: Uint8Array) => void): void {
+    this.ctx.track(domid, name, undefined, tee);
+  }
+
+  onEvent(l: (e: DomainEvent) => void): () => void {
+    return this.ctx.onEvent(l);
+  }
+
+  domid(ident: DomainIdent): number {
+    return domain.domidOf(this.ctx, ident);
+  }
+
+  create(config: DomainConfig, opts: CreateOptions = {}): number {
+    return createDomain(this.ctx, config, opts);
+  }
+
+  list(ident?: DomainIdent): DomainListEntry[] {
+    const all = domain.listDomains(this.ctx);
+    if (ident === undefined) return all;
+    const id = this.domid(ident);
+    return all.filter((d) => d.domid === id);
+  }
+
+  destroy(ident: DomainIdent): Promise<void> {
+    return domain.destroyDomain(this.ctx, this.domid(ident));
+  }
+
+  pause(ident: DomainIdent): void {
+    domain.pauseDomain(this.ctx, this.domid(ident));
+  }
+
+  unpause(ident: DomainIdent): void {
+    domain.unpauseDomain(this.ctx, this.domid(ident));
+  }
+
+  shutdown(ident: DomainIdent): void {
+    domain.shutdownDomain(this.ctx, this.domid(ident), false);
+  }
+
+  reboot(ident: DomainIdent): void {
+    domain.shutdownDomain(this.ctx, this.domid(ident), true);
+  }
+
+  /** Streams a domain's console: what it printed so far, then live output until it is gone. */
+  console(ident: DomainIdent, l: ConsoleListener): () => void {
+    const id = this.domid(ident);
+    const rec = this.ctx.domains.get(id);
+    if (rec === undefined) throw new LibxlError("ENOENT", `Domain ${id} has no console`);
+    return rec.console.attach(l);
+  }
+
+  dmesg(clear = false): string {
+    return info.dmesg(this.ctx, clear);
+  }
+
+  vcpuList(idents?: readonly DomainIdent[]): VcpuListEntry[] {
+    return vcpu.listVcpus(
+      this.ctx,
+      idents?.map((i) => this.domid(i)),
+    );
+  }
+
+  vcpuPin(ident: DomainIdent, v: number | "all", hard: string | null, soft: string | null = null): void {
+    vcpu.pinVcpu(this.ctx, this.domid(ident), v, hard, soft);
+  }
+
+  cpupoolList(): CpupoolEntry[] {
+    return cpupool.listCpupools(this.ctx);
+  }
+
+  cpupoolCreate(name: string, schedName = "credit2", cpus: readonly string[] = []): Promise<number> {
+    return cpupool.createCpupool(this.ctx, name, schedName, cpus);
+  }
+
+  cpupoolDestroy(name: string): Promise<void> {
+    return cpupool.destroyCpupool(this.ctx, name);
+  }
+
+  cpupoolCpuAdd(pool: string, cpus: string): Promise<void> {
+    return cpupool.cpupoolCpuAdd(this.ctx, pool, cpus);
+  }
+
+  cpupoolCpuRemove(pool: string, cpus: string): Promise<void> {
+    return cpupool.cpupoolCpuRemove(this.ctx, pool, cpus);
+  }
+
+  cpupoolMigrate(ident: DomainIdent, pool: string): Promise<void> {
+    return cpupool.cpupoolMigrate(this.ctx, this.domid(ident), pool);
+  }
+
+  schedCredit2(ident?: DomainIdent): DomainSchedEntry[] {
+    return sched.getSchedParams(this.ctx, "credit2", ident === undefined ? undefined : [this.domid(ident)]);
+  }
+
+  schedCredit2Set(ident: DomainIdent, weight?: number, cap?: number): void {
+    sched.setCredit2(this.ctx, this.domid(ident), weight, cap);
+  }
+
+  schedRtds(ident?: DomainIdent): DomainSchedEntry[] {
+    return sched.getSchedParams(this.ctx, "rtds", ident === undefined ? undefined : [this.domid(ident)]);
+  }
+
+  schedRtdsSet(
+    ident: DomainIdent,
+    v: number | "all" | undefined,
+    p: { periodUs?: number; budgetUs?: number; extratime?: boolean },
+  ): void {
+    sched.setRtds(this.ctx, this.domid(ident), v, p);
+  }
+
+  info(): HostInfo {
+    return info.hostInfo(this.ctx);
+  }
+}
