@@ -54,15 +54,12 @@ export class XenonHost {
     readonly machine: Machine,
     readonly mgmt: MgmtServer,
     readonly xenstore: XenstoreLink,
+    readonly xenstorePath: string,
     private readonly tmpDir: string | null,
   ) {}
 
   get url(): string {
     return this.mgmt.url;
-  }
-
-  get xenstorePath(): string {
-    return this.xenstore.path;
   }
 
   /** A new, empty host (only Domain-0) with the given cpupools. */
@@ -93,29 +90,26 @@ export class XenonHost {
     });
     if (typeof dom0 === "number") throw new Error(`cannot create Domain-0 (${dom0})`);
     dom0.unpause();
-    const libxl = new Libxl({ hv, machine, pools: sys.pools, controlDomid: CONTROL_DOMID });
-    libxl.adopt(CONTROL_DOMID, "Domain-0");
-    for (const d of sys.domains) {
-      const print = sys.console;
-      libxl.adopt(d.domid, d.name, print === undefined ? undefined : (bytes) => print(d.name, bytes));
-    }
     let tmpDir: string | null = null;
     let sock = opts.xenstoreSocket;
     if (sock === undefined) {
       tmpDir = mkdtempSync(join(tmpdir(), "xenon-host-"));
       sock = join(tmpDir, "xenstored.sock");
     }
-    const xs = await XenstoreLink.start(sock);
-    xs.introduce(CONTROL_DOMID, "Domain-0");
-    for (const d of sys.domains) xs.introduce(d.domid, d.name);
-    libxl.onEvent((e) => {
-      try {
-        if (e.type === "created") xs.introduce(e.domid, e.name);
-        else if (e.type === "destroyed") xs.release(e.domid);
-      } catch (err) {
-        hv.log(`toolstack: xenstore: ${(err as Error).message}`);
-      }
-    });
+    const xs = await XenstoreLink.start(hv, { socketPath: sock });
+    const libxl = new Libxl({ hv, machine, pools: sys.pools, controlDomid: CONTROL_DOMID, xenstore: xs });
+    libxl.adopt(CONTROL_DOMID, "Domain-0");
+    libxl.adopt(xs.domid, "Xenstore");
+    for (const d of sys.domains) {
+      const print = sys.console;
+      libxl.adopt(d.domid, d.name, print === undefined ? undefined : (bytes) => print(d.name, bytes));
+    }
+    try {
+      for (const d of sys.domains) await xs.introduce(hv.domains.get(d.domid)!, d.name);
+    } catch (e) {
+      await xs.close();
+      throw e;
+    }
     let mgmt: MgmtServer;
     try {
       mgmt = await MgmtServer.start(libxl, {
@@ -128,7 +122,7 @@ export class XenonHost {
     }
     machine.start();
     hv.log("toolstack: host up");
-    return new XenonHost(libxl, machine, mgmt, xs, tmpDir);
+    return new XenonHost(libxl, machine, mgmt, xs, sock, tmpDir);
   }
 
   /** Stops serving, stops every pCPU, and removes what the host created. */

@@ -3,7 +3,7 @@
  * it — domain names and configs (Xen keeps those in XenStore), cpupool names, console logs — and
  * who it acts as: the control domain, whose privilege every domctl/sysctl is checked against.
  */
-import type { Hypervisor, Machine } from "@xenon/hypervisor";
+import type { Domain, Hypervisor, Machine } from "@xenon/hypervisor";
 import { ConsoleLog } from "./console.js";
 import type { DomainConfig } from "./types.js";
 
@@ -42,6 +42,8 @@ export interface LibxlCtxOptions {
   readonly controlDomid: number;
   /** Reported by `xl info` as host. */
   readonly hostName?: string;
+  /** XenStore: gives a new domain its ring and introduces it (before it runs). */
+  readonly xenstore?: { introduce(d: Domain, name: string): Promise<void> };
 }
 
 export class LibxlCtx {
@@ -49,6 +51,7 @@ export class LibxlCtx {
   readonly machine: Machine;
   readonly self: number;
   readonly hostName: string;
+  readonly xenstore: LibxlCtxOptions["xenstore"];
   readonly startedAt = Date.now();
   /** cpupool id -> name (Xen: /local/pool/<id>/name). */
   readonly poolNames = new Map<number, string>();
@@ -60,6 +63,7 @@ export class LibxlCtx {
     this.machine = opts.machine;
     this.self = opts.controlDomid;
     this.hostName = opts.hostName ?? "xenon";
+    this.xenstore = opts.xenstore;
     for (const p of opts.pools) this.poolNames.set(p.id, p.name);
   }
 

@@ -100,20 +100,20 @@ export function installDeathHandling(ctx: LibxlCtx): void {
         rec.destroyRequested = true;
         const config = rec.config;
         // The old domain must be gone (its name free) first; hooks may not re-enter the core.
-        const again = (tries: number) => {
+        const again = async (tries: number) => {
           const old = ctx.hv.domains.get(domid);
           if (old !== undefined && !old.dying && tries > 0) {
-            setTimeout(() => again(tries - 1), 5);
+            setTimeout(() => void again(tries - 1), 5);
             return;
           }
           try {
-            const newId = createDomain(ctx, config);
+            const newId = await createDomain(ctx, config);
             ctx.hv.log(`toolstack: domain ${domid} (${config.name}) rebooted as domain ${newId}`);
           } catch (e) {
             ctx.hv.log(`toolstack: restarting ${config.name} failed: ${(e as Error).message}`);
           }
         };
-        setTimeout(() => again(2000), 0);
+        setTimeout(() => void again(2000), 0);
       }
     },
     domainReleased: (domid) => {

@@ -88,7 +88,7 @@ export interface CreateOptions {
   readonly paused?: boolean;
 }
 
-export function createDomain(ctx: LibxlCtx, c: DomainConfig, opts: CreateOptions = {}): number {
+export async function createDomain(ctx: LibxlCtx, c: DomainConfig, opts: CreateOptions = {}): Promise<number> {
   validate(ctx, c);
   const path = resolveKernel(c.kernel);
   let kernel: Uint8Array;
@@ -144,6 +144,13 @@ export function createDomain(ctx: LibxlCtx, c: DomainConfig, opts: CreateOptions
       const s = soft.length === 0 ? null : (soft[soft.length === 1 ? 0 : v] ?? null);
       if (h === null && s === null) continue;
       check(ctx.hc.domctlSetVcpuAffinity(ctx.self, domid, v, h, s), `domain ${domid}: setting vcpu ${v} affinity`);
+    }
+    if (ctx.xenstore !== undefined) {
+      try {
+        await ctx.xenstore.introduce(d, c.name);
+      } catch (e) {
+        throw new LibxlError("EIO", `domain ${domid}: xenstore: ${(e as Error).message}`);
+      }
     }
     if (!opts.paused) check(ctx.hc.domctlUnpauseDomain(ctx.self, domid), `domain ${domid}: unpausing`);
   } catch (e) {

@@ -4,7 +4,7 @@
  * message xl prints. Every operation goes through the core's domctl/sysctl semantics as the
  * control domain, except the domain builder's memory setup (libxenguest's part).
  */
-import type { Hypervisor, Machine } from "@xenon/hypervisor";
+import type { Domain, Hypervisor, Machine } from "@xenon/hypervisor";
 import type { ConsoleListener } from "./console.js";
 import * as cpupool from "./cpupool.js";
 import { type DomainEvent, type HostPool, LibxlCtx } from "./ctx.js";
@@ -32,6 +32,8 @@ export interface LibxlOptions {
   /** The privileged domain the toolstack acts as (it must exist). */
   readonly controlDomid: number;
   readonly hostName?: string;
+  /** XenStore: gives a new domain its ring and introduces it (before it runs). */
+  readonly xenstore?: { introduce(d: Domain, name: string): Promise<void> };
 }
 
 export class Libxl {
@@ -55,7 +57,7 @@ export class Libxl {
     return domain.domidOf(this.ctx, ident);
   }
 
-  create(config: DomainConfig, opts: CreateOptions = {}): number {
+  create(config: DomainConfig, opts: CreateOptions = {}): Promise<number> {
     return createDomain(this.ctx, config, opts);
   }
 

@@ -69,10 +69,10 @@ type Handler = (lx: Libxl, a: Args, c: Conn, id: number) => unknown;
 
 const OPS: Record<string, Handler> = {
   hello: () => ({ protocol: 1, product: "xenon" }),
-  "domain.create": (lx, a) => {
+  "domain.create": async (lx, a) => {
     const cfg = a.config;
     if (typeof cfg !== "object" || cfg === null) throw new ArgError("argument 'config' must be a map");
-    const domid = lx.create(cfg as DomainConfig, { paused: a.paused === true });
+    const domid = await lx.create(cfg as DomainConfig, { paused: a.paused === true });
     return { domid };
   },
   "domain.list": (lx, a) => lx.list(a.dom === undefined || a.dom === null ? undefined : dom(a)),
