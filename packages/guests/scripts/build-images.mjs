@@ -44,6 +44,7 @@ const NATIVE_RUNTIME = [
   "runtime/timer.c",
   "runtime/alloc.c",
   "runtime/bootargs.c",
+  "runtime/xenstore.c",
   ...LIBC,
 ];
 const LINUX_RUNTIME = ["linux/crt.S", "linux/sys.c", ...LIBC];
@@ -61,6 +62,7 @@ const NATIVE_IMAGES = {
   grantshare: ["images/grantshare.c"],
   hostile: ["images/hostile.c"],
   smp: ["images/smp.c"],
+  xsclient: ["images/xsclient.c"],
 };
 const LINUX_EXTRA = { cpubench: ["bench/cpubench_core.c"] };
 

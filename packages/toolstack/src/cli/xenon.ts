@@ -2,7 +2,14 @@ import { readFileSync } from "node:fs";
 import { parseArgs } from "node:util";
 import { BootTreeError, planFromFile } from "../boot/dom0less.js";
 import { runLinuxUser } from "../run/linux_abi.js";
-import { ConfigError, parseDomainSpec, parseStaticEvtchn, runSystem, type SystemResult } from "../run/system.js";
+import {
+  ConfigError,
+  parseDomainSpec,
+  parseStaticEvtchn,
+  runSystem,
+  type SystemConfig,
+  type SystemResult,
+} from "../run/system.js";
 import { cmdHost, HOST_USAGE } from "./host_cmd.js";
 import { cmdXenstored } from "./xenstored_cmd.js";
 
@@ -23,7 +30,8 @@ const USAGE = `usage:
       --timeout SECONDS      give up after this long (exit status 124)
       --stats                timing on stderr
       --xenstore-socket PATH serve XenStore there (XENSTORED_PATH=PATH xenstore-ls); domains are introduced
-  xenon boot [--deterministic] [--timeout SECONDS] [--xenstore-socket PATH] SYSTEM.dtb
+      --xenstore             run XenStore (every domain gets its ring) without a socket
+  xenon boot [--deterministic] [--timeout SECONDS] [--xenstore] [--xenstore-socket PATH] SYSTEM.dtb
                                               dom0less: cpupools, domains and static event channels
                                               from a dtc-compiled tree; exits when all domains shut down
   xenon xenstored --socket PATH              XenStore daemon on a Unix socket (XENSTORED_PATH for xenstore-*)
@@ -76,6 +84,7 @@ async function cmdRun(args: string[]): Promise<void> {
       timeout: { type: "string" },
       stats: { type: "boolean", default: false },
       "xenstore-socket": { type: "string" },
+      xenstore: { type: "boolean", default: false },
     },
     allowPositionals: true,
     strict: true,
@@ -95,7 +104,7 @@ async function cmdRun(args: string[]): Promise<void> {
       timeMode: values.deterministic ? "instructions" : "host",
       console: (name, line) => process.stdout.write(`(${name}) ${line}\n`),
       ...(timeout !== undefined ? { timeoutMs: timeout * 1000 } : {}),
-      ...xenstoreOption(values["xenstore-socket"]),
+      ...xenstoreOption(values["xenstore-socket"], values.xenstore),
     });
     report(result, timeout, values.stats);
   } catch (e) {
@@ -104,10 +113,22 @@ async function cmdRun(args: string[]): Promise<void> {
   }
 }
 
-/** --xenstore-socket PATH: serve XenStore there for the run and say where (stderr). */
-function xenstoreOption(path: string | undefined): { xenstoreSocket?: string; onXenstore?: (p: string) => void } {
-  if (path === undefined) return {};
-  return { xenstoreSocket: path, onXenstore: (p) => process.stderr.write(`xenon: xenstored listening on ${p}\n`) };
+/**
+ * --xenstore-socket PATH: serve XenStore there for the run and say where (stderr); --xenstore:
+ * XenStore with guest rings only. xenstored's log goes to stderr.
+ */
+function xenstoreOption(
+  path: string | undefined,
+  rings: boolean,
+): Pick<SystemConfig, "xenstoreSocket" | "xenstore" | "onXenstore" | "xenstoreLog"> {
+  if (path === undefined && !rings) return {};
+  const log = (line: string) => process.stderr.write(`${line}\n`);
+  if (path === undefined) return { xenstore: true, xenstoreLog: log };
+  return {
+    xenstoreSocket: path,
+    xenstoreLog: log,
+    onXenstore: (p) => process.stderr.write(`xenon: xenstored listening on ${p}\n`),
+  };
 }
 
 /** Exit status: 0 when every domain powered off, 1 otherwise, 124 on timeout. */
@@ -137,6 +158,7 @@ async function cmdBoot(args: string[]): Promise<void> {
       timeout: { type: "string" },
       stats: { type: "boolean", default: false },
       "xenstore-socket": { type: "string" },
+      xenstore: { type: "boolean", default: false },
     },
     allowPositionals: true,
     strict: true,
@@ -155,7 +177,7 @@ async function cmdBoot(args: string[]): Promise<void> {
       timeMode: values.deterministic ? "instructions" : "host",
       console: (name, line) => process.stdout.write(`(${name}) ${line}\n`),
       ...(timeout !== undefined ? { timeoutMs: timeout * 1000 } : {}),
-      ...xenstoreOption(values["xenstore-socket"]),
+      ...xenstoreOption(values["xenstore-socket"], values.xenstore),
     });
     report(result, timeout, values.stats);
   } catch (e) {
