@@ -604,6 +604,8 @@ export class Machine {
               });
             }
             this.control.block(domid, rec.vcpuId);
+            // Arms the poll's timeout.
+            if (req.op === "poll") this.pumpTimers();
             return;
           }
           return; // shutdown: domainEnded() has taken the domain off the machine
