@@ -209,8 +209,7 @@ const VERBS: Record<string, Verb> = {
       rows = rows.filter((p) => p.name === positionals[0]);
       if (rows.length === 0) die(`cpupool ${positionals[0]} does not exist`);
     }
-    const info = await c.request<HostInfo>("host.info");
-    out(formatCpupoolList(rows, values.c === true || values.cpus === true, info.maxCpuId));
+    out(formatCpupoolList(rows, values.c === true || values.cpus === true));
   },
   async "cpupool-destroy"(c, args) {
     const { positionals } = argsOf(args, {}, "cpupool-destroy");

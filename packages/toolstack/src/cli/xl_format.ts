@@ -37,10 +37,10 @@ export function formatVcpuList(rows: readonly VcpuListEntry[], nrCpus: number): 
   return out;
 }
 
-export function formatCpupoolList(rows: readonly CpupoolEntry[], cpuList: boolean, nrCpus: number): string {
+export function formatCpupoolList(rows: readonly CpupoolEntry[], cpuList: boolean): string {
   if (cpuList) {
     let out = `${padR("Name", 19)}CPU list\n`;
-    for (const p of rows) out += `${padR(p.name, 19)}${p.cpus.length === 0 ? "" : formatCpuList(p.cpus, nrCpus + 1)}\n`;
+    for (const p of rows) out += `${padR(p.name, 19)}${p.cpus.length === 0 ? "" : formatCpuList(p.cpus)}\n`;
     return out;
   }
   let out = `${padR("Name", 19)}CPUs   Sched     Active   Domain count\n`;

@@ -39,11 +39,11 @@ export function parseCpuList(text: string, nrCpus: number): number[] {
   return [...set].sort((a, b) => a - b);
 }
 
-/** The inverse for output: "all" when every pCPU, else ranges ("0-2,5"). */
-export function formatCpuList(ids: readonly number[], nrCpus: number): string {
+/** The inverse for output: "all" when every one of nrCpus pCPUs (unless nrCpus < 0), else ranges ("0-2,5"). */
+export function formatCpuList(ids: readonly number[], nrCpus = -1): string {
   if (ids.length === 0) return "none";
   const s = [...new Set(ids)].sort((a, b) => a - b);
-  if (s.length === nrCpus && s[0] === 0 && s[s.length - 1] === nrCpus - 1) return "all";
+  if (nrCpus >= 0 && s.length === nrCpus && s[0] === 0 && s[s.length - 1] === nrCpus - 1) return "all";
   const parts: string[] = [];
   let i = 0;
   while (i < s.length) {
