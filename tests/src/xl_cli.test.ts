@@ -201,3 +201,58 @@ it("xenon host refuses bad cpupool flags", async () => {
   const r2 = await runProcess(process.execPath, [XENON_BIN, "host", "--pcpus", "2", "--cpupool", "a:credit2:0"]);
   assert.match(r2.stderr.toString(), /cpu 1 is in no --cpupool/);
 });
+
+const SERVE_DTS = `/dts-v1/;
+/ {
+    #address-cells = <2>;
+    #size-cells = <2>;
+    memory@80000000 { device_type = "memory"; reg = <0x0 0x80000000 0x0 0x8000000>; };
+    cpus {
+        #address-cells = <1>;
+        #size-cells = <0>;
+        cpu@0 { device_type = "cpu"; compatible = "riscv"; reg = <0>; };
+    };
+    chosen {
+        looper {
+            compatible = "xen,domain";
+            memory = <0x0 0x800>;
+            cpus = <1>;
+            kernel {
+                compatible = "multiboot,kernel", "multiboot,module";
+                xenon,path = "spin.elf";
+                bootargs = "name=looper report=20000000 total=0";
+            };
+        };
+    };
+};
+`;
+
+/** `xenon boot --serve`: the tree's domains run, print their consoles, and xl sees them by name. */
+it("xenon boot SYSTEM.dtb --serve keeps the booted system up for xl", async () => {
+  const src = join(dir, "serve.dts");
+  const dtb = join(dir, "serve.dtb");
+  writeFileSync(src, SERVE_DTS);
+  const r = await runProcess("dtc", ["-q", "-I", "dts", "-O", "dtb", "-o", dtb, src]);
+  assert.equal(r.status, 0, r.stderr.toString());
+  const boot = spawn(process.execPath, [XENON_BIN, "boot", "--serve", dtb], { stdio: ["ignore", "pipe", "pipe"] });
+  let out = "";
+  boot.stdout.on("data", (b: Buffer) => {
+    out += b.toString();
+  });
+  try {
+    for (let i = 0; i < 400 && !/XENON_HOST=\S+\n/.test(out); i++) await sleep(25);
+    const bootUrl = /XENON_HOST=(\S+)/.exec(out)?.[1];
+    assert.ok(bootUrl !== undefined, out);
+    const list = await xl(["list"], { XENON_HOST: bootUrl });
+    assert.equal(list.status, 0, list.stderr.toString());
+    assert.match(list.stdout.toString(), /^looper +1 +2 +1 /m);
+    for (let i = 0; i < 200 && !/\(looper\) spin looper start/.test(out); i++) await sleep(25);
+    assert.match(out, /^\(looper\) spin looper start/m, "its console still goes to the boot's output");
+    const d = await xl(["destroy", "looper"], { XENON_HOST: bootUrl });
+    assert.equal(d.status, 0, d.stderr.toString());
+  } finally {
+    const exited = new Promise<number | null>((res) => boot.once("exit", (code) => res(code)));
+    boot.kill("SIGTERM");
+    assert.equal(await exited, 0);
+  }
+});

@@ -4,10 +4,11 @@
  * shut down cleanly. `serveUntilSignal` is shared with `xenon boot --serve`.
  */
 import { parseArgs } from "node:util";
-import type { SchedName } from "@xenon/hypervisor";
+import type { SchedName, TimeMode } from "@xenon/hypervisor";
+import type { BootPlan } from "../boot/dom0less.js";
 import { XenonHost } from "../host/host.js";
 import { parseCpuList } from "../libxl/cpulist.js";
-import type { PoolSpec } from "../run/system.js";
+import { buildSystem, type PoolSpec } from "../run/system.js";
 
 export const HOST_USAGE = `  xenon host [--pcpus N] [--sched credit2|rtds|null] [--cpupool NAME:SCHED:CPULIST]... [--memory MiB]
              [--listen ADDR] [--port PORT] [--xenstore-socket PATH] [--deterministic]
@@ -119,4 +120,46 @@ function parse(args: string[]) {
     allowPositionals: false,
     strict: true,
   });
+}
+
+/**
+ * `xenon boot SYSTEM.dtb --serve`: builds the tree's system as `xenon boot` does, then serves it
+ * like `xenon host` (its domains listed by name, consoles still printed as "(name) line") until
+ * a signal. Returns the exit status.
+ */
+export async function serveBootPlan(
+  plan: BootPlan,
+  opts: { timeMode: TimeMode; xenstoreSocket?: string },
+): Promise<number> {
+  const built = buildSystem({
+    domains: plan.domains,
+    pools: plan.pools,
+    evtchns: plan.evtchns,
+    hostMemoryMiB: plan.hostMemoryMiB,
+    timeMode: opts.timeMode,
+    console: () => {},
+  });
+  const partial = new Map<string, string>();
+  let host: XenonHost;
+  try {
+    host = await XenonHost.serve(
+      {
+        hv: built.hv,
+        machine: built.machine,
+        pools: plan.pools.map((p, id) => ({ id, name: p.name })),
+        domains: built.domids.map((domid, i) => ({ domid, name: plan.domains[i]!.name })),
+        console: (name, bytes) => {
+          const lines = ((partial.get(name) ?? "") + Buffer.from(bytes).toString("latin1")).split("\n");
+          partial.set(name, lines.pop() ?? "");
+          for (const line of lines) process.stdout.write(`(${name}) ${line}\n`);
+        },
+      },
+      opts.xenstoreSocket !== undefined ? { xenstoreSocket: opts.xenstoreSocket } : {},
+    );
+  } catch (e) {
+    await built.machine.close();
+    throw e;
+  }
+  await serveUntilSignal(host);
+  return 0;
 }

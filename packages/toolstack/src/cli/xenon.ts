@@ -10,7 +10,7 @@ import {
   type SystemConfig,
   type SystemResult,
 } from "../run/system.js";
-import { cmdHost, HOST_USAGE } from "./host_cmd.js";
+import { cmdHost, HOST_USAGE, serveBootPlan } from "./host_cmd.js";
 import { cmdXenstored } from "./xenstored_cmd.js";
 
 /**
@@ -34,6 +34,7 @@ const USAGE = `usage:
   xenon boot [--deterministic] [--timeout SECONDS] [--xenstore] [--xenstore-socket PATH] SYSTEM.dtb
                                               dom0less: cpupools, domains and static event channels
                                               from a dtc-compiled tree; exits when all domains shut down
+      --serve                then keep the host up for xl (prints XENON_HOST=, XENSTORED_PATH=)
   xenon xenstored --socket PATH              XenStore daemon on a Unix socket (XENSTORED_PATH for xenstore-*)
 ${HOST_USAGE}`;
 
@@ -159,6 +160,7 @@ async function cmdBoot(args: string[]): Promise<void> {
       stats: { type: "boolean", default: false },
       "xenstore-socket": { type: "string" },
       xenstore: { type: "boolean", default: false },
+      serve: { type: "boolean", default: false },
     },
     allowPositionals: true,
     strict: true,
@@ -169,6 +171,13 @@ async function cmdBoot(args: string[]): Promise<void> {
   if (timeout !== undefined && !(timeout > 0)) fail(`boot: bad --timeout '${values.timeout}'`);
   try {
     const plan = planFromFile(dtb);
+    if (values.serve) {
+      process.exitCode = await serveBootPlan(plan, {
+        timeMode: values.deterministic ? "instructions" : "host",
+        ...(values["xenstore-socket"] !== undefined ? { xenstoreSocket: values["xenstore-socket"] } : {}),
+      });
+      return;
+    }
     const result = await runSystem({
       domains: plan.domains,
       pools: plan.pools,

@@ -1,5 +1,5 @@
 /** vCPUs (libxl_list_vcpu, libxl_set_vcpuaffinity): `xl vcpu-list` and `xl vcpu-pin`. */
-import { Errno } from "@xenon/hypervisor";
+import { CPUPOOLID_NONE, Errno } from "@xenon/hypervisor";
 import { parseCpuList } from "./cpulist.js";
 import type { LibxlCtx } from "./ctx.js";
 import { nrCpus } from "./domain_create.js";
@@ -14,10 +14,10 @@ export function listVcpus(ctx: LibxlCtx, domids?: readonly number[]): VcpuListEn
     const info = check(ctx.hc.domctlGetDomainInfo(ctx.self, domid), `Domain ${domid}: getting domain info`);
     if (info.domid !== domid) throw LibxlError.fromErrno(-Errno.ESRCH, `Domain ${domid}: getting domain info`);
     const name = ctx.nameOf(domid);
+    // TypeScript domains (Domain-0, Xenstore) are in no cpupool: they have no vCPUs to list.
+    if (info.cpupool === CPUPOOLID_NONE) continue;
     for (let v = 0; v <= info.maxVcpuId; v++) {
       const vi = ctx.hc.domctlGetVcpuInfo(ctx.self, domid, v);
-      // The control domain is a TypeScript domain: its vCPUs are not the scheduler's.
-      if (vi === -Errno.ESRCH && domid === ctx.self) break;
       const i = check(vi, `Domain ${domid}: getting vcpu ${v} info`);
       const aff = check(ctx.hc.domctlGetVcpuAffinity(ctx.self, domid, v), `Domain ${domid}: vcpu ${v} affinity`);
       out.push({
