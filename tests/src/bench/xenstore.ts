@@ -3,7 +3,11 @@
  * daemon's Unix socket (what Debian's xenstore-* tools use), sequential (one request in flight) and
  * pipelined (all in flight), a WRITE/READ mix on distinct keys; side by side in the same run with
  * the anchor: a Unix-socket echo server speaking the same framing (the transport's own ceiling).
- * (The guest ring transport is not wired yet: no ring figure.)
+ *
+ * Guest ring: xsclient.elf (the C client) makes `--ring-requests` sequential READs over its ring
+ * to the XenStore domain (its own worker) under the real core, timing itself with rdtime; the
+ * anchor beside it is a guest-to-guest event-channel round trip (pingpong.elf), the least a ring
+ * request costs (request notify + reply notify).
  */
 
 import { mkdtempSync } from "node:fs";
@@ -11,11 +15,14 @@ import { createConnection, createServer, type Socket } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { encodeMessage, startXenstoredServer, XS_TYPES, XsParser } from "@xenon/backends";
+import { guestImagePath } from "@xenon/guests";
+import { runSystem } from "@xenon/toolstack";
 import { benchCli, median } from "../helpers/bench.js";
 
 const cli = benchCli();
 const runs = cli.num("--runs", 5);
 const requests = cli.num("--requests", 20_000);
+const ringRequests = cli.num("--ring-requests", 2000);
 const dir = mkdtempSync(join(tmpdir(), "xenon-xsbench-"));
 const enc = new TextEncoder();
 
@@ -87,6 +94,44 @@ async function echoServer(path: string): Promise<() => Promise<void>> {
   return () => new Promise<void>((r) => server.close(() => r()));
 }
 
+/** Runs guest images under the core and returns their console lines as "name: line". */
+async function guests(
+  domains: { name: string; image: string; bootargs: string }[],
+  opts: { xenstore?: boolean; evtchns?: { a: number; aPort: number; b: number; bPort: number }[] },
+): Promise<string[]> {
+  const lines: string[] = [];
+  const r = await runSystem({
+    domains: domains.map((d) => ({ path: guestImagePath(d.image), name: d.name, memoryMiB: 2, bootargs: d.bootargs })),
+    ...(opts.evtchns ? { evtchns: opts.evtchns } : {}),
+    ...(opts.xenstore ? { xenstore: true } : {}),
+    pcpus: 2,
+    console: (name, line) => lines.push(`${name}: ${line}`),
+    timeoutMs: 120_000,
+  });
+  if (r.timedOut || r.ends.some((e) => e.reason !== 0)) throw new Error(`guests failed:\n${lines.join("\n")}`);
+  return lines;
+}
+
+/** Requests per second over a guest ring, and guest event round trips per second beside it. */
+async function measureRing(): Promise<{ ring: number; evtchn: number }> {
+  const xl = await guests([{ name: "xs", image: "xsclient", bootargs: `mode=bench count=${ringRequests}` }], {
+    xenstore: true,
+  });
+  const m = xl.map((l) => /^xs: xsclient: bench: (\d+) reads in (\d+) us$/.exec(l)).find((x) => x !== null);
+  if (!m) throw new Error(`xsclient printed no timing:\n${xl.join("\n")}`);
+  const ring = Number(m[1]) / (Number(m[2]) / 1e6);
+  const pl = await guests(
+    [
+      { name: "ping", image: "pingpong", bootargs: `role=ping peer=2 port=5 rounds=${ringRequests}` },
+      { name: "pong", image: "pingpong", bootargs: `role=pong peer=1 port=5 rounds=${ringRequests}` },
+    ],
+    { evtchns: [{ a: 1, aPort: 5, b: 2, bPort: 5 }] },
+  );
+  const p = pl.map((l) => /^ping: pingpong: ping elapsed (\d+) us/.exec(l)).find((x) => x !== null);
+  if (!p) throw new Error(`pingpong printed no timing:\n${pl.join("\n")}`);
+  return { ring, evtchn: ringRequests / (Number(p[1]) / 1e6) };
+}
+
 const xsPath = join(dir, "xenstored.sock");
 const echoPath = join(dir, "echo.sock");
 const xs = await startXenstoredServer(xsPath);
@@ -110,6 +155,17 @@ for (let i = 0; i < runs; i++) {
 }
 await xs.close();
 await closeEcho();
+await measureRing(); // warm-up
+const ringRps: number[] = [];
+const evtchnRps: number[] = [];
+for (let i = 0; i < runs; i++) {
+  const r = await measureRing();
+  ringRps.push(r.ring);
+  evtchnRps.push(r.evtchn);
+  cli.log(
+    `  run ${i + 1}: guest ring ${r.ring.toFixed(0)} req/s sequential; guest event round trips ${r.evtchn.toFixed(0)}/s`,
+  );
+}
 const result = {
   bench: "xenstore",
   runs,
@@ -120,11 +176,19 @@ const result = {
   anchorEchoPipelinedReqPerS: Math.round(median(echoPipe)),
   sequentialRatio: Number((median(xsSeq) / median(echoSeq)).toFixed(3)),
   pipelinedRatio: Number((median(xsPipe) / median(echoPipe)).toFixed(3)),
-  ring: null,
+  ringRequests,
+  ringSequentialReqPerS: Math.round(median(ringRps)),
+  anchorEvtchnRoundTripsPerS: Math.round(median(evtchnRps)),
+  ringRatio: Number((median(ringRps) / median(evtchnRps)).toFixed(3)),
+  ringVsSocketSequential: Number((median(ringRps) / median(xsSeq)).toFixed(3)),
 };
 if (cli.json) process.stdout.write(`${JSON.stringify(result)}\n`);
-else
+else {
   cli.log(
     `xenstore over the socket (medians): ${result.socketSequentialReqPerS} req/s sequential (${result.sequentialRatio} of the echo anchor), ${result.socketPipelinedReqPerS} req/s pipelined (${result.pipelinedRatio} of the echo anchor)`,
   );
+  cli.log(
+    `xenstore over a guest ring (medians): ${result.ringSequentialReqPerS} req/s sequential (${result.ringRatio} of the guest event round-trip anchor, ${result.anchorEvtchnRoundTripsPerS}/s; ${result.ringVsSocketSequential} of the socket's sequential rate)`,
+  );
+}
 process.exit(0);
