@@ -245,6 +245,9 @@ export class Machine {
       onWake: (domid, vcpu) => {
         if (this.live.has(domid)) this.hv.hooks.upcall?.(domid, vcpu);
       },
+      onConsole: (domid, bytes) => {
+        if (this.live.has(domid)) this.hv.hypercalls.consoleWrite(domid, bytes);
+      },
     });
     // Every pool: events cross cpupools.
     for (const share of this.shares.values()) workers.addDomain(share);
@@ -358,6 +361,7 @@ export class Machine {
       sharedInfoMfn: domain.sharedInfoMfn,
       ctl: ctlBuf,
       vcpuStates: domain.vcpus.map((v) => this.vcpus.get(vcpuKey(domid, v.id))!.stateBuf),
+      console: domain.flags.privileged || domain.flags.isConsole,
     };
     this.shares.set(domid, share);
     for (const p of this.pools.values()) p.workers.addDomain(share);

@@ -126,6 +126,8 @@ export interface DomainShare {
    * can reach" (Xen's dummy), and the event goes to the core.
    */
   readonly vcpuStates: readonly SharedArrayBuffer[];
+  /** May write to its console (CONSOLEIO_write): privileged or console domains. */
+  readonly console: boolean;
 }
 
 /** vCPU key: identifies a vCPU on a pCPU (domid * MAX_VCPUS_PER_KEY + vcpu id). */
@@ -208,7 +210,17 @@ export interface WakeMsg {
   readonly domid: number;
   readonly vcpu: number;
 }
-export type FromPcpu = ExitMsg | ChunkRequestMsg | ErrorMsg | WakeMsg;
+/**
+ * pCPU -> core, no reply: CONSOLEIO_write served on the worker (the vCPU went on); the core hands
+ * the bytes to the domain's console. Posted before the exit of the run (FIFO), so a guest's last
+ * line arrives before its shutdown.
+ */
+export interface ConsoleMsg {
+  readonly t: "console";
+  readonly domid: number;
+  readonly bytes: Uint8Array;
+}
+export type FromPcpu = ExitMsg | ChunkRequestMsg | ErrorMsg | WakeMsg | ConsoleMsg;
 
 /** A packed (msgpackr) message travels as this wrapper so the receiver can tell the encodings apart. */
 export interface Packed {

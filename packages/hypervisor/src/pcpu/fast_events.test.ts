@@ -48,6 +48,7 @@ function share(d: Domain): { share: DomainShare; ctl: Int32Array; states: Int32A
       sharedInfoMfn: d.sharedInfoMfn,
       ctl: ctl.buffer as SharedArrayBuffer,
       vcpuStates: states.map((s) => s.buffer as SharedArrayBuffer),
+      console: false,
     },
     ctl,
     states,

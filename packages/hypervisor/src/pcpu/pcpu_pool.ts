@@ -51,6 +51,8 @@ export interface PcpuPoolOptions {
   readonly fastEvents?: boolean;
   /** A worker's fast path raised the upcall of a vCPU not on a pCPU (WakeMsg). */
   readonly onWake?: (domid: number, vcpu: number) => void;
+  /** A worker served CONSOLEIO_write (ConsoleMsg). */
+  readonly onConsole?: (domid: number, bytes: Uint8Array) => void;
 }
 
 export const DEFAULT_WFI_SPIN_US = 50;
@@ -200,6 +202,9 @@ export class PcpuPool {
       }
       case "wake":
         this.opts.onWake?.(msg.domid, msg.vcpu);
+        return;
+      case "console":
+        this.opts.onConsole?.(msg.domid, msg.bytes);
         return;
       case "error": {
         const p = h.pending;

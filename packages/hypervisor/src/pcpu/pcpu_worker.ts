@@ -30,6 +30,7 @@ import { Hypercall, SchedOp } from "../public/xen.js";
 import type { ExitMsg, FromPcpu, Packed, PcpuTask, ToPcpu } from "./contract.js";
 import { bellSlot, DomainCtlSlot, MAX_VCPUS_PER_KEY, onPcpuSlot, PcpuSlot, sleepSlot } from "./contract.js";
 import { FastEvents } from "./fast_events.js";
+import { FastConsole } from "./fast_console.js";
 
 /** System time (ns) per tick of the 10 MHz time CSR. */
 const NS_PER_TICK = 1e9 / TIMEBASE_HZ;
@@ -99,6 +100,7 @@ export default function pcpuMain(task: PcpuTask): number {
     else send({ t: "wake", domid, vcpu });
   };
   const fast = task.fastEvents ? new FastEvents(memory, wake) : null;
+  const fastConsole = new FastConsole(memory, (domid, bytes) => send({ t: "console", domid, bytes }));
   // Spinning on host time would make a deterministic ("instructions") schedule depend on timing.
   const wfiSpinUs = task.timeMode === "instructions" ? 0 : task.wfiSpinUs;
   const wfiWaitUs = task.timeMode === "instructions" ? 0 : Math.max(task.wfiWaitUs, wfiSpinUs);
@@ -135,9 +137,11 @@ export default function pcpuMain(task: PcpuTask): number {
         break;
       case "domain":
         fast?.addDomain(msg.share);
+        fastConsole.setDomain(msg.share.domid, msg.share.console);
         break;
       case "forget":
         fast?.removeDomain(msg.domid);
+        fastConsole.removeDomain(msg.domid);
         break;
       case "attach": {
         const state = new Int32Array(msg.state);
@@ -182,6 +186,7 @@ export default function pcpuMain(task: PcpuTask): number {
             vcpu,
             ranges: mmioRanges.get(msg.key) ?? [],
             fast: dctl === undefined ? null : fast,
+            console: fastConsole,
             ctl: dctl !== undefined && sleepSlot(vcpu) < dctl.length ? dctl : null,
             p2m: p2ms.get(msg.key)!,
             wfiSpinUs,
@@ -216,6 +221,7 @@ interface SliceContext {
   readonly ranges: ReadonlyArray<readonly [number, number]>;
   /** The fast path, when this worker knows the vCPU's domain; null: every ECALL exits. */
   readonly fast: FastEvents | null;
+  readonly console: FastConsole;
   /** The domain's control block when it has this vCPU's bell; null: no sleeping on the worker. */
   readonly ctl: Int32Array | null;
   readonly p2m: P2mReader;
@@ -282,6 +288,7 @@ function runSlice(ctx: SliceContext, budget: number): ExitMsg {
       break;
     }
     reason = cpu.run(left);
+    if (reason === ExitReason.ECALL && ctx.console.hypercall(ctx.domid, s, ctx.p2m)) continue;
     if (reason === ExitReason.ECALL && ctx.fast !== null) {
       if (ctx.fast.hypercall(ctx.domid, ctx.vcpu, s, ctx.p2m)) continue;
       if (
