@@ -29,8 +29,8 @@ import { P2mReader } from "../p2m/p2m.js";
 import { Hypercall, SchedOp } from "../public/xen.js";
 import type { ExitMsg, FromPcpu, Packed, PcpuTask, ToPcpu } from "./contract.js";
 import { bellSlot, DomainCtlSlot, MAX_VCPUS_PER_KEY, onPcpuSlot, PcpuSlot, sleepSlot } from "./contract.js";
-import { FastEvents } from "./fast_events.js";
 import { FastConsole } from "./fast_console.js";
+import { FastEvents } from "./fast_events.js";
 
 /** System time (ns) per tick of the 10 MHz time CSR. */
 const NS_PER_TICK = 1e9 / TIMEBASE_HZ;
