@@ -123,7 +123,7 @@ describe("XenStore domain serving guest rings", () => {
     const memory = new MachineMemory({ bytes: 64 << 20 });
     hv = new Hypervisor({ memory, allocator: new FrameAllocator(memory) });
     link = await XenstoreLink.start(hv, { log: (l) => logs.push(l) });
-    for (const name of ["alice", "bob", "mallory"]) {
+    for (const name of ["alice", "bob", "mallory", "oscar"]) {
       const d = hv.domains.create({ name, maxVcpus: 1, maxPages: 16, p2mPoolPages: p2mPoolPagesFor(16) });
       if (typeof d === "number") throw new Error(`create ${d}`);
       await link.introduce(d, name);
@@ -190,6 +190,28 @@ describe("XenStore domain serving guest rings", () => {
       logs.some((l) => /ring closed/.test(l)),
       logs.join("\n"),
     );
+    assert.equal((await guests[0]!.call(XS_TYPES.READ, "name\0")).text, "alice");
+  });
+
+  it("an oversize payload length is a protocol error: error 3, the ring is dropped, nothing else", async () => {
+    const o = guests[3]!;
+    // A well-formed request first: it is answered before the bad header is seen.
+    assert.equal((await o.call(XS_TYPES.READ, "name\0")).text, "oscar");
+    const h = new Uint8Array(16);
+    new DataView(h.buffer).setUint32(0, XS_TYPES.WRITE, true);
+    new DataView(h.buffer).setUint32(12, 0xffff_ff00, true);
+    await o.produce(h);
+    const end = Date.now() + 3000;
+    while (o.u32(F.error) === 0 && Date.now() < end) await new Promise((r) => setTimeout(r, 5));
+    assert.equal(o.u32(F.error), layout.XENSTORE_ERROR_PROTO);
+    while (!logs.some((l) => /XS_PAYLOAD_TOO_LARGE/.test(l)) && Date.now() < end)
+      await new Promise((r) => setTimeout(r, 5));
+    assert.ok(
+      logs.some((l) => /domain \d+: ring closed: XS_PAYLOAD_TOO_LARGE/.test(l)),
+      logs.join("\n"),
+    );
+    // The daemon still knows the domain (its ring is gone, not the domain) and serves others.
+    assert.equal((await link.xs.ok(XS_TYPES.IS_DOMAIN_INTRODUCED, `${o.d.domid}\0`)).payload[0], 0x54);
     assert.equal((await guests[0]!.call(XS_TYPES.READ, "name\0")).text, "alice");
   });
 

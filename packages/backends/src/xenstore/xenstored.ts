@@ -87,6 +87,7 @@ interface DomainRecord {
 }
 
 const OK = nulStrings("OK");
+const RELEASED = "domain released";
 const DEFAULT_WATCH_EVENT_TIMEOUT_MS = 20_000;
 const DOMID_FIRST_RESERVED = 0x7ff0;
 const VALID_PATH = /^[A-Za-z0-9\-/_]+$/;
@@ -223,7 +224,8 @@ export class Xenstored implements XsConnector {
   /** Drops a connection for a protocol violation or release; the transport closes it. (Used by connections.) */
   drop(c: Connection, reason: string): void {
     if (c.isClosed) return;
-    this.log(`xenstored: dropping connection of domain ${c.domid}: ${reason}`);
+    // A release is routine; anything else (protocol error, replaced ring) is worth a line.
+    if (reason !== RELEASED) this.log(`xenstored: dropping connection of domain ${c.domid}: ${reason}`);
     this.forget(c);
     c.transport.close(reason);
   }
@@ -631,7 +633,7 @@ export class Xenstored implements XsConnector {
    */
   release(domid: number): void {
     const rec = this.domains.get(domid);
-    if (rec?.conn) this.drop(rec.conn, "domain released");
+    if (rec?.conn) this.drop(rec.conn, RELEASED);
     this.domains.delete(domid);
     for (const r of this.domains.values()) if (r.target === domid) r.target = undefined;
     const dom0: Principal = { domid: 0, privileged: true };
