@@ -151,6 +151,35 @@ describe("xenon host: the management endpoint over the libxl API", () => {
     assert.equal(await ended, "domain destroyed");
   });
 
+  it("reboot with on_reboot=restart: the events stream tells of the shutdown, the destruction and the new domain", async () => {
+    const events: Array<Record<string, unknown>> = [];
+    const sub = await c.openStream("events.subscribe", {}, { event: (e) => events.push({ ...e }) });
+    const { domid } = await c.request<{ domid: number }>("domain.create", { config: spin("rb") });
+    await sleep(100);
+    await c.request("domain.reboot", { dom: "rb" });
+    let again: Array<{ domid: number; name: string }> = [];
+    for (let i = 0; i < 200; i++) {
+      again = (await c.request<Array<{ domid: number; name: string }>>("domain.list")).filter((d) => d.name === "rb");
+      if (again.length === 1 && again[0]!.domid !== domid && events.length >= 4) break;
+      await sleep(10);
+    }
+    assert.equal(again.length, 1);
+    assert.notEqual(again[0]!.domid, domid, "a new domain under the same name");
+    const kinds = events.map((e) => `${e.type}:${e.domid}`);
+    assert.deepEqual(kinds.slice(0, 4), [
+      `created:${domid}`,
+      `shutdown:${domid}`,
+      `destroyed:${domid}`,
+      `created:${again[0]!.domid}`,
+    ]);
+    assert.equal(events[1]!.reason, 1);
+    assert.equal(events[1]!.action, "restart");
+    await c.request("domain.destroy", { dom: "rb" });
+    await c.request("stream.cancel", { stream: sub.id });
+    assert.equal(await sub.ended, "cancelled");
+    await assert.rejects(c.request("stream.cancel", { stream: sub.id }), /no stream/);
+  });
+
   it("failures come back as error replies with xl's wording; the host keeps serving", async () => {
     const fail = async (op: string, args: Record<string, unknown>, re: RegExp, code?: string) => {
       await assert.rejects(c.request(op, args), (e: unknown) => {

@@ -97,6 +97,8 @@ export class XenonHost {
       sock = join(tmpDir, "xenstored.sock");
     }
     const xs = await XenstoreLink.start(hv, { socketPath: sock });
+    // It serves from its own worker from now on (its creation pause is only a count here).
+    hv.domains.get(xs.domid)?.unpause();
     const libxl = new Libxl({ hv, machine, pools: sys.pools, controlDomid: CONTROL_DOMID, xenstore: xs });
     libxl.adopt(CONTROL_DOMID, "Domain-0");
     libxl.adopt(xs.domid, "Xenstore");

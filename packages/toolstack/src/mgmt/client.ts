@@ -108,8 +108,12 @@ export class MgmtClient {
     return this.sendRequest(op, args).reply as Promise<T>;
   }
 
-  /** Opens a stream; resolves with its end reason once the host ends it. */
-  async stream(op: string, args: Record<string, unknown>, h: Omit<StreamHandlers, "end">): Promise<string> {
+  /** Opens a stream: its id (for stream.cancel) once the host accepted it, and its end reason. */
+  async openStream(
+    op: string,
+    args: Record<string, unknown>,
+    h: Omit<StreamHandlers, "end">,
+  ): Promise<{ id: number; ended: Promise<string> }> {
     let endResolve: (r: string) => void = () => {};
     const ended = new Promise<string>((r) => {
       endResolve = r;
@@ -117,7 +121,12 @@ export class MgmtClient {
     const id = this.nextId;
     this.streams.set(id, { ...h, end: endResolve });
     await this.sendRequest(op, args).reply;
-    return ended;
+    return { id, ended };
+  }
+
+  /** Opens a stream and resolves with its end reason once the host ends it. */
+  async stream(op: string, args: Record<string, unknown>, h: Omit<StreamHandlers, "end">): Promise<string> {
+    return (await this.openStream(op, args, h)).ended;
   }
 
   close(): void {
