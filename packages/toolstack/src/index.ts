@@ -3,6 +3,8 @@
 export type { BootPlan } from "./boot/dom0less.js";
 export { BootTreeError, planFromFile, planFromTree } from "./boot/dom0less.js";
 // The libxl-like API, xl.cfg parsing, the management endpoint and the host.
+export type { AdoptedSystem, HostOptions } from "./host/host.js";
+export { XenonHost } from "./host/host.js";
 export type { ConsoleListener } from "./libxl/console.js";
 export { formatCpuList, parseCpuList } from "./libxl/cpulist.js";
 export type { DomainEvent, HostPool } from "./libxl/ctx.js";
@@ -18,6 +20,10 @@ export type {
   SchedConfig,
   VcpuListEntry,
 } from "./libxl/types.js";
+export { MgmtClient, MgmtError } from "./mgmt/client.js";
+export type { ErrorBody, Reply, Request } from "./mgmt/protocol.js";
+export { decodeReply, decodeRequest, encodeFrame, PROTOCOL_VERSION, ProtocolError } from "./mgmt/protocol.js";
+export { MGMT_OPS, MgmtServer } from "./mgmt/server.js";
 export { FlatGuest } from "./run/flat_guest.js";
 export type { LinuxRunOptions, LinuxRunResult } from "./run/linux_abi.js";
 export { runLinuxUser, SYS_EXIT, SYS_EXIT_GROUP, SYS_WRITE } from "./run/linux_abi.js";
