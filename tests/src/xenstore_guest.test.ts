@@ -36,6 +36,7 @@ describe("the C XenStore client over its ring", () => {
       "transaction done after 2 attempts: data/counter = mine",
       "watch event data/w tok",
       "watch event data/w/x tok",
+      "reconnect: OK",
       "write /local/domain/0/intruder: EACCES",
       "write name: EACCES",
       "write 2049 bytes: ENOSPC",

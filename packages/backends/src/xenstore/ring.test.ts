@@ -106,7 +106,10 @@ describe("XenStore ring transport", () => {
       assert.equal(Buffer.from(r.payload).toString(), "hello");
     }
     assert.ok(guest.get(F.req_prod.offset) < 0x1000, "req_prod wrapped past 2^32");
-    assert.equal(guest.get(F.server_features.offset), layout.XENSTORE_SERVER_FEATURE_ERROR);
+    assert.equal(
+      guest.get(F.server_features.offset),
+      layout.XENSTORE_SERVER_FEATURE_RECONNECTION | layout.XENSTORE_SERVER_FEATURE_ERROR,
+    );
   });
 
   it("takes a request written in pieces (header, then payload byte by byte)", () => {
@@ -147,6 +150,42 @@ describe("XenStore ring transport", () => {
     assert.ok(events.length >= 1);
     const last = splitPayload(events.at(-1)!.payload).strings;
     assert.deepEqual(last, ["w/a", "tok"]);
+  });
+
+  it("a reconnect request drops watches, transactions and queued bytes, empties both rings and starts afresh", () => {
+    const { guest, ring, daemon } = setup(12);
+    const dom0 = new TestClient(daemon, 0);
+    roundTrip(guest, ring, guest.request("WATCH", ["data", "tok"]));
+    const tx = roundTrip(guest, ring, guest.request("TRANSACTION_START", [""]));
+    assert.equal(tx.type, XS_TYPES.TRANSACTION_START);
+    // Half a request and an unread event are in flight when the guest asks to reconnect.
+    guest.produce(guest.request("READ", ["name"]).subarray(0, 10));
+    dom0.write("/local/domain/12/data/x", "1");
+    guest.set(F.connection.offset, layout.XENSTORE_RECONNECT);
+    const before = guest.notifies;
+    ring.kick();
+    assert.equal(guest.get(F.connection.offset), layout.XENSTORE_CONNECTED);
+    assert.ok(guest.notifies > before, "the guest is told");
+    assert.equal(guest.get(F.req_cons.offset), guest.get(F.req_prod.offset));
+    assert.equal(guest.get(F.rsp_prod.offset), guest.get(F.rsp_cons.offset));
+    guest.takeMessages(); // forget whatever the guest had half-read
+    // A fresh connection: the old watch is gone, the transaction id is unknown.
+    dom0.write("/local/domain/12/data/y", "2");
+    ring.kick();
+    guest.consume();
+    assert.deepEqual(guest.takeMessages(), []);
+    const end = encodeMessage(
+      XS_TYPES.TRANSACTION_END,
+      99,
+      Number(splitPayload(tx.payload).strings[0]),
+      payloadFor("TRANSACTION_END", ["T"]),
+    );
+    const r = roundTrip(guest, ring, end);
+    assert.equal(r.type, XS_TYPES.ERROR);
+    assert.equal(splitPayload(r.payload).strings[0], "ENOENT");
+    assert.equal(roundTrip(guest, ring, guest.request("WRITE", ["k", "after"])).type, XS_TYPES.WRITE);
+    assert.equal(Buffer.from(roundTrip(guest, ring, guest.request("READ", ["k"])).payload).toString(), "after");
+    assert.ok(!ring.closed);
   });
 
   it("a producer more than a ring ahead is a bad index: error 2, connection dropped, no throw", () => {

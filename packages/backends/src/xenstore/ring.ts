@@ -46,7 +46,8 @@ export interface XenstoreRingOptions {
 }
 
 export class XenstoreRing implements XsTransport {
-  readonly port: XsPort;
+  private currentPort: XsPort;
+  private readonly connectPort: (transport: XsTransport) => XsPort;
   private readonly bytes: Uint8Array;
   private readonly words: Int32Array;
   /** Our own indices: the page's copies are outputs only. */
@@ -69,6 +70,7 @@ export class XenstoreRing implements XsTransport {
     /** Connects through this instead of `daemon.connect` (e.g. Xenstored.connectDomain). */
     connect?: (transport: XsTransport) => XsPort,
   ) {
+    this.connectPort = connect ?? ((t) => daemon.connect(t, who));
     if (page.byteLength < layout.XenstoreDomainInterface.size || page.byteOffset % 4 !== 0)
       throw new RangeError("XenStore ring: page too small or misaligned");
     this.bytes = page;
@@ -77,8 +79,17 @@ export class XenstoreRing implements XsTransport {
     // already have requests queued (indices need not start at 0).
     this.reqCons = Atomics.load(this.words, W.reqCons) >>> 0;
     this.rspProd = Atomics.load(this.words, W.rspProd) >>> 0;
-    Atomics.store(this.words, W.features, layout.XENSTORE_SERVER_FEATURE_ERROR);
-    this.port = connect ? connect(this) : daemon.connect(this, who);
+    Atomics.store(
+      this.words,
+      W.features,
+      layout.XENSTORE_SERVER_FEATURE_RECONNECTION | layout.XENSTORE_SERVER_FEATURE_ERROR,
+    );
+    this.currentPort = this.connectPort(this);
+  }
+
+  /** The daemon side of the current connection (a reconnection makes a new one). */
+  get port(): XsPort {
+    return this.currentPort;
   }
 
   get closed(): boolean {
@@ -88,11 +99,12 @@ export class XenstoreRing implements XsTransport {
   /** The guest notified us (or we start): take its requests, push out held output. */
   kick(): void {
     if (this.isClosed) return;
+    if (Atomics.load(this.words, W.connection) === layout.XENSTORE_RECONNECT) this.reconnect();
     // Output first: the guest may have made room, and the daemon may then un-stall.
     if (!this.pushHeld()) return;
-    this.port.writable();
+    this.currentPort.writable();
     if (this.isClosed) return;
-    if (this.port.backlog === 0) this.readRequests();
+    if (this.currentPort.backlog === 0) this.readRequests();
     this.flushNotify();
   }
 
@@ -109,6 +121,24 @@ export class XenstoreRing implements XsTransport {
   }
 
   // ---- internals -----------------------------------------------------------------------------
+
+  /**
+   * The guest asked for a fresh start (connection = XENSTORE_RECONNECT, e.g. after kexec): the
+   * old connection's watches, transactions, partial input and queued output are dropped, both
+   * rings are emptied (our indices catch up with the guest's), and a new connection begins.
+   * Only the guest sets RECONNECT; only we set CONNECTED, last, then notify.
+   */
+  private reconnect(): void {
+    this.currentPort.closed();
+    this.held = null;
+    this.reqCons = Atomics.load(this.words, W.reqProd) >>> 0;
+    Atomics.store(this.words, W.reqCons, this.reqCons | 0);
+    this.rspProd = Atomics.load(this.words, W.rspCons) >>> 0;
+    Atomics.store(this.words, W.rspProd, this.rspProd | 0);
+    this.currentPort = this.connectPort(this);
+    Atomics.store(this.words, W.connection, layout.XENSTORE_CONNECTED);
+    this.queueNotify();
+  }
 
   /** Copies as much of the held message as fits into `rsp`. False if the ring is broken. */
   private pushHeld(): boolean {
@@ -160,7 +190,7 @@ export class XenstoreRing implements XsTransport {
     Atomics.store(this.words, W.reqCons, this.reqCons | 0);
     this.requestBytes += avail;
     this.queueNotify();
-    this.port.receive(chunk);
+    this.currentPort.receive(chunk);
   }
 
   private fail(failure: RingFailure, reason: string, tellDaemon: boolean): void {
@@ -172,7 +202,7 @@ export class XenstoreRing implements XsTransport {
       Atomics.store(this.words, W.error, code);
       this.notifyQueued = true;
     }
-    if (tellDaemon) this.port.closed();
+    if (tellDaemon) this.currentPort.closed();
     this.flushNotify();
     this.opts.onClosed?.(reason, failure);
   }

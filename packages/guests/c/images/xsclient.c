@@ -121,6 +121,15 @@ static void demo(void) {
   xs_write(XBT_NULL, "data/w/y", "2");
   CHECK(xs_watch_pending() == 0, "no events after unwatch (%u)", xs_watch_pending());
 
+  /* A reconnection forgets our watches. */
+  CHECK(xs_watch("data/r", "rtok") == 0, "watch before reconnect");
+  rc = xs_reconnect();
+  printf("xsclient: reconnect: %s\n", errname(rc));
+  CHECK(rc == 0, "reconnect");
+  CHECK(xs_write(XBT_NULL, "data/r/x", "1") == 0, "write after reconnect");
+  rc = xs_read(XBT_NULL, "data/r/x", buf, sizeof buf);
+  CHECK(rc == 1 && xs_watch_pending() == 0, "served afresh, old watch gone (%d, %u)", rc, xs_watch_pending());
+
   /* What an unprivileged domain may not do. */
   rc = xs_write(XBT_NULL, "/local/domain/0/intruder", "x");
   printf("xsclient: write /local/domain/0/intruder: %s\n", errname(rc));

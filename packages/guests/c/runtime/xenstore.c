@@ -35,6 +35,7 @@ static struct {
 static unsigned wq_head, wq_count;
 
 static inline void fence(void) { __asm__ volatile("fence rw, rw" ::: "memory"); }
+static int ring_broken(void);
 
 static void on_event(evtchn_port_t p, void *arg) {
   (void)p;
@@ -62,7 +63,32 @@ int xs_init(void) {
   if (pfn == 0 || pfn >= 0x100000 || evtchn == 0 || evtchn >= EVTCHN_2L_NR_CHANNELS) return -XEN_ENODEV;
   intf = (volatile struct xenstore_domain_interface *)(uintptr_t)(pfn << 12);
   port = (evtchn_port_t)evtchn;
-  return evtchn_bind_handler(port, on_event, 0);
+  if ((rc = evtchn_bind_handler(port, on_event, 0)) < 0) return rc;
+  /* A reconnection may be under way (set before we booted): only the server clears it. */
+  while (intf->connection != XENSTORE_CONNECTED) {
+    uint32_t seen = kicks;
+    if (intf->connection == XENSTORE_CONNECTED || ring_broken()) break;
+    wait_for_change(&kicks, seen);
+  }
+  return 0;
+}
+
+int xs_reconnect(void) {
+  if (intf == 0) return -XEN_ENODEV;
+  if (!(intf->server_features & XENSTORE_SERVER_FEATURE_RECONNECTION)) return -XEN_EOPNOTSUPP;
+  intf->connection = XENSTORE_RECONNECT;
+  fence();
+  evtchn_send(port);
+  for (;;) {
+    uint32_t seen = kicks;
+    fence();
+    if (intf->connection == XENSTORE_CONNECTED) break;
+    if (ring_broken()) return -XEN_EIO;
+    wait_for_change(&kicks, seen);
+  }
+  /* The server dropped our watches and whatever it had queued for us. */
+  wq_head = wq_count = 0;
+  return 0;
 }
 
 evtchn_port_t xs_port(void) { return port; }

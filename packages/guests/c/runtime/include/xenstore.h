@@ -60,6 +60,10 @@ typedef uint32_t xs_transaction_t;
 
 /* Reads the HVM params, binds the port. 0, -XEN_ENODEV (no XenStore for this domain), or -errno. */
 int xs_init(void);
+/* Asks the daemon for a fresh connection (XENSTORE_RECONNECT), as after kexec: our watches,
+ * transactions and anything in flight are dropped, queued watch events too. 0, -XEN_EOPNOTSUPP
+ * (the server does not offer it), or -XEN_EIO. */
+int xs_reconnect(void);
 /* Our port and page (for tests and diagnostics). */
 evtchn_port_t xs_port(void);
 volatile struct xenstore_domain_interface *xs_ring(void);
