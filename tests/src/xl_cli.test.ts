@@ -130,8 +130,8 @@ describe("xl against a running xenon host", () => {
     const top = await ok(["top", "--once"]);
     assert.match(top, /NAME +STATE +CPU\(sec\) CPU\(%\)/);
     assert.match(top, / sp r/);
-    await ok(["destroy", "sp"]);
-    assert.equal(await state("sp"), undefined);
+    await ok(["shutdown", "-w", "sp"]);
+    assert.equal(await state("sp"), undefined, "on_poweroff=destroy: gone once shut down");
   });
 
   it("cpupools: take a pCPU from Pool-0, make an RTDS pool of it, move a domain there and back", async () => {
@@ -171,6 +171,9 @@ describe("xl against a running xenon host", () => {
     assert.match(r.stderr.toString(), /^libxl: error: cpupool 'none' does not exist$/m);
     r = await xl(["create", cfg("badmem", `name = "x"\nkernel = "hello"\nmemory = "lots"\n`)]);
     assert.match(r.stderr.toString(), /badmem\.cfg:3: parameter `memory' is not a valid number/);
+    r = await xl(["create", "-n", cfg("dry", `name = "dry"\nkernel = "hello"\nvcpus = 2\n`)]);
+    assert.equal(r.status, 0);
+    assert.equal(JSON.parse(r.stdout.toString()).maxvcpus, 2, "a dry run prints the config");
     r = await xl(["create", join(dir, "missing.cfg")]);
     assert.equal(r.status, 1);
     assert.match(r.stderr.toString(), /Failed to read config file: .*missing\.cfg: ENOENT/);

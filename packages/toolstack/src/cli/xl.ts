@@ -150,7 +150,18 @@ const VERBS: Record<string, Verb> = {
   destroy: oneDomain("destroy", "domain.destroy"),
   pause: oneDomain("pause", "domain.pause"),
   unpause: oneDomain("unpause", "domain.unpause"),
-  shutdown: oneDomain("shutdown", "domain.shutdown"),
+  async shutdown(c, args) {
+    const { values, positionals } = argsOf(args, { w: { type: "boolean" }, F: { type: "boolean" } }, "shutdown");
+    if (positionals.length !== 1) usageError("shutdown", "xl shutdown: give one domain");
+    const domid = await c.request<number>("domain.domid", { dom: positionals[0] });
+    await c.request("domain.shutdown", { dom: domid });
+    // -w: wait until it is gone (or shut down and preserved), as xl does.
+    while (values.w) {
+      const rows = await c.request<DomainListEntry[]>("domain.list").then((l) => l.filter((d) => d.domid === domid));
+      if (rows.length === 0 || rows[0]!.shutdown) break;
+      await sleep(50);
+    }
+  },
   reboot: oneDomain("reboot", "domain.reboot"),
   async console(c, args) {
     const { positionals } = argsOf(args, { t: { type: "string" }, n: { type: "string" } }, "console");

@@ -132,6 +132,19 @@ describe("xenon host: the management endpoint over the libxl API", () => {
     await assert.rejects(c.request("domain.list", { dom: "h1" }), /h1 is an invalid domain identifier/);
   });
 
+  it("create paused: nothing runs until unpause", async () => {
+    const { domid } = await c.request<{ domid: number }>("domain.create", { config: spin("pz"), paused: true });
+    const row = async () =>
+      (await c.request<Array<{ cpuTimeNs: number; paused: boolean }>>("domain.list", { dom: domid }))[0]!;
+    await sleep(150);
+    assert.equal((await row()).paused, true);
+    assert.equal((await row()).cpuTimeNs, 0, "never ran");
+    await c.request("domain.unpause", { dom: domid });
+    for (let i = 0; i < 100 && (await row()).cpuTimeNs === 0; i++) await sleep(10);
+    assert.ok((await row()).cpuTimeNs > 0);
+    await c.request("domain.destroy", { dom: domid });
+  });
+
   it("pause stops a running guest, unpause resumes it, destroy ends its console stream", async () => {
     const { domid } = await c.request<{ domid: number }>("domain.create", { config: spin("s1") });
     const time = async () =>
@@ -198,6 +211,11 @@ describe("xenon host: the management endpoint over the libxl API", () => {
     await fail("domain.create", { config: { ...hello("k"), memoryMiB: 0 } }, /memory=0 is out of range/, "EINVAL");
     await fail("domain.create", { config: { ...hello("k"), pool: "nopool" } }, /cpupool 'nopool' does not exist/);
     await fail("domain.create", { config: "x" }, /'config' must be a map/, "EINVAL");
+    await fail("domain.create", { config: { ...hello("k"), cpus: 5 } }, /cpus must be a list/, "EINVAL");
+    await fail("domain.create", { config: { ...hello("k"), onCrash: "explode" } }, /Unknown on_crash action/);
+    await fail("domain.create", { config: { ...hello("k"), sched: { weight: "x" } } }, /sched.weight/);
+    await fail("domain.create", { config: { ...hello("k"), sched: null } }, /sched must be a map/);
+    await fail("domain.create", { config: { ...hello("k"), disks: ["xvda"] } }, /disk= devices are not supported/);
     await fail("domain.destroy", { dom: 0 }, /cannot destroy the control domain/);
     await fail("no.such.op", {}, /unknown op 'no.such.op'/, "ENOSYS");
     await fail("vcpu.pin", { dom: 0 }, /'vcpu' is required/);

@@ -13,7 +13,14 @@ import { existsSync, readFileSync } from "node:fs";
 import { isAbsolute } from "node:path";
 import { guestImagePath } from "@xenon/guests";
 import { createVcpuState } from "@xenon/hw";
-import { buildDomainMemory, buildGuestFdt, initBootVcpuState, p2mPoolPagesFor, XEN_SCHEDULER } from "@xenon/hypervisor";
+import {
+  buildDomainMemory,
+  buildGuestFdt,
+  initBootVcpuState,
+  p2mPoolPagesFor,
+  SHUTDOWN_ACTIONS,
+  XEN_SCHEDULER,
+} from "@xenon/hypervisor";
 import { parseCpuList } from "./cpulist.js";
 import type { LibxlCtx } from "./ctx.js";
 import { destroyDomainNow } from "./domain.js";
@@ -60,6 +67,29 @@ function validate(ctx: LibxlCtx, c: DomainConfig): void {
   if (c.maxvcpus < c.vcpus) throw new LibxlError("EINVAL", "maxvcpus is smaller than vcpus");
   if (typeof c.kernel !== "string" || typeof c.cmdline !== "string")
     throw new LibxlError("EINVAL", "kernel and cmdline must be strings");
+  for (const [k, v] of [
+    ["cpus", c.cpus],
+    ["cpus_soft", c.cpusSoft],
+  ] as const)
+    if (v !== undefined && (!Array.isArray(v) || !v.every((x) => typeof x === "string")))
+      throw new LibxlError("EINVAL", `${k} must be a list of CPULIST strings`);
+  if (c.pool !== undefined && typeof c.pool !== "string") throw new LibxlError("EINVAL", "pool must be a string");
+  for (const [k, a] of [
+    ["on_poweroff", c.onPoweroff],
+    ["on_reboot", c.onReboot],
+    ["on_crash", c.onCrash],
+    ["on_watchdog", c.onWatchdog],
+  ] as const)
+    if (!SHUTDOWN_ACTIONS.includes(a)) throw new LibxlError("EINVAL", `Unknown ${k} action "${String(a)}" specified`);
+  const s = c.sched;
+  if (typeof s !== "object" || s === null) throw new LibxlError("EINVAL", "sched must be a map");
+  for (const k of ["weight", "cap", "periodUs", "budgetUs"] as const) {
+    const v = s[k];
+    if (v !== undefined && (typeof v !== "number" || !Number.isInteger(v) || v < 0))
+      throw new LibxlError("EINVAL", `sched.${k} must be a non-negative integer`);
+  }
+  if (s.extratime !== undefined && typeof s.extratime !== "boolean")
+    throw new LibxlError("EINVAL", "sched.extratime must be a boolean");
   for (const [k, list] of [
     ["disk", c.disks],
     ["vif", c.vifs],
