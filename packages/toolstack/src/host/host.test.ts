@@ -1,5 +1,8 @@
 import assert from "node:assert/strict";
+import { mkdtempSync, writeFileSync } from "node:fs";
 import { connect, type Socket } from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { MgmtClient, MgmtError } from "../mgmt/client.js";
 import { decodeReply } from "../mgmt/protocol.js";
@@ -210,6 +213,14 @@ describe("xenon host: the management endpoint over the libxl API", () => {
     );
     await fail("domain.create", { config: { ...hello("k"), memoryMiB: 0 } }, /memory=0 is out of range/, "EINVAL");
     await fail("domain.create", { config: { ...hello("k"), pool: "nopool" } }, /cpupool 'nopool' does not exist/);
+    const junk = join(mkdtempSync(join(tmpdir(), "xenon-host-test-")), "junk.elf");
+    writeFileSync(junk, "\x7fELF but nothing else");
+    await fail("domain.create", { config: { ...hello("junk"), kernel: junk } }, /^domain \d+ \(junk\): .*junk\.elf: /);
+    await fail(
+      "domain.create",
+      { config: { ...hello("big"), memoryMiB: 3000, maxmemMiB: 3000 } },
+      /domain \d+ \(big\): /,
+    );
     await fail("domain.create", { config: "x" }, /'config' must be a map/, "EINVAL");
     await fail("domain.create", { config: { ...hello("k"), cpus: 5 } }, /cpus must be a list/, "EINVAL");
     await fail("domain.create", { config: { ...hello("k"), onCrash: "explode" } }, /Unknown on_crash action/);
