@@ -40,6 +40,8 @@ export interface DomainFlags {
   readonly xenstore: boolean;
   /** May use CONSOLEIO_* (dom0less domUs get this). */
   readonly isConsole: boolean;
+  /** gfn == mfn for all its RAM (XEN_DOMCTL_CDF_directmap; needs static memory). */
+  readonly directMap: boolean;
 }
 
 export interface ShutdownActions {
@@ -168,6 +170,7 @@ export class Domain {
       hardware: config.flags?.hardware ?? false,
       xenstore: config.flags?.xenstore ?? false,
       isConsole: config.flags?.isConsole ?? false,
+      directMap: config.flags?.directMap ?? false,
     };
     this.actions = { ...DEFAULT_SHUTDOWN_ACTIONS, ...config.actions };
     this.pages = parts.pages;

@@ -7,7 +7,7 @@
 import { type ElfImage, PAGE_SIZE, parseElf32, VcpuSlot } from "@xenon/hw";
 import type { Domain } from "./domain.js";
 import { populateRange } from "./memory.js";
-import { GUEST_RAM_BASE, GUEST_RAM_BASE_GFN } from "./p2m/types.js";
+import { GUEST_RAM_BASE } from "./p2m/types.js";
 
 export class DomainBuildError extends Error {
   constructor(message: string) {
@@ -24,42 +24,86 @@ export interface KernelPlacement {
   readonly kernelEnd: number;
 }
 
+/** A range of guest RAM (guest-physical, page aligned). */
+export interface RamBank {
+  readonly gpa: number;
+  readonly bytes: number;
+}
+
+/** A range of host RAM (host-physical, page aligned): static memory, a static shared region. */
+export interface HostRange {
+  readonly hpa: number;
+  readonly bytes: number;
+}
+
 /**
- * Populates `ramBytes` of RAM at GUEST_RAM_BASE, loads the ELF and the device tree, and returns
- * where things went. Refuses (DomainBuildError, nothing left half-mapped for the caller to miss)
- * an image that does not fit in RAM or overlaps the device tree.
+ * Dom0less static memory (`xen,static-mem`): the domain's RAM will come only from these host
+ * ranges, which the caller has already reserved in the frame allocator so no one else can take
+ * them. Call before the domain has any RAM.
+ */
+export function assignStaticMemory(d: Domain, ranges: readonly HostRange[]): void {
+  const mfns: number[] = [];
+  for (const r of ranges) {
+    if (r.hpa % PAGE_SIZE !== 0 || r.bytes <= 0 || r.bytes % PAGE_SIZE !== 0)
+      throw new DomainBuildError(
+        `static memory [0x${r.hpa.toString(16)}, +0x${r.bytes.toString(16)}) is not page aligned`,
+      );
+    for (let i = 0; i < r.bytes / PAGE_SIZE; i++) mfns.push(r.hpa / PAGE_SIZE + i);
+  }
+  d.pages.assignStatic(mfns, (mfn) => d.memory.scrub(mfn));
+}
+
+/**
+ * Populates guest RAM — `ramBytes` at GUEST_RAM_BASE, or the given banks (a direct-mapped
+ * domain's banks sit at their host addresses) — loads the ELF and the device tree, and returns
+ * where things went. The device tree goes at the top of the bank holding the kernel's entry.
+ * Refuses (DomainBuildError) an image that does not fit in one bank or overlaps the device tree.
  */
 export function buildDomainMemory(
   d: Domain,
   kernel: Uint8Array | ElfImage,
   ramBytes: number,
   fdt?: Uint8Array,
+  banks: readonly RamBank[] = [{ gpa: GUEST_RAM_BASE, bytes: ramBytes }],
 ): KernelPlacement {
   const image = kernel instanceof Uint8Array ? parseElf32(kernel) : kernel;
-  if (ramBytes <= 0 || ramBytes % PAGE_SIZE !== 0)
-    throw new DomainBuildError(`RAM size ${ramBytes} is not a positive multiple of 4 KiB`);
-  const ramEnd = GUEST_RAM_BASE + ramBytes;
-  if (ramEnd > 2 ** 32) throw new DomainBuildError(`RAM of ${ramBytes} bytes at 0x80000000 passes 4 GiB`);
-  let kernelEnd = GUEST_RAM_BASE;
+  for (const b of banks) {
+    if (b.bytes <= 0 || b.bytes % PAGE_SIZE !== 0 || b.gpa % PAGE_SIZE !== 0)
+      throw new DomainBuildError(`RAM bank of ${b.bytes} bytes at 0x${b.gpa.toString(16)} is not page aligned`);
+    if (b.gpa + b.bytes > 2 ** 32)
+      throw new DomainBuildError(`RAM of ${b.bytes} bytes at 0x${b.gpa.toString(16)} passes 4 GiB`);
+  }
+  const bankOf = (a: number, len: number) => banks.find((b) => a >= b.gpa && a + len <= b.gpa + b.bytes);
+  let kernelEnd = 0;
   for (const seg of image.segments) {
-    if (seg.paddr < GUEST_RAM_BASE || seg.paddr + seg.memsz > ramEnd) {
+    if (bankOf(seg.paddr, seg.memsz) === undefined) {
       throw new DomainBuildError(
         `kernel segment [0x${seg.paddr.toString(16)}, +0x${seg.memsz.toString(16)}) is outside guest RAM`,
       );
     }
-    kernelEnd = Math.max(kernelEnd, seg.paddr + seg.memsz);
   }
-  if (image.entry < GUEST_RAM_BASE || image.entry >= kernelEnd) {
+  const home = bankOf(image.entry, 1);
+  if (home === undefined) throw new DomainBuildError(`kernel entry 0x${image.entry.toString(16)} is outside guest RAM`);
+  for (const seg of image.segments) {
+    if (seg.paddr >= home.gpa && seg.paddr < home.gpa + home.bytes)
+      kernelEnd = Math.max(kernelEnd, seg.paddr + seg.memsz);
+  }
+  if (image.entry >= kernelEnd) {
     throw new DomainBuildError(`kernel entry 0x${image.entry.toString(16)} is not inside the image`);
   }
-  // The device tree sits 8-byte aligned in the last pages of RAM.
+  // The device tree sits 8-byte aligned in the last pages of the kernel's bank.
+  const ramEnd = home.gpa + home.bytes;
   const fdtGpa = fdt === undefined ? 0 : Math.floor((ramEnd - fdt.length - PAGE_SIZE) / PAGE_SIZE) * PAGE_SIZE;
   if (fdt !== undefined && fdtGpa < kernelEnd)
     throw new DomainBuildError("no room for the device tree above the kernel");
 
-  const rc = populateRange(d, GUEST_RAM_BASE_GFN, ramBytes / PAGE_SIZE);
-  if (rc < 0)
-    throw new DomainBuildError(`cannot populate ${ramBytes} bytes of RAM (error ${rc}): over max_mem or host memory?`);
+  for (const b of banks) {
+    const rc = populateRange(d, b.gpa / PAGE_SIZE, b.bytes / PAGE_SIZE);
+    if (rc < 0)
+      throw new DomainBuildError(
+        `cannot populate ${b.bytes} bytes of RAM at 0x${b.gpa.toString(16)} (error ${rc}): over max_mem, static memory or host memory?`,
+      );
+  }
   for (const seg of image.segments) {
     if (seg.data.length > 0 && d.guest.copyToGuest(seg.paddr, seg.data) < 0) {
       throw new DomainBuildError(`copying the segment at 0x${seg.paddr.toString(16)} failed`);

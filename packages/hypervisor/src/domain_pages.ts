@@ -16,6 +16,14 @@ export class DomainPages {
   private readonly refs = new Map<number, number>();
   /** Called when the last released-but-referenced frame is freed (a dying domain can then go). */
   onDrained: (() => void) | null = null;
+  /**
+   * Static memory (dom0less `xen,static-mem`): when set, this domain's RAM comes only from these
+   * frames, reserved for it before any domain ran; a freed one is scrubbed and comes back here,
+   * never to the host allocator. `staticFree` ⊆ `staticFrames`, disjoint from `owned`.
+   */
+  private staticFrames: ReadonlySet<number> | null = null;
+  private readonly staticFree = new Set<number>();
+  private scrubStatic: (mfn: number) => void = () => {};
 
   constructor(
     private readonly allocator: FrameAllocator,
@@ -32,9 +40,44 @@ export class DomainPages {
     return this.released.size;
   }
 
+  /**
+   * Gives the domain its static memory (once, before it has any RAM): from now on alloc() takes
+   * only these frames. `scrub` clears a frame the domain hands back.
+   */
+  assignStatic(mfns: readonly number[], scrub: (mfn: number) => void): void {
+    if (this.staticFrames !== null || this.owned.size > 0) throw new Error("static memory assigned twice or late");
+    this.staticFrames = new Set(mfns);
+    for (const mfn of mfns) this.staticFree.add(mfn);
+    this.scrubStatic = scrub;
+  }
+
+  get isStatic(): boolean {
+    return this.staticFrames !== null;
+  }
+
+  /** Static frames not in use (0 for a heap-backed domain). */
+  get staticFreePages(): number {
+    return this.staticFree.size;
+  }
+
+  /**
+   * Exactly `mfn`, which must be one of our free static frames (a direct-mapped domain's gfn ==
+   * mfn). -1 otherwise, or past max_pages.
+   */
+  takeStatic(mfn: number): number {
+    if (this.owned.size >= this.maxPages || !this.staticFree.delete(mfn)) return -1;
+    this.owned.add(mfn);
+    return mfn;
+  }
+
   /** A fresh frame for this domain, or -1 if that would pass max_pages or the host is out of memory. */
   alloc(): number {
     if (this.owned.size >= this.maxPages) return -1;
+    if (this.staticFrames !== null) {
+      const next = this.staticFree.values().next();
+      if (next.done === true) return -1;
+      return this.takeStatic(next.value);
+    }
     const mfn = this.allocator.alloc();
     if (mfn < 0) return -1;
     this.owned.add(mfn);
@@ -89,7 +132,10 @@ export class DomainPages {
   private freeNow(mfn: number): void {
     this.owned.delete(mfn);
     const wasReleased = this.released.delete(mfn);
-    this.allocator.free(mfn);
+    if (this.staticFrames?.has(mfn) === true) {
+      this.scrubStatic(mfn);
+      this.staticFree.add(mfn);
+    } else this.allocator.free(mfn);
     // Only the last *deferred* free drains; releaseAll() reports an immediate drain itself.
     if (wasReleased && this.released.size === 0) this.onDrained?.();
   }

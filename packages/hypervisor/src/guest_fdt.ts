@@ -30,6 +30,13 @@ export interface GuestFdtConfig {
   readonly vcpus: number;
   readonly ramBytes: number;
   readonly bootargs?: string;
+  /**
+   * RAM banks when not the single bank of ramBytes at GUEST_RAM_BASE (a direct-mapped domain);
+   * the bank holding the kernel first, since guests take their heap from the first one.
+   */
+  readonly ramBanks?: ReadonlyArray<{ readonly gpa: number; readonly bytes: number }>;
+  /** Static shared memory regions, each a /reserved-memory/xen-shmem@<gpa> node as Xen writes them. */
+  readonly sharedMemory?: ReadonlyArray<{ readonly id: string; readonly gpa: number; readonly bytes: number }>;
 }
 
 function cells64(v: number): number[] {
@@ -56,8 +63,23 @@ export function buildGuestFdt(cfg: GuestFdtConfig): Uint8Array {
       .set("riscv,isa", str("rv32imac"));
   }
 
-  const mem = root.addChild(`memory@${GUEST_RAM_BASE.toString(16)}`);
-  mem.set("device_type", str("memory")).set("reg", u32(...cells64(GUEST_RAM_BASE), ...cells64(cfg.ramBytes)));
+  const banks = cfg.ramBanks ?? [{ gpa: GUEST_RAM_BASE, bytes: cfg.ramBytes }];
+  const mem = root.addChild(`memory@${banks[0]!.gpa.toString(16)}`);
+  mem
+    .set("device_type", str("memory"))
+    .set("reg", u32(...banks.flatMap((b) => [...cells64(b.gpa), ...cells64(b.bytes)])));
+
+  if (cfg.sharedMemory !== undefined && cfg.sharedMemory.length > 0) {
+    const rsv = root.addChild("reserved-memory");
+    rsv.set("#address-cells", u32(2)).set("#size-cells", u32(2)).set("ranges", new Uint8Array(0));
+    for (const shm of cfg.sharedMemory) {
+      const n = rsv.addChild(`xen-shmem@${shm.gpa.toString(16)}`);
+      n.set("compatible", str("xen,shared-memory-v1"));
+      n.set("reg", u32(...cells64(shm.gpa), ...cells64(shm.bytes)));
+      n.set("xen,id", str(shm.id));
+      n.set("xen,offset", u32(0, 0));
+    }
+  }
 
   const hyp = root.addChild("hypervisor");
   hyp.set("compatible", strList("xen,xen-4.17", "xen,xen"));

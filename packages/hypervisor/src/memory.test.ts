@@ -105,3 +105,34 @@ describe("memory_op semantics", () => {
     assert.equal(p2mEntryMfn(d.p2m.lookup(RAM + 8)), d.sharedInfoMfn);
   });
 });
+
+describe("static memory (xen,static-mem)", () => {
+  it("a static domain's RAM comes only from its frames, and freed frames go back to it", () => {
+    const { hv, allocator } = makeHost();
+    const frames = [4000, 4001, 4002, 4003];
+    allocator.reserve(4000, 4);
+    const d = makeDomain(hv, { maxPages: 16 }, 0);
+    d.pages.assignStatic(frames, (mfn) => hv.memory.scrub(mfn));
+    const heapBefore = allocator.allocatedFrames;
+    assert.equal(populatePhysmap(d, [RAM, RAM + 1, RAM + 2, RAM + 3, RAM + 4], 0), 4, "four frames, no more");
+    assert.equal(allocator.allocatedFrames, heapBefore, "nothing from the heap");
+    for (let i = 0; i < 4; i++) assert.ok(frames.includes(d.p2m.get(RAM + i)!.mfn));
+    assert.ok(d.guest.copyToGuest(RAM * 4096, new Uint8Array([1, 2, 3])) === 0);
+    const mfn0 = d.p2m.get(RAM)!.mfn;
+    assert.equal(decreaseReservation(d, [RAM], 0), 1);
+    assert.equal(d.pages.staticFreePages, 1);
+    assert.equal(populatePhysmap(d, [RAM + 9], 0), 1, "the freed frame is reused");
+    assert.equal(d.p2m.get(RAM + 9)!.mfn, mfn0);
+    assert.deepEqual(d.guest.copyFromGuest((RAM + 9) * 4096, 3), new Uint8Array(3), "scrubbed");
+  });
+
+  it("a direct-mapped domain gets gfn == mfn and nothing else", () => {
+    const { hv, allocator } = makeHost(RAM + 16);
+    allocator.reserve(RAM, 4);
+    const d = makeDomain(hv, { maxPages: 16, flags: { directMap: true } }, 0);
+    d.pages.assignStatic([RAM, RAM + 1, RAM + 2, RAM + 3], (mfn) => hv.memory.scrub(mfn));
+    assert.equal(populatePhysmap(d, [RAM + 4], 0), 0, "not one of its frames");
+    assert.equal(populatePhysmap(d, [RAM, RAM + 2], 1), 2);
+    for (let i = 0; i < 4; i++) assert.equal(d.p2m.get(RAM + i)!.mfn, RAM + i);
+  });
+});

@@ -73,7 +73,8 @@ export function populatePhysmap(d: Domain, gpfns: readonly number[], order: numb
     const mfns: number[] = [];
     let ok = true;
     for (let i = 0; i < n; i++) {
-      const mfn = d.pages.alloc();
+      // A direct-mapped domain's RAM sits at gfn == mfn: only that very static frame will do.
+      const mfn = d.flags.directMap ? d.pages.takeStatic(gpfn + i) : d.pages.alloc();
       if (mfn < 0 || d.p2m.set(gpfn + i, mfn, P2mType.ram_rw) < 0) {
         if (mfn >= 0) d.pages.release(mfn);
         ok = false;

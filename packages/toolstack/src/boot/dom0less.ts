@@ -14,11 +14,25 @@
  *                                   kernel module; child "multiboot,kernel" module whose image is
  *                                   named by `xenon,path` (beside the tree, then the built images)
  *   <dom>/<ch> "xen,evtchn-v1"      xen,evtchn = <local-port &peer-node>, mutual
+ *   <dom> xen,static-mem            (addr,size)+ in the domain node's cells: host RAM reserved for
+ *                                   this domain alone, summing to `memory`; `direct-map` puts it at
+ *                                   gfn == mfn (the kernel must load inside a bank)
+ *
+ * Host-physical addresses are machine addresses: mfn = address >> 12. Host RAM is what the
+ * /memory nodes list; the gaps between banks are holes no one is given.
  */
 import { existsSync, readFileSync } from "node:fs";
 import { dirname, isAbsolute, join } from "node:path";
 import { guestImagePath } from "@xenon/guests";
-import { type Fdt, type FdtNode, readFdt } from "@xenon/hypervisor";
+import { parseElf32 } from "@xenon/hw";
+import {
+  type Fdt,
+  type FdtNode,
+  GUEST_GNTTAB_BASE,
+  GUEST_GNTTAB_SIZE,
+  type HostRange,
+  readFdt,
+} from "@xenon/hypervisor";
 import type { DomainSpec, PoolSpec, StaticEvtchn } from "../run/system.js";
 
 export class BootTreeError extends Error {
@@ -34,6 +48,8 @@ export class BootTreeError extends Error {
 
 export interface BootPlan {
   readonly hostMemoryMiB: number;
+  /** Host RAM banks (host-physical). */
+  readonly hostRam: readonly HostRange[];
   readonly xenBootargs: string;
   readonly pools: readonly PoolSpec[];
   readonly domains: readonly DomainSpec[];
@@ -41,6 +57,48 @@ export interface BootPlan {
 }
 
 const SCHEDULERS = new Set(["credit2", "rtds", "null"]);
+const PAGE = 4096;
+const hex = (n: number) => `0x${n.toString(16)}`;
+const rangeText = (r: HostRange) => `[${hex(r.hpa)}, +${hex(r.bytes)})`;
+
+/** (address, size) pairs of `prop` in the given cells; null when absent. */
+function ranges(path: string, n: FdtNode, prop: string, ac: number, sc: number): HostRange[] | null {
+  const v = n.get(prop);
+  if (v === undefined) return null;
+  const stride = 4 * (ac + sc);
+  if (v.length === 0 || v.length % stride !== 0)
+    throw new BootTreeError(path, prop, `must be (address, size) pairs of ${ac}+${sc} cells`);
+  const out: HostRange[] = [];
+  for (let at = 0; at < v.length; at += stride) {
+    const r = { hpa: cellsValue(v, at, ac), bytes: cellsValue(v, at + 4 * ac, sc) };
+    if (r.bytes === 0 || r.hpa % PAGE !== 0 || r.bytes % PAGE !== 0)
+      throw new BootTreeError(path, prop, `bank ${rangeText(r)} is empty or not 4 KiB aligned`);
+    out.push(r);
+  }
+  return out;
+}
+
+/**
+ * Every host range reserved at boot, with who asked for it: static memory, static shared memory
+ * and the static heap must each lie inside host RAM and never overlap one another.
+ */
+class HostReservations {
+  private readonly taken: Array<{ r: HostRange; who: string }> = [];
+  constructor(private readonly ram: readonly HostRange[]) {}
+
+  claim(path: string, prop: string, r: HostRange): void {
+    if (!this.ram.some((b) => r.hpa >= b.hpa && r.hpa + r.bytes <= b.hpa + b.bytes))
+      throw new BootTreeError(path, prop, `bank ${rangeText(r)} is outside host RAM`);
+    const clash = this.taken.find((t) => r.hpa < t.r.hpa + t.r.bytes && t.r.hpa < r.hpa + r.bytes);
+    if (clash !== undefined)
+      throw new BootTreeError(path, prop, `bank ${rangeText(r)} overlaps ${clash.who} ${rangeText(clash.r)}`);
+    this.taken.push({ r, who: `${path}: ${prop}` });
+  }
+
+  get bytes(): number {
+    return this.taken.reduce((n, t) => n + t.r.bytes, 0);
+  }
+}
 const DEFAULT_HOST_MIB = 1024;
 
 function compatible(n: FdtNode): string[] {
@@ -89,19 +147,26 @@ export function planFromTree(fdt: Fdt, treeFile: string): BootPlan {
   const phandleMap = fdt.phandles();
   const pathOf = (n: FdtNode) => fdt.pathOf(n) ?? n.name;
 
-  // Host memory.
-  let hostMemoryMiB = DEFAULT_HOST_MIB;
-  const memNode = root.children.find((c) => c.getString("device_type") === "memory");
-  if (memNode !== undefined) {
-    const reg = memNode.get("reg");
-    const ac = root.addressCells();
-    const sc = root.sizeCells();
-    if (reg === undefined || reg.length % (4 * (ac + sc)) !== 0)
-      throw new BootTreeError(pathOf(memNode), "reg", "malformed");
-    let bytes = 0;
-    for (let at = 0; at < reg.length; at += 4 * (ac + sc)) bytes += cellsValue(reg, at + 4 * ac, sc);
-    hostMemoryMiB = Math.floor(bytes / 2 ** 20);
+  // Host memory: every /memory node's banks (root cells).
+  let hostRam: HostRange[] = [{ hpa: 0, bytes: DEFAULT_HOST_MIB * 2 ** 20 }];
+  const memNodes = root.children.filter((c) => c.getString("device_type") === "memory");
+  if (memNodes.length > 0) {
+    hostRam = [];
+    for (const m of memNodes) {
+      const banks = ranges(pathOf(m), m, "reg", root.addressCells(), root.sizeCells());
+      if (banks === null) throw new BootTreeError(pathOf(m), "reg", "missing");
+      for (const b of banks) {
+        const clash = hostRam.find((o) => b.hpa < o.hpa + o.bytes && o.hpa < b.hpa + b.bytes);
+        if (clash !== undefined)
+          throw new BootTreeError(pathOf(m), "reg", `bank ${rangeText(b)} overlaps another RAM bank`);
+        if (b.hpa + b.bytes > 2 ** 44) throw new BootTreeError(pathOf(m), "reg", `bank ${rangeText(b)} passes 16 TiB`);
+        hostRam.push(b);
+      }
+    }
+    hostRam.sort((a, b) => a.hpa - b.hpa);
   }
+  const hostMemoryMiB = Math.floor(hostRam.reduce((n, b) => n + b.bytes, 0) / 2 ** 20);
+  const reservations = new HostReservations(hostRam);
 
   // Host pCPUs and their classes.
   const cpusNode = root.child("cpus");
@@ -180,6 +245,19 @@ export function planFromTree(fdt: Fdt, treeFile: string): BootPlan {
     if (imageName === undefined)
       throw new BootTreeError(pathOf(kernel), "xenon,path", "missing: names the kernel image file");
     const path = resolveImage(treeDir, pathOf(kernel), imageName);
+
+    // Static memory: reserved for this domain alone, summing to `memory`.
+    const staticMem = ranges(p, dn, "xen,static-mem", dn.addressCells(), dn.sizeCells());
+    const directMap = dn.get("direct-map") !== undefined;
+    if (directMap && staticMem === null) throw new BootTreeError(p, "direct-map", "needs xen,static-mem");
+    if (staticMem !== null) {
+      for (const r of staticMem) reservations.claim(p, "xen,static-mem", r);
+      const total = staticMem.reduce((n, r) => n + r.bytes, 0);
+      if (total !== kib * 1024)
+        throw new BootTreeError(p, "xen,static-mem", `banks hold ${total / 1024} KiB but memory is ${kib} KiB`);
+      totalKiB -= kib;
+    }
+    if (directMap) checkDirectMap(p, path, staticMem!);
     domains.push({
       path,
       name: dn.name,
@@ -187,14 +265,19 @@ export function planFromTree(fdt: Fdt, treeFile: string): BootPlan {
       vcpus,
       pool,
       bootargs: kernel.getString("bootargs") ?? "",
+      ...(staticMem !== null ? { staticMem } : {}),
+      ...(directMap ? { directMap } : {}),
     });
     domOfNode.set(dn, i + 1);
   }
-  if (totalKiB / 1024 > hostMemoryMiB) {
+  // Heap-backed domains share what static reservations leave.
+  const heapMiB = Math.floor((hostMemoryMiB * 2 ** 20 - reservations.bytes) / 2 ** 20);
+  if (totalKiB / 1024 > heapMiB) {
     throw new BootTreeError(
       pathOf(chosen),
       null,
-      `domains ask for ${totalKiB / 1024} MiB, the host has ${hostMemoryMiB} MiB`,
+      `domains ask for ${totalKiB / 1024} MiB, the host has ${heapMiB} MiB` +
+        (reservations.bytes > 0 ? " outside static reservations" : ""),
     );
   }
 
@@ -228,7 +311,34 @@ export function planFromTree(fdt: Fdt, treeFile: string): BootPlan {
       evtchns.push({ a: domOfNode.get(dn)!, aPort: port, b: peerDomid, bPort: back[0]! });
     }
   }
-  return { hostMemoryMiB, xenBootargs, pools: pools.map((p) => p.spec), domains, evtchns };
+  return { hostMemoryMiB, hostRam, xenBootargs, pools: pools.map((p) => p.spec), domains, evtchns };
+}
+
+/**
+ * A direct-mapped domain sees its banks at their host addresses: they must fit the guest's 32-bit
+ * physical space, stay clear of its hypervisor window, and hold the kernel where it is linked.
+ */
+function checkDirectMap(path: string, image: string, banks: readonly HostRange[]): void {
+  for (const b of banks) {
+    if (b.hpa + b.bytes > 2 ** 32)
+      throw new BootTreeError(path, "direct-map", `bank ${rangeText(b)} passes the guest's 4 GiB physical space`);
+    if (b.hpa < GUEST_GNTTAB_BASE + GUEST_GNTTAB_SIZE && GUEST_GNTTAB_BASE < b.hpa + b.bytes)
+      throw new BootTreeError(path, "direct-map", `bank ${rangeText(b)} covers the guest's hypervisor window`);
+  }
+  let segments: ReadonlyArray<{ paddr: number; memsz: number }>;
+  try {
+    segments = parseElf32(readFileSync(image)).segments;
+  } catch (e) {
+    throw new BootTreeError(path, "direct-map", `cannot read the kernel ${image}: ${(e as Error).message}`);
+  }
+  for (const seg of segments) {
+    if (!banks.some((b) => seg.paddr >= b.hpa && seg.paddr + seg.memsz <= b.hpa + b.bytes))
+      throw new BootTreeError(
+        path,
+        "direct-map",
+        `the kernel loads at [${hex(seg.paddr)}, +${hex(seg.memsz)}), which no xen,static-mem bank holds`,
+      );
+  }
 }
 
 /** Reads a .dtb file and plans the system it describes. */

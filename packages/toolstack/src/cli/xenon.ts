@@ -182,7 +182,7 @@ async function cmdBoot(args: string[]): Promise<void> {
       domains: plan.domains,
       pools: plan.pools,
       evtchns: plan.evtchns,
-      hostMemoryMiB: plan.hostMemoryMiB,
+      hostRam: plan.hostRam,
       timeMode: values.deterministic ? "instructions" : "host",
       console: (name, line) => process.stdout.write(`(${name}) ${line}\n`),
       ...(timeout !== undefined ? { timeoutMs: timeout * 1000 } : {}),

@@ -10,17 +10,21 @@
  */
 import { readFileSync } from "node:fs";
 import { basename } from "node:path";
-import { createVcpuState, FrameAllocator, MachineMemory } from "@xenon/hw";
+import { createVcpuState, FrameAllocator, MachineMemory, parseElf32 } from "@xenon/hw";
 import {
+  assignStaticMemory,
   buildDomainMemory,
   buildGuestFdt,
   createScheduler,
   type DomainEnd,
   evtchnBindStatic,
+  GUEST_RAM_BASE,
+  type HostRange,
   Hypervisor,
   initBootVcpuState,
   Machine,
   p2mPoolPagesFor,
+  type RamBank,
   type SchedName,
   type TimeMode,
   type TraceEvent,
@@ -40,6 +44,10 @@ export interface DomainSpec {
   readonly cap?: number;
   readonly periodUs?: number;
   readonly budgetUs?: number;
+  /** Dom0less static memory: the domain's RAM comes only from these host ranges. */
+  readonly staticMem?: readonly HostRange[];
+  /** gfn == mfn (needs staticMem). */
+  readonly directMap?: boolean;
 }
 
 /** A static interdomain event channel between two domains given by their 1-based position. */
@@ -65,8 +73,10 @@ export interface SystemConfig {
   readonly pcpus?: number;
   readonly scheduler?: SchedName;
   readonly timeMode?: TimeMode;
-  /** Host RAM in MiB (default 1024). */
+  /** Host RAM in MiB (default 1024), from address 0. */
   readonly hostMemoryMiB?: number;
+  /** Host RAM banks (host-physical; mfn = address >> 12), instead of hostMemoryMiB. */
+  readonly hostRam?: readonly HostRange[];
   /** Receives each complete console line of a domain, without its newline. */
   readonly console: (name: string, line: string) => void;
   readonly trace?: (e: TraceEvent) => void;
@@ -146,6 +156,35 @@ export function parseStaticEvtchn(spec: string): StaticEvtchn {
   return { a: Number(m[1]), aPort: Number(m[2]), b: Number(m[3]), bPort: Number(m[4]) };
 }
 
+/**
+ * The host's RAM as machine frames: banks at their addresses, the holes between them reserved so
+ * no one is given them, then every domain's static memory reserved for it before anything else
+ * allocates.
+ */
+function hostMemory(cfg: Omit<SystemConfig, "timeoutMs">): { memory: MachineMemory; allocator: FrameAllocator } {
+  const ram = [...(cfg.hostRam ?? [{ hpa: 0, bytes: (cfg.hostMemoryMiB ?? 1024) * 2 ** 20 }])].sort(
+    (a, b) => a.hpa - b.hpa,
+  );
+  if (ram.length === 0) throw new ConfigError("host has no RAM");
+  const top = Math.max(...ram.map((b) => b.hpa + b.bytes));
+  const memory = new MachineMemory({ bytes: top });
+  const allocator = new FrameAllocator(memory);
+  const reserve = (what: string, r: HostRange) => {
+    try {
+      allocator.reserve(r.hpa / 4096, r.bytes / 4096);
+    } catch (e) {
+      throw new ConfigError(`${what}: ${(e as Error).message}`);
+    }
+  };
+  let at = 0;
+  for (const b of ram) {
+    if (b.hpa > at) reserve("host memory hole", { hpa: at, bytes: b.hpa - at });
+    at = b.hpa + b.bytes;
+  }
+  for (const d of cfg.domains) for (const r of d.staticMem ?? []) reserve(`${d.name}: static memory`, r);
+  return { memory, allocator };
+}
+
 /** A built system: domains created and loaded, under a Machine that has not started yet. */
 export interface BuiltSystem {
   readonly hv: Hypervisor;
@@ -161,8 +200,7 @@ export interface BuiltSystem {
  */
 export function buildSystem(cfg: Omit<SystemConfig, "timeoutMs">): BuiltSystem {
   if (cfg.domains.length === 0) throw new ConfigError("no domains to run");
-  const memory = new MachineMemory({ bytes: (cfg.hostMemoryMiB ?? 1024) * 2 ** 20 });
-  const allocator = new FrameAllocator(memory);
+  const { memory, allocator } = hostMemory(cfg);
   const hv = new Hypervisor({ memory, allocator });
   const npcpus = cfg.pcpus ?? 2;
   if (!Number.isInteger(npcpus) || npcpus < 1 || npcpus > 64) {
@@ -207,7 +245,7 @@ export function buildSystem(cfg: Omit<SystemConfig, "timeoutMs">): BuiltSystem {
         maxVcpus: vcpus,
         maxPages,
         p2mPoolPages: p2mPoolPagesFor(maxPages),
-        flags: { isConsole: true },
+        flags: { isConsole: true, directMap: spec.directMap === true },
       });
       if (typeof d === "number") throw new ConfigError(`${spec.name}: domain creation failed (${d})`);
       let partial = "";
@@ -217,10 +255,21 @@ export function buildSystem(cfg: Omit<SystemConfig, "timeoutMs">): BuiltSystem {
         partial = lines.pop() ?? "";
         for (const line of lines) cfg.console(spec.name, line);
       });
-      const fdt = buildGuestFdt({ domid: d.domid, name: spec.name, vcpus, ramBytes, bootargs: spec.bootargs });
+      if (spec.directMap === true && spec.staticMem === undefined)
+        throw new ConfigError(`${spec.name}: direct-map needs static memory`);
+      const banks = ramBanks(spec, kernel, ramBytes);
+      const fdt = buildGuestFdt({
+        domid: d.domid,
+        name: spec.name,
+        vcpus,
+        ramBytes,
+        bootargs: spec.bootargs,
+        ...(spec.directMap === true ? { ramBanks: banks } : {}),
+      });
       let placement: ReturnType<typeof buildDomainMemory>;
       try {
-        placement = buildDomainMemory(d, kernel, ramBytes, fdt);
+        if (spec.staticMem !== undefined) assignStaticMemory(d, spec.staticMem);
+        placement = buildDomainMemory(d, kernel, ramBytes, fdt, banks);
       } catch (e) {
         throw new ConfigError(`${spec.name}: ${(e as Error).message}`);
       }
@@ -274,6 +323,24 @@ export function buildSystem(cfg: Omit<SystemConfig, "timeoutMs">): BuiltSystem {
     void machine.close();
     throw e;
   }
+}
+
+/**
+ * Guest RAM banks: one at GUEST_RAM_BASE, or for a direct-mapped domain its static banks at their
+ * host addresses, the one holding the kernel's entry first (guests take their heap from it).
+ */
+function ramBanks(spec: DomainSpec, kernel: Uint8Array, ramBytes: number): RamBank[] {
+  if (spec.directMap !== true || spec.staticMem === undefined) return [{ gpa: GUEST_RAM_BASE, bytes: ramBytes }];
+  let entry = -1;
+  try {
+    entry = parseElf32(kernel).entry;
+  } catch {
+    // buildDomainMemory reports the bad image.
+  }
+  const banks = spec.staticMem.map((r) => ({ gpa: r.hpa, bytes: r.bytes }));
+  const home = banks.findIndex((b) => entry >= b.gpa && entry < b.gpa + b.bytes);
+  if (home > 0) banks.unshift(...banks.splice(home, 1));
+  return banks;
 }
 
 export async function runSystem(cfg: SystemConfig): Promise<SystemResult> {
