@@ -73,6 +73,35 @@ export type { DomainEnd, MachineOptions, MachinePoolConfig, TraceEvent, VcpuStat
 export { Machine } from "./machine.js";
 // Memory.
 export { populateRange } from "./memory.js";
+// Save / restore / migration stream (Xen's libxc stream v3 framing, XENON_RV32 domain type; MIGRATION.md).
+export type { DomainInfoRec, EvtchnRec, GrantTableRec, PageBatch, VcpuRec } from "./migrate/records.js";
+export { VCPU_SAVED_SLOTS } from "./migrate/records.js";
+export type { RestoredDomain, RestoreOptions } from "./migrate/restore.js";
+export { DomainRestorer, restoreBodyLimit, StreamRestore } from "./migrate/restore.js";
+export type { SaveHost } from "./migrate/save.js";
+export {
+  checkSaveable,
+  pauseDomain,
+  ramGfns,
+  SaveError,
+  saveDomain,
+  unpauseDomain,
+  writeDomainState,
+  writePages,
+  writeStaticData,
+} from "./migrate/save.js";
+export {
+  DHDR_TYPE_XENON_RV32,
+  MAX_BATCH_SIZE,
+  PageType,
+  REC_LENGTH_MAX,
+  RecType,
+  recName,
+} from "./migrate/stream_format.js";
+export type { StreamHeader, StreamItem, StreamRecord } from "./migrate/stream_reader.js";
+export { MigrationStreamError, StreamReader } from "./migrate/stream_reader.js";
+export type { StreamSink } from "./migrate/stream_writer.js";
+export { encodeHeaders, encodeRecord, StreamWriter } from "./migrate/stream_writer.js";
 export type { GuestMemory } from "./p2m/guest_access.js";
 export type { P2m, P2mDescriptor, P2mEntryInfo } from "./p2m/p2m.js";
 export { P2M_ROOT_PAGES, P2mReader } from "./p2m/p2m.js";
