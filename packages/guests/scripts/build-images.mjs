@@ -63,6 +63,7 @@ const NATIVE_IMAGES = {
   hostile: ["images/hostile.c"],
   smp: ["images/smp.c"],
   xsclient: ["images/xsclient.c"],
+  shmem: ["images/shmem.c"],
 };
 const LINUX_EXTRA = { cpubench: ["bench/cpubench_core.c"] };
 

@@ -46,6 +46,7 @@ export const NATIVE_IMAGES: readonly string[] = [
   "polltest",
   "smp",
   "xsclient",
+  "shmem",
 ];
 
 const NAME = /^[a-z0-9_-]+$/;

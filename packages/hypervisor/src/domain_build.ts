@@ -7,7 +7,7 @@
 import { type ElfImage, PAGE_SIZE, parseElf32, VcpuSlot } from "@xenon/hw";
 import type { Domain } from "./domain.js";
 import { populateRange } from "./memory.js";
-import { GUEST_RAM_BASE } from "./p2m/types.js";
+import { GUEST_RAM_BASE, P2mType } from "./p2m/types.js";
 
 export class DomainBuildError extends Error {
   constructor(message: string) {
@@ -51,6 +51,22 @@ export function assignStaticMemory(d: Domain, ranges: readonly HostRange[]): voi
     for (let i = 0; i < r.bytes / PAGE_SIZE; i++) mfns.push(r.hpa / PAGE_SIZE + i);
   }
   d.pages.assignStatic(mfns, (mfn) => d.memory.scrub(mfn));
+}
+
+/**
+ * Dom0less static shared memory: maps host range `r` at guest address `gpa` as static_shared_rw
+ * (the owner's and every borrower's view alike). The frames belong to no domain's page list —
+ * they were reserved at boot and stay so — so no domain's release can free them under another.
+ */
+export function mapStaticShared(d: Domain, r: HostRange, gpa: number): void {
+  if (r.hpa % PAGE_SIZE !== 0 || gpa % PAGE_SIZE !== 0 || r.bytes <= 0 || r.bytes % PAGE_SIZE !== 0)
+    throw new DomainBuildError(`shared memory at 0x${gpa.toString(16)} is not page aligned`);
+  const gfn = gpa / PAGE_SIZE;
+  const mfn = r.hpa / PAGE_SIZE;
+  for (let i = 0; i < r.bytes / PAGE_SIZE; i++) {
+    if (d.p2m.get(gfn + i) !== null || d.p2m.set(gfn + i, mfn + i, P2mType.static_shared_rw) < 0)
+      throw new DomainBuildError(`cannot map shared memory at gfn 0x${(gfn + i).toString(16)}`);
+  }
 }
 
 /**

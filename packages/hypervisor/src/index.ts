@@ -31,7 +31,13 @@ export type {
 } from "./domain.js";
 export { DEFAULT_SHUTDOWN_ACTIONS, Domain, SHUTDOWN_ACTIONS } from "./domain.js";
 export type { HostRange, KernelPlacement, RamBank } from "./domain_build.js";
-export { assignStaticMemory, buildDomainMemory, DomainBuildError, initBootVcpuState } from "./domain_build.js";
+export {
+  assignStaticMemory,
+  buildDomainMemory,
+  DomainBuildError,
+  initBootVcpuState,
+  mapStaticShared,
+} from "./domain_build.js";
 export { DomainTable, MAX_GRANT_FRAMES_LIMIT, MAX_VCPUS, p2mPoolPagesFor } from "./domain_table.js";
 export type { EvtchnStatusInfo } from "./event_channel/event_channel.js";
 // Events raised by the core or the boot layer.

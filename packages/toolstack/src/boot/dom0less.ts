@@ -17,6 +17,11 @@
  *   <dom> xen,static-mem            (addr,size)+ in the domain node's cells: host RAM reserved for
  *                                   this domain alone, summing to `memory`; `direct-map` puts it at
  *                                   gfn == mfn (the kernel must load inside a bank)
+ *   /chosen/xen,static-heap         (addr,size)+ root cells, 64 KiB aligned: the hypervisor's heap
+ *   <dom>/<shm> "xen,domain-shared-memory-v1"
+ *                                   xen,shm-id (< 16 bytes), xen,shared-mem = <host guest size>
+ *                                   (domain node's cells), role = owner|borrower (absent: DOMID_IO
+ *                                   owns it); one id = one host range, reserved once
  *
  * Host-physical addresses are machine addresses: mfn = address >> 12. Host RAM is what the
  * /memory nodes list; the gaps between banks are holes no one is given.
@@ -30,10 +35,12 @@ import {
   type FdtNode,
   GUEST_GNTTAB_BASE,
   GUEST_GNTTAB_SIZE,
+  GUEST_RAM_BASE,
   type HostRange,
+  p2mPoolPagesFor,
   readFdt,
 } from "@xenon/hypervisor";
-import type { DomainSpec, PoolSpec, StaticEvtchn } from "../run/system.js";
+import type { DomainSpec, PoolSpec, SharedMemSpec, StaticEvtchn } from "../run/system.js";
 
 export class BootTreeError extends Error {
   constructor(
@@ -50,6 +57,8 @@ export interface BootPlan {
   readonly hostMemoryMiB: number;
   /** Host RAM banks (host-physical). */
   readonly hostRam: readonly HostRange[];
+  /** `xen,static-heap`: the only host RAM the hypervisor allocates from. */
+  readonly staticHeap?: readonly HostRange[];
   readonly xenBootargs: string;
   readonly pools: readonly PoolSpec[];
   readonly domains: readonly DomainSpec[];
@@ -58,6 +67,9 @@ export interface BootPlan {
 
 const SCHEDULERS = new Set(["credit2", "rtds", "null"]);
 const PAGE = 4096;
+const HEAP_ALIGN = 64 * 1024;
+/** shared_info and the first grant-table frame. */
+const PER_DOMAIN_HEAP_PAGES = 2;
 const hex = (n: number) => `0x${n.toString(16)}`;
 const rangeText = (r: HostRange) => `[${hex(r.hpa)}, +${hex(r.bytes)})`;
 
@@ -213,11 +225,17 @@ export function planFromTree(fdt: Fdt, treeFile: string): BootPlan {
   if (bootPool > 0) pools.unshift(...pools.splice(bootPool, 1));
   const poolIndex = new Map(pools.map((p, i) => [p.node, i] as const));
 
+  for (const c of chosen.children) {
+    if (compatible(c).includes("xen,domain-shared-memory-v1"))
+      throw new BootTreeError(pathOf(c), null, "static shared memory for dom0, but a dom0less boot has no dom0");
+  }
+
   // Domains, in DT order: domids 1, 2, ...
   const domainNodes = chosen.children.filter((c) => compatible(c).includes("xen,domain"));
   if (domainNodes.length === 0) throw new BootTreeError(pathOf(chosen), null, "no xen,domain nodes");
   const domains: DomainSpec[] = [];
   const domOfNode = new Map<FdtNode, number>();
+  const shmById = new Map<string, ShmRegion>();
   let totalKiB = 0;
   for (const [i, dn] of domainNodes.entries()) {
     const p = pathOf(dn);
@@ -258,6 +276,12 @@ export function planFromTree(fdt: Fdt, treeFile: string): BootPlan {
       totalKiB -= kib;
     }
     if (directMap) checkDirectMap(p, path, staticMem!);
+    const ramRanges = directMap
+      ? staticMem!.map((r) => ({ gpa: r.hpa, bytes: r.bytes }))
+      : [{ gpa: GUEST_RAM_BASE, bytes: kib * 1024 }];
+    const sharedMem = dn.children
+      .filter((c) => compatible(c).includes("xen,domain-shared-memory-v1"))
+      .map((c) => sharedRegion(pathOf(c), c, dn, ramRanges, shmById, reservations));
     domains.push({
       path,
       name: dn.name,
@@ -267,18 +291,55 @@ export function planFromTree(fdt: Fdt, treeFile: string): BootPlan {
       bootargs: kernel.getString("bootargs") ?? "",
       ...(staticMem !== null ? { staticMem } : {}),
       ...(directMap ? { directMap } : {}),
+      ...(sharedMem.length > 0 ? { sharedMem } : {}),
     });
     domOfNode.set(dn, i + 1);
   }
-  // Heap-backed domains share what static reservations leave.
-  const heapMiB = Math.floor((hostMemoryMiB * 2 ** 20 - reservations.bytes) / 2 ** 20);
-  if (totalKiB / 1024 > heapMiB) {
-    throw new BootTreeError(
-      pathOf(chosen),
-      null,
-      `domains ask for ${totalKiB / 1024} MiB, the host has ${heapMiB} MiB` +
-        (reservations.bytes > 0 ? " outside static reservations" : ""),
+  for (const region of shmById.values()) {
+    const owners = region.users.filter((u) => u.role === "owner");
+    if (owners.length > 1)
+      throw new BootTreeError(
+        owners[1]!.path,
+        "role",
+        `region '${region.id}' already has an owner (${owners[0]!.path})`,
+      );
+  }
+
+  // The static heap, when given, is all the hypervisor allocates from: heap-backed domains' RAM
+  // and every domain's P2M pool, shared_info and first grant frame must fit in it.
+  const staticHeap = ranges(pathOf(chosen), chosen, "xen,static-heap", root.addressCells(), root.sizeCells());
+  if (staticHeap !== null) {
+    for (const r of staticHeap) {
+      if (r.hpa % HEAP_ALIGN !== 0 || r.bytes % HEAP_ALIGN !== 0)
+        throw new BootTreeError(pathOf(chosen), "xen,static-heap", `bank ${rangeText(r)} is not 64 KiB aligned`);
+      reservations.claim(pathOf(chosen), "xen,static-heap", r);
+    }
+    const heapBytes = staticHeap.reduce((n, r) => n + r.bytes, 0);
+    const needPages = domains.reduce(
+      (n, d) =>
+        n +
+        (d.staticMem === undefined ? d.memoryMiB * 256 : 0) +
+        p2mPoolPagesFor(d.memoryMiB * 256 + 64) +
+        PER_DOMAIN_HEAP_PAGES,
+      0,
     );
+    if (needPages * PAGE > heapBytes)
+      throw new BootTreeError(
+        pathOf(chosen),
+        "xen,static-heap",
+        `domains need ${needPages} pages from the heap (RAM, P2M pools, shared_info, grant frames), it holds ${heapBytes / PAGE}`,
+      );
+  } else {
+    // Heap-backed domains share what static reservations leave.
+    const heapMiB = Math.floor((hostMemoryMiB * 2 ** 20 - reservations.bytes) / 2 ** 20);
+    if (totalKiB / 1024 > heapMiB) {
+      throw new BootTreeError(
+        pathOf(chosen),
+        null,
+        `domains ask for ${totalKiB / 1024} MiB, the host has ${heapMiB} MiB` +
+          (reservations.bytes > 0 ? " outside static reservations" : ""),
+      );
+    }
   }
 
   // Static event channels: mutual phandles, each pair once.
@@ -311,7 +372,93 @@ export function planFromTree(fdt: Fdt, treeFile: string): BootPlan {
       evtchns.push({ a: domOfNode.get(dn)!, aPort: port, b: peerDomid, bPort: back[0]! });
     }
   }
-  return { hostMemoryMiB, hostRam, xenBootargs, pools: pools.map((p) => p.spec), domains, evtchns };
+  return {
+    hostMemoryMiB,
+    hostRam,
+    ...(staticHeap !== null ? { staticHeap } : {}),
+    xenBootargs,
+    pools: pools.map((p) => p.spec),
+    domains,
+    evtchns,
+  };
+}
+
+interface ShmRegion {
+  readonly id: string;
+  readonly range: HostRange;
+  readonly users: Array<{ path: string; role: "owner" | "borrower" | null; domain: FdtNode }>;
+}
+
+/**
+ * One `xen,domain-shared-memory-v1` node of a domain: the same id always names the same host
+ * range (reserved the first time it is seen); the guest address must be free in the domain's
+ * space (not RAM, not the hypervisor window, below 4 GiB).
+ */
+function sharedRegion(
+  path: string,
+  n: FdtNode,
+  dom: FdtNode,
+  ram: ReadonlyArray<{ gpa: number; bytes: number }>,
+  byId: Map<string, ShmRegion>,
+  reservations: HostReservations,
+): SharedMemSpec {
+  const id = n.getString("xen,shm-id");
+  if (id === undefined) throw new BootTreeError(path, "xen,shm-id", "missing");
+  if (id.length === 0 || id.length >= 16)
+    throw new BootTreeError(path, "xen,shm-id", `'${id}' must be 1 to 15 characters`);
+  const ac = dom.addressCells();
+  const sc = dom.sizeCells();
+  const v = n.get("xen,shared-mem");
+  if (v === undefined) throw new BootTreeError(path, "xen,shared-mem", "missing");
+  if (v.length !== 4 * (2 * ac + sc))
+    throw new BootTreeError(
+      path,
+      "xen,shared-mem",
+      `must be <host-address guest-address size> in ${ac}+${ac}+${sc} cells`,
+    );
+  const hpa = cellsValue(v, 0, ac);
+  const gpa = cellsValue(v, 4 * ac, ac);
+  const bytes = cellsValue(v, 8 * ac, sc);
+  if (bytes === 0 || hpa % PAGE !== 0 || gpa % PAGE !== 0 || bytes % PAGE !== 0)
+    throw new BootTreeError(path, "xen,shared-mem", "addresses and size must be non-zero multiples of 4 KiB");
+  const roleText = n.getString("role");
+  if (roleText !== undefined && roleText !== "owner" && roleText !== "borrower")
+    throw new BootTreeError(path, "role", `'${roleText}' is neither owner nor borrower`);
+  const role = (roleText ?? null) as "owner" | "borrower" | null;
+  if (gpa + bytes > 2 ** 32)
+    throw new BootTreeError(path, "xen,shared-mem", `guest address ${hex(gpa)} + ${hex(bytes)} passes 4 GiB`);
+  const clashes = (a: number, len: number) => gpa < a + len && a < gpa + bytes;
+  if (ram.some((r) => clashes(r.gpa, r.bytes)))
+    throw new BootTreeError(
+      path,
+      "xen,shared-mem",
+      `guest range [${hex(gpa)}, +${hex(bytes)}) overlaps the domain's RAM`,
+    );
+  if (clashes(GUEST_GNTTAB_BASE, GUEST_GNTTAB_SIZE))
+    throw new BootTreeError(
+      path,
+      "xen,shared-mem",
+      `guest range [${hex(gpa)}, +${hex(bytes)}) covers the hypervisor window`,
+    );
+  const range = { hpa, bytes };
+  const known = byId.get(id);
+  if (known === undefined) {
+    reservations.claim(path, "xen,shared-mem", range);
+    byId.set(id, { id, range, users: [{ path, role, domain: dom }] });
+  } else {
+    if (known.range.hpa !== hpa || known.range.bytes !== bytes)
+      throw new BootTreeError(
+        path,
+        "xen,shared-mem",
+        `region '${id}' is ${rangeText(range)} here but ${rangeText(known.range)} in ${known.users[0]!.path}`,
+      );
+    if (known.users.some((u) => u.domain === dom))
+      throw new BootTreeError(path, "xen,shm-id", `region '${id}' is given to this domain twice`);
+    if ((role === null) !== (known.users[0]!.role === null))
+      throw new BootTreeError(path, "role", `region '${id}' needs a role in every domain or in none`);
+    known.users.push({ path, role, domain: dom });
+  }
+  return { id, hpa, gpa, bytes, role: role ?? "borrower" };
 }
 
 /**

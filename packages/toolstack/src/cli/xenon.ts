@@ -183,6 +183,7 @@ async function cmdBoot(args: string[]): Promise<void> {
       pools: plan.pools,
       evtchns: plan.evtchns,
       hostRam: plan.hostRam,
+      ...(plan.staticHeap !== undefined ? { staticHeap: plan.staticHeap } : {}),
       timeMode: values.deterministic ? "instructions" : "host",
       console: (name, line) => process.stdout.write(`(${name}) ${line}\n`),
       ...(timeout !== undefined ? { timeoutMs: timeout * 1000 } : {}),

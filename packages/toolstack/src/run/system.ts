@@ -23,6 +23,7 @@ import {
   Hypervisor,
   initBootVcpuState,
   Machine,
+  mapStaticShared,
   p2mPoolPagesFor,
   type RamBank,
   type SchedName,
@@ -48,6 +49,21 @@ export interface DomainSpec {
   readonly staticMem?: readonly HostRange[];
   /** gfn == mfn (needs staticMem). */
   readonly directMap?: boolean;
+  /** Static shared memory regions this domain maps. */
+  readonly sharedMem?: readonly SharedMemSpec[];
+}
+
+/**
+ * Dom0less static shared memory (`xen,domain-shared-memory-v1`) as one domain sees it: host range
+ * [hpa, +bytes) at guest address gpa. Regions with the same id are the same host frames.
+ */
+export interface SharedMemSpec {
+  readonly id: string;
+  readonly hpa: number;
+  readonly gpa: number;
+  readonly bytes: number;
+  /** The owner holds the frames as its own; borrowers map them (a region without an owner: DOMID_IO's). */
+  readonly role: "owner" | "borrower";
 }
 
 /** A static interdomain event channel between two domains given by their 1-based position. */
@@ -77,6 +93,8 @@ export interface SystemConfig {
   readonly hostMemoryMiB?: number;
   /** Host RAM banks (host-physical; mfn = address >> 12), instead of hostMemoryMiB. */
   readonly hostRam?: readonly HostRange[];
+  /** The static heap (`xen,static-heap`): when given, the only RAM the frame allocator hands out. */
+  readonly staticHeap?: readonly HostRange[];
   /** Receives each complete console line of a domain, without its newline. */
   readonly console: (name: string, line: string) => void;
   readonly trace?: (e: TraceEvent) => void;
@@ -176,12 +194,32 @@ function hostMemory(cfg: Omit<SystemConfig, "timeoutMs">): { memory: MachineMemo
       throw new ConfigError(`${what}: ${(e as Error).message}`);
     }
   };
+  // With a static heap, everything else is out of circulation: static memory and shared regions
+  // lie outside the heap (the planner checks), so they are covered too.
+  const usable = cfg.staticHeap === undefined ? ram : [...cfg.staticHeap].sort((a, b) => a.hpa - b.hpa);
   let at = 0;
-  for (const b of ram) {
-    if (b.hpa > at) reserve("host memory hole", { hpa: at, bytes: b.hpa - at });
+  for (const b of usable) {
+    if (b.hpa > at)
+      reserve(cfg.staticHeap === undefined ? "host memory hole" : "outside the static heap", {
+        hpa: at,
+        bytes: b.hpa - at,
+      });
     at = b.hpa + b.bytes;
   }
+  if (at < top) reserve("outside the static heap", { hpa: at, bytes: top - at });
+  if (cfg.staticHeap !== undefined) return { memory, allocator };
   for (const d of cfg.domains) for (const r of d.staticMem ?? []) reserve(`${d.name}: static memory`, r);
+  // A shared region is reserved once, however many domains map it.
+  const shared = new Map<string, SharedMemSpec>();
+  for (const d of cfg.domains) {
+    for (const shm of d.sharedMem ?? []) {
+      const seen = shared.get(shm.id);
+      if (seen === undefined) reserve(`${d.name}: static shared memory '${shm.id}'`, shm);
+      else if (seen.hpa !== shm.hpa || seen.bytes !== shm.bytes)
+        throw new ConfigError(`${d.name}: static shared memory '${shm.id}' names another host range`);
+      shared.set(shm.id, shm);
+    }
+  }
   return { memory, allocator };
 }
 
@@ -238,13 +276,14 @@ export function buildSystem(cfg: Omit<SystemConfig, "timeoutMs">): BuiltSystem {
       }
       const ramBytes = spec.memoryMiB * 2 ** 20;
       const maxPages = ramBytes / 4096 + 64;
+      const sharedPages = (spec.sharedMem ?? []).reduce((n, r) => n + r.bytes / 4096, 0);
       const vcpus = spec.vcpus ?? 1;
       const d = hv.domains.create({
         domid: i + 1,
         name: spec.name,
         maxVcpus: vcpus,
         maxPages,
-        p2mPoolPages: p2mPoolPagesFor(maxPages),
+        p2mPoolPages: p2mPoolPagesFor(maxPages + sharedPages),
         flags: { isConsole: true, directMap: spec.directMap === true },
       });
       if (typeof d === "number") throw new ConfigError(`${spec.name}: domain creation failed (${d})`);
@@ -265,11 +304,13 @@ export function buildSystem(cfg: Omit<SystemConfig, "timeoutMs">): BuiltSystem {
         ramBytes,
         bootargs: spec.bootargs,
         ...(spec.directMap === true ? { ramBanks: banks } : {}),
+        ...(spec.sharedMem !== undefined ? { sharedMemory: spec.sharedMem } : {}),
       });
       let placement: ReturnType<typeof buildDomainMemory>;
       try {
         if (spec.staticMem !== undefined) assignStaticMemory(d, spec.staticMem);
         placement = buildDomainMemory(d, kernel, ramBytes, fdt, banks);
+        for (const shm of spec.sharedMem ?? []) mapStaticShared(d, { hpa: shm.hpa, bytes: shm.bytes }, shm.gpa);
       } catch (e) {
         throw new ConfigError(`${spec.name}: ${(e as Error).message}`);
       }
