@@ -1,5 +1,27 @@
 /** @xenon/backends — public face. */
 
+// VirtIO: the virtio-mmio transport, split virtqueues, guest memory through grants, devices.
+export type { DeviceBus } from "./virtio/bus.js";
+export { FlatMemory, InProcessBus } from "./virtio/bus_inprocess.js";
+export {
+  DescFlag,
+  DeviceId,
+  Feature,
+  InterruptBit,
+  MMIO_MAGIC,
+  MMIO_WINDOW_SIZE,
+  Mmio,
+  Status as VirtioStatus,
+} from "./virtio/constants.js";
+export type { QueueIo, VirtioDevice } from "./virtio/device.js";
+export { grantDmaAddr, grantRefOf, isGrantAddr } from "./virtio/dma.js";
+export { type GrantCopier, GrantCopyMemory } from "./virtio/grant_copy_memory.js";
+export { GrantMapMemory, type GrantMapper } from "./virtio/grant_map_memory.js";
+export type { GuestMemory, MemoryRegion } from "./virtio/guest_memory.js";
+export { VirtioMmioTransport } from "./virtio/mmio_transport.js";
+export { QueueError, type QueueRule } from "./virtio/queue_error.js";
+export { RngDevice } from "./virtio/rng/device.js";
+export { SplitQueue } from "./virtio/split_queue.js";
 // XenStore daemon (the XenStore service domain): protocol engine, transports and socket server.
 export {
   type ConnectionIdentity,

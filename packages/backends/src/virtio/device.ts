@@ -1,0 +1,46 @@
+/**
+ * What a VirtIO device is to the transport (Firecracker's VirtioDevice, in spirit): an id, its
+ * feature bits and queues, a config space, and a function that works through a queue. A new
+ * device is a folder with this file's interface implemented; it never sees registers.
+ */
+import type { MemoryRegion } from "./guest_memory.js";
+import type { SplitQueue } from "./split_queue.js";
+
+/** What the transport gives a device while it works on a queue. */
+export interface QueueIo {
+  /** The frontend's domid (for logs). */
+  readonly guest: number;
+  /**
+   * Maps buffer `i` of the queue's current chain (its first `len` bytes; all by default) for the
+   * access its descriptor allows. Throws
+   * QueueError("buffer-unreachable") when the guest did not make it reachable (bad address, not
+   * granted, read-only grant for a writable buffer).
+   */
+  mapBuffer(q: SplitQueue, i: number, len?: number): Promise<MemoryRegion>;
+  /** Gives a mapped buffer back (copy mode writes it to the guest here). */
+  release(r: MemoryRegion): Promise<void>;
+  log(line: string): void;
+}
+
+export interface VirtioDevice {
+  /** Short name for logs: "rng", "blk". */
+  readonly name: string;
+  /** VirtIO device id (§5). */
+  readonly deviceId: number;
+  /** Device-specific feature bits, word 0 (bits 0..31) and word 1 (32..63). */
+  readonly features: readonly [number, number];
+  /** QueueNumMax of each queue. */
+  readonly queueMaxSizes: readonly number[];
+  /** Reads `size` bytes (1, 2, 4) of config space at `off`, little-endian; bytes past its end read 0. */
+  configRead(off: number, size: number): number;
+  configWrite?(off: number, size: number, value: number): void;
+  /** Features the driver accepted, at FEATURES_OK; false refuses them. */
+  negotiated?(lo: number, hi: number): boolean;
+  /**
+   * Pops and completes chains of queue q until it is empty (or the device must wait). A broken
+   * rule is a thrown QueueError.
+   */
+  processQueue(q: SplitQueue, io: QueueIo): Promise<void>;
+  /** Device reset: forget per-driver state. */
+  reset(): void;
+}

@@ -1,0 +1,100 @@
+/**
+ * Guest memory through grant copy (any mode, and the only one a process-mode driver domain has):
+ * a region is a local copy of the granted bytes, fetched at map/refresh and pushed back at
+ * flush/release. Same interface and same checks as the map implementation.
+ */
+import { grantRefOf, isGrantAddr, pageOffsetOf } from "./dma.js";
+import { MAX_MAP_BYTES } from "./grant_map_memory.js";
+import { type GuestMemory, type MemoryRegion, PageRegion, pagesSpanned } from "./guest_memory.js";
+
+/** What this needs of a HypercallClient. */
+export interface GrantCopier {
+  copyFromGrant(dom: number, ref: number, offset: number, len: number): Promise<Uint8Array | number>;
+  copyToGrant(dom: number, ref: number, offset: number, bytes: Uint8Array): Promise<number>;
+}
+
+class CopiedRegion extends PageRegion {
+  constructor(
+    frames: Uint8Array[],
+    first: number,
+    length: number,
+    writable: boolean,
+    readonly gref: number,
+  ) {
+    super(frames, first, length, writable);
+  }
+}
+
+export class GrantCopyMemory implements GuestMemory {
+  constructor(
+    private readonly client: GrantCopier,
+    readonly domid: number,
+  ) {}
+
+  async map(hi: number, lo: number, len: number, writable: boolean): Promise<MemoryRegion | string> {
+    if (!isGrantAddr(hi)) return "not a grant address (foreign mapping is not allowed)";
+    if (len <= 0 || len > MAX_MAP_BYTES) return `length ${len} out of range`;
+    const gref = grantRefOf(hi, lo);
+    const first = pageOffsetOf(lo);
+    const n = pagesSpanned(first, len);
+    if (gref < 0 || gref + n - 1 > 0xffff_ffff) return "grant reference out of range";
+    const frames: Uint8Array[] = [];
+    for (let i = 0; i < n; i++) frames.push(new Uint8Array(4096));
+    const r = new CopiedRegion(frames, first, len, writable, gref);
+    // A write-only use still needs the grant to be writable: a copy-to of nothing would not tell.
+    const why = await this.pull(r, 0, len);
+    if (why !== null) return why;
+    if (writable) {
+      // Each page: write back one byte just read, so a read-only grant is refused at map time.
+      for (let i = 0; i < n; i++) {
+        const at = i === 0 ? first : 0;
+        const w = await this.client.copyToGrant(this.domid, gref + i, at, frames[i]!.subarray(at, at + 1));
+        if (w !== 0) return `grant ${gref + i} of d${this.domid}: not writable (${w})`;
+      }
+    }
+    return r;
+  }
+
+  refresh(r: MemoryRegion, off: number, len: number): Promise<void> {
+    return this.pull(r as CopiedRegion, off, len).then((why) => {
+      if (why !== null) throw new Error(why);
+    });
+  }
+
+  async flush(r: MemoryRegion, off: number, len: number): Promise<void> {
+    const c = r as CopiedRegion;
+    if (!c.writable) throw new Error("flush of a read-only region");
+    let a = c.first + off;
+    for (let done = 0; done < len; ) {
+      const inPage = a & 0xfff;
+      const n = Math.min(len - done, 4096 - inPage);
+      const rc = await this.client.copyToGrant(
+        this.domid,
+        c.gref + (a >>> 12),
+        inPage,
+        c.frames[a >>> 12]!.subarray(inPage, inPage + n),
+      );
+      if (rc !== 0) throw new Error(`grant ${c.gref + (a >>> 12)} of d${this.domid}: copy status ${rc}`);
+      done += n;
+      a += n;
+    }
+  }
+
+  async release(r: MemoryRegion): Promise<void> {
+    if (r.writable) await this.flush(r, 0, r.length);
+  }
+
+  private async pull(r: CopiedRegion, off: number, len: number): Promise<string | null> {
+    let a = r.first + off;
+    for (let done = 0; done < len; ) {
+      const inPage = a & 0xfff;
+      const n = Math.min(len - done, 4096 - inPage);
+      const got = await this.client.copyFromGrant(this.domid, r.gref + (a >>> 12), inPage, n);
+      if (typeof got === "number") return `grant ${r.gref + (a >>> 12)} of d${this.domid}: copy status ${got}`;
+      r.frames[a >>> 12]!.set(got, inPage);
+      done += n;
+      a += n;
+    }
+    return null;
+  }
+}

@@ -1,0 +1,72 @@
+/**
+ * Guest memory through grant mappings (thread mode): every page of a grant-DMA range is mapped
+ * with GNTTABOP_map_grant_ref as a view of the guest's frame, so the device works in place (no
+ * copy). Read-only unless the device must write, so a read-only grant serves a device-readable
+ * buffer. Plain guest-physical addresses (no bit 63) would need foreign mapping, which this
+ * backend does not have: they are refused.
+ */
+import type { GrantView } from "@xenon/hypervisor";
+import { grantRefOf, isGrantAddr, pageOffsetOf } from "./dma.js";
+import { type GuestMemory, type MemoryRegion, PageRegion, pagesSpanned } from "./guest_memory.js";
+
+/** What this needs of a HypercallClient. */
+export interface GrantMapper {
+  mapGrant(dom: number, ref: number, readonly: boolean): Promise<GrantView>;
+  unmapGrant(handle: number): Promise<number>;
+}
+
+class MappedRegion extends PageRegion {
+  constructor(
+    frames: Uint8Array[],
+    first: number,
+    length: number,
+    writable: boolean,
+    readonly handles: number[],
+  ) {
+    super(frames, first, length, writable);
+  }
+}
+
+/** Largest range one map call covers (a blk segment or a ring area is far smaller). */
+export const MAX_MAP_BYTES = 4 << 20;
+
+export class GrantMapMemory implements GuestMemory {
+  constructor(
+    private readonly client: GrantMapper,
+    /** The frontend (guest) domain whose grants these are. */
+    readonly domid: number,
+  ) {}
+
+  async map(hi: number, lo: number, len: number, writable: boolean): Promise<MemoryRegion | string> {
+    if (!isGrantAddr(hi)) return "not a grant address (foreign mapping is not allowed)";
+    if (len <= 0 || len > MAX_MAP_BYTES) return `length ${len} out of range`;
+    const gref = grantRefOf(hi, lo);
+    const first = pageOffsetOf(lo);
+    const n = pagesSpanned(first, len);
+    if (gref < 0 || gref + n - 1 > 0xffff_ffff) return "grant reference out of range";
+    const frames: Uint8Array[] = [];
+    const handles: number[] = [];
+    for (let i = 0; i < n; i++) {
+      const r = await this.client.mapGrant(this.domid, gref + i, !writable);
+      if (r.status !== 0 || r.view === null) {
+        for (const h of handles) await this.client.unmapGrant(h);
+        return `grant ${gref + i} of d${this.domid}: map status ${r.status}`;
+      }
+      frames.push(r.view);
+      handles.push(r.handle);
+    }
+    return new MappedRegion(frames, first, len, writable, handles);
+  }
+
+  refresh(): undefined {
+    return undefined;
+  }
+  flush(): undefined {
+    return undefined;
+  }
+
+  async release(r: MemoryRegion): Promise<void> {
+    if (!(r instanceof MappedRegion)) throw new TypeError("region of another memory");
+    for (const h of r.handles.splice(0)) await this.client.unmapGrant(h);
+  }
+}

@@ -1,0 +1,329 @@
+/**
+ * The virtio-mmio version 2 register model (VirtIO 1.2 §4.2) for one device: feature negotiation
+ * (VERSION_1 always, ACCESS_PLATFORM when the bus is restricted, EVENT_IDX, INDIRECT_DESC), the
+ * status state machine, queue configuration, notifications, interrupt status, config space with
+ * its generation counter, and reset.
+ *
+ * read()/write() are synchronous: they answer an ioreq. Queue work they start (activation,
+ * kicks) runs asynchronously and is serialised per queue. A broken virtqueue rule sets
+ * DEVICE_NEEDS_RESET, raises the config interrupt and logs "virtio-<dev> d<guest>: <rule>: ...";
+ * the device then does nothing until the driver resets it.
+ *
+ * Status writes follow Firecracker's strict machine: 0 resets; ACKNOWLEDGE, DRIVER, FEATURES_OK
+ * and DRIVER_OK may only be added in that order; FAILED may always be set; others are ignored.
+ */
+import type { DeviceBus } from "./bus.js";
+import { Feature, InterruptBit, MMIO_MAGIC, MMIO_VERSION, Mmio, Status } from "./constants.js";
+import type { QueueIo, VirtioDevice } from "./device.js";
+import type { MemoryRegion } from "./guest_memory.js";
+import { QueueError } from "./queue_error.js";
+import { SplitQueue } from "./split_queue.js";
+
+const bit = (n: number): [number, number] => (n < 32 ? [(1 << n) >>> 0, 0] : [0, (1 << (n - 32)) >>> 0]);
+
+interface QueueRun {
+  busy: boolean;
+  again: boolean;
+}
+
+export class VirtioMmioTransport {
+  readonly queues: SplitQueue[];
+  private readonly runs: QueueRun[];
+  private status = 0;
+  private deviceFeaturesSel = 0;
+  private driverFeaturesSel = 0;
+  private readonly driverFeatures = [0, 0];
+  private readonly offered: [number, number];
+  private queueSel = 0;
+  private interruptStatus = 0;
+  private configGeneration = 0;
+  /** Ring activation started at DRIVER_OK; kicks wait for it. */
+  private activation: Promise<boolean> | null = null;
+  /** Bumped by every reset: work started before it must not touch the device after it. */
+  private epoch = 0;
+  private readonly io: QueueIo;
+  /** How many times a rule was broken (for tests and stats). */
+  faults = 0;
+
+  constructor(
+    readonly device: VirtioDevice,
+    private readonly bus: DeviceBus,
+  ) {
+    this.queues = device.queueMaxSizes.map((max, i) => new SplitQueue(i, max));
+    this.runs = this.queues.map(() => ({ busy: false, again: false }));
+    const f: [number, number] = [device.features[0] >>> 0, device.features[1] >>> 0];
+    for (const b of [Feature.VERSION_1, Feature.EVENT_IDX, Feature.INDIRECT_DESC]) {
+      const [lo, hi] = bit(b);
+      f[0] = (f[0] | lo) >>> 0;
+      f[1] = (f[1] | hi) >>> 0;
+    }
+    if (bus.restricted) f[1] = (f[1] | bit(Feature.ACCESS_PLATFORM)[1]) >>> 0;
+    this.offered = f;
+    const mem = bus.memory;
+    this.io = {
+      guest: bus.guest,
+      log: (line) => bus.log(line),
+      mapBuffer: async (q, i, len): Promise<MemoryRegion> => {
+        const c = q.chain;
+        const r = await mem.map(c.hi[i]!, c.lo[i]!, Math.min(len ?? c.len[i]!, c.len[i]!), c.isWritable(i));
+        if (typeof r === "string")
+          throw new QueueError("buffer-unreachable", `queue ${q.index}: buffer ${i} of chain ${c.head}: ${r}`);
+        return r;
+      },
+      release: async (r) => {
+        const p = mem.release(r);
+        if (p !== undefined) await p;
+      },
+    };
+  }
+
+  /** Current device status byte. */
+  get deviceStatus(): number {
+    return this.status;
+  }
+
+  /** The driver's accepted features as [lo, hi] (valid after FEATURES_OK). */
+  get acked(): readonly [number, number] {
+    return [this.driverFeatures[0]!, this.driverFeatures[1]!];
+  }
+
+  /** A guest read of `size` bytes at `offset` in the window. */
+  read(offset: number, size: number): number {
+    if (offset >= Mmio.CONFIG) return this.device.configRead(offset - Mmio.CONFIG, size);
+    if (size !== 4 || (offset & 3) !== 0) return 0;
+    const q = this.queues[this.queueSel];
+    switch (offset) {
+      case Mmio.MAGIC_VALUE:
+        return MMIO_MAGIC;
+      case Mmio.VERSION:
+        return MMIO_VERSION;
+      case Mmio.DEVICE_ID:
+        return this.device.deviceId;
+      case Mmio.VENDOR_ID:
+        return 0;
+      case Mmio.DEVICE_FEATURES:
+        return this.deviceFeaturesSel < 2 ? this.offered[this.deviceFeaturesSel]! : 0;
+      case Mmio.QUEUE_NUM_MAX:
+        return q === undefined ? 0 : q.maxSize;
+      case Mmio.QUEUE_READY:
+        return q?.ready ? 1 : 0;
+      case Mmio.INTERRUPT_STATUS:
+        return this.interruptStatus;
+      case Mmio.STATUS:
+        return this.status;
+      case Mmio.SHM_LEN_LOW:
+      case Mmio.SHM_LEN_HIGH:
+      case Mmio.SHM_BASE_LOW:
+      case Mmio.SHM_BASE_HIGH:
+        return 0xffff_ffff; // no shared memory regions
+      case Mmio.CONFIG_GENERATION:
+        return this.configGeneration;
+      default:
+        return 0;
+    }
+  }
+
+  /** A guest write of `size` bytes at `offset` in the window. */
+  write(offset: number, size: number, value: number): void {
+    value >>>= 0;
+    if (offset >= Mmio.CONFIG) {
+      if ((this.status & Status.DRIVER) !== 0 && (this.status & (Status.FAILED | Status.DEVICE_NEEDS_RESET)) === 0)
+        this.device.configWrite?.(offset - Mmio.CONFIG, size, value);
+      return;
+    }
+    if (size !== 4 || (offset & 3) !== 0) return;
+    switch (offset) {
+      case Mmio.DEVICE_FEATURES_SEL:
+        this.deviceFeaturesSel = value;
+        return;
+      case Mmio.DRIVER_FEATURES_SEL:
+        this.driverFeaturesSel = value;
+        return;
+      case Mmio.DRIVER_FEATURES:
+        if (this.driverFeaturesSel < 2 && this.statusIs(Status.DRIVER, Status.FEATURES_OK))
+          this.driverFeatures[this.driverFeaturesSel] = value;
+        return;
+      case Mmio.QUEUE_SEL:
+        this.queueSel = value;
+        return;
+      case Mmio.QUEUE_NOTIFY:
+        // Without NOTIFICATION_DATA the value is the queue index; a bad index is ignored.
+        this.kick(value & 0xffff);
+        return;
+      case Mmio.INTERRUPT_ACK:
+        if ((this.status & Status.DRIVER_OK) !== 0) this.interruptStatus &= ~value;
+        return;
+      case Mmio.STATUS:
+        this.setStatus(value & 0xff);
+        return;
+    }
+    const q = this.queues[this.queueSel];
+    // Queue registers: only between FEATURES_OK and DRIVER_OK, and only while the queue is not ready.
+    if (q === undefined || !this.statusIs(Status.FEATURES_OK, Status.DRIVER_OK)) return;
+    if (offset === Mmio.QUEUE_READY) {
+      q.ready = value === 1;
+      return;
+    }
+    if (q.ready) return;
+    switch (offset) {
+      case Mmio.QUEUE_NUM:
+        q.size = value;
+        return;
+      case Mmio.QUEUE_DESC_LOW:
+        q.descLo = value;
+        return;
+      case Mmio.QUEUE_DESC_HIGH:
+        q.descHi = value;
+        return;
+      case Mmio.QUEUE_DRIVER_LOW:
+        q.availLo = value;
+        return;
+      case Mmio.QUEUE_DRIVER_HIGH:
+        q.availHi = value;
+        return;
+      case Mmio.QUEUE_DEVICE_LOW:
+        q.usedLo = value;
+        return;
+      case Mmio.QUEUE_DEVICE_HIGH:
+        q.usedHi = value;
+        return;
+    }
+  }
+
+  /** The device's config changed: a new generation and, once live, a config interrupt. */
+  configChanged(): void {
+    this.configGeneration = (this.configGeneration + 1) >>> 0;
+    if ((this.status & Status.DRIVER_OK) !== 0) this.interrupt(InterruptBit.CONFIG);
+  }
+
+  /** Waits until no queue work is running (tests; an orderly stop). */
+  async idle(): Promise<void> {
+    for (let i = 0; i < 1000 && (this.runs.some((r) => r.busy) || this.activating); i++)
+      await new Promise((r) => setImmediate(r));
+  }
+  private activating = false;
+
+  /** True when `has` is set and none of `not` (nor FAILED / NEEDS_RESET) is. */
+  private statusIs(has: number, not: number): boolean {
+    return (this.status & has) === has && (this.status & (not | Status.FAILED | Status.DEVICE_NEEDS_RESET)) === 0;
+  }
+
+  private setStatus(v: number): void {
+    if (v === 0) {
+      this.reset();
+      return;
+    }
+    if ((v & Status.FAILED) !== 0) {
+      this.status |= Status.FAILED;
+      return;
+    }
+    const s = this.status & ~Status.DEVICE_NEEDS_RESET;
+    const legal =
+      (s === 0 && v === Status.ACKNOWLEDGE) ||
+      (s === Status.ACKNOWLEDGE && v === (Status.ACKNOWLEDGE | Status.DRIVER)) ||
+      (s === (Status.ACKNOWLEDGE | Status.DRIVER) && v === (s | Status.FEATURES_OK)) ||
+      (s === (Status.ACKNOWLEDGE | Status.DRIVER | Status.FEATURES_OK) && v === (s | Status.DRIVER_OK));
+    if (!legal || (this.status & Status.DEVICE_NEEDS_RESET) !== 0) {
+      this.bus.log(
+        `virtio-${this.device.name} d${this.bus.guest}: status write 0x${v.toString(16)} after 0x${this.status.toString(16)} ignored`,
+      );
+      return;
+    }
+    if ((v & Status.FEATURES_OK) !== 0 && (s & Status.FEATURES_OK) === 0) {
+      if (!this.featuresAcceptable()) return; // FEATURES_OK does not stick: the driver reads it back
+    }
+    this.status = v;
+    if ((v & Status.DRIVER_OK) !== 0 && (s & Status.DRIVER_OK) === 0) this.activate();
+  }
+
+  private featuresAcceptable(): boolean {
+    const [lo, hi] = [this.driverFeatures[0]!, this.driverFeatures[1]!];
+    if ((lo & ~this.offered[0]) !== 0 || (hi & ~this.offered[1]) !== 0) return false;
+    const v1 = bit(Feature.VERSION_1)[1];
+    if ((hi & v1) === 0) return false;
+    // Restricted (grant) access only works if the driver uses the platform's DMA translation.
+    if (this.bus.restricted && (hi & bit(Feature.ACCESS_PLATFORM)[1]) === 0) return false;
+    if (this.device.negotiated !== undefined && !this.device.negotiated(lo, hi)) return false;
+    const eventIdx = (lo & bit(Feature.EVENT_IDX)[0]) !== 0;
+    const indirect = (lo & bit(Feature.INDIRECT_DESC)[0]) !== 0;
+    for (const q of this.queues) {
+      q.eventIdx = eventIdx;
+      q.indirect = indirect;
+    }
+    return true;
+  }
+
+  private activate(): void {
+    const epoch = this.epoch;
+    this.activating = true;
+    this.activation = (async () => {
+      try {
+        for (const q of this.queues) if (q.ready) await q.activate(this.bus.memory);
+        return true;
+      } catch (e) {
+        if (epoch === this.epoch) this.fail(e);
+        return false;
+      } finally {
+        this.activating = false;
+      }
+    })();
+  }
+
+  private kick(index: number): void {
+    const q = this.queues[index];
+    const run = this.runs[index];
+    if (q === undefined || run === undefined || !q.ready || !this.statusIs(Status.DRIVER_OK, 0)) return;
+    if (run.busy) {
+      run.again = true;
+      return;
+    }
+    void this.serve(q, run);
+  }
+
+  private async serve(q: SplitQueue, run: QueueRun): Promise<void> {
+    const epoch = this.epoch;
+    run.busy = true;
+    try {
+      if (this.activation === null || !(await this.activation)) return;
+      do {
+        run.again = false;
+        if (epoch !== this.epoch || !q.active) return;
+        await this.device.processQueue(q, this.io);
+        if (epoch !== this.epoch) return;
+        if (await q.needsInterrupt()) this.interrupt(InterruptBit.VRING);
+        if (await q.armNotify()) run.again = true;
+      } while (run.again && epoch === this.epoch);
+    } catch (e) {
+      if (epoch === this.epoch) this.fail(e);
+    } finally {
+      run.busy = false;
+    }
+  }
+
+  private interrupt(bits: number): void {
+    this.interruptStatus |= bits;
+    this.bus.raiseInterrupt();
+  }
+
+  /** A broken rule (or a device bug): NEEDS_RESET, a config interrupt, one log line. */
+  private fail(e: unknown): void {
+    this.faults++;
+    const what = e instanceof QueueError ? e.message : `device error: ${(e as Error).message ?? String(e)}`;
+    this.bus.log(`virtio-${this.device.name} d${this.bus.guest}: ${what}; device needs reset`);
+    this.status |= Status.DEVICE_NEEDS_RESET;
+    if ((this.status & Status.DRIVER_OK) !== 0) this.interrupt(InterruptBit.CONFIG);
+  }
+
+  private reset(): void {
+    this.epoch++;
+    this.status = 0;
+    this.deviceFeaturesSel = this.driverFeaturesSel = this.queueSel = 0;
+    this.driverFeatures[0] = this.driverFeatures[1] = 0;
+    this.interruptStatus = 0;
+    this.activation = null;
+    for (const r of this.runs) r.again = false;
+    // Ring mappings go back asynchronously; the queues read as not ready at once.
+    for (const q of this.queues) void q.reset();
+    this.device.reset();
+  }
+}

@@ -1,0 +1,34 @@
+/**
+ * A guest broke a virtqueue rule (virtio.md §8): the device stops, sets DEVICE_NEEDS_RESET and
+ * raises a config interrupt; the log line names the guest, the device, the queue and the rule.
+ */
+export type QueueRule =
+  | "queue-size"
+  | "ring-alignment"
+  | "ring-unreachable"
+  | "avail-index-jump"
+  | "head-out-of-range"
+  | "next-out-of-range"
+  | "chain-too-long"
+  | "unknown-flags"
+  | "indirect-not-negotiated"
+  | "nested-indirect"
+  | "indirect-with-next"
+  | "indirect-table-size"
+  | "indirect-unreachable"
+  | "readable-after-writable"
+  | "length-overflow"
+  | "buffer-unreachable"
+  | "write-to-readable-buffer"
+  | "request-malformed"
+  | "too-many-in-flight";
+
+export class QueueError extends Error {
+  constructor(
+    readonly rule: QueueRule,
+    readonly detail: string,
+  ) {
+    super(`${rule}: ${detail}`);
+    this.name = "QueueError";
+  }
+}
