@@ -149,6 +149,11 @@ export class Domain {
    * (STORE_PFN/EVTCHN, CONSOLE_PFN/EVTCHN). Set by the toolstack; all start at 0.
    */
   readonly hvmParams: number[] = new Array<number>(HVM_NR_PARAMS).fill(0);
+  /**
+   * The modelled MSR_SPEC_CTRL | VIRT_SPEC_CTRL word the pCPUs run this domain with (spec_ctrl.ts),
+   * set by the toolstack before the domain first runs.
+   */
+  specCtrl = 0;
 
   private pauseCount = 1;
   private shutdownReason = -1;

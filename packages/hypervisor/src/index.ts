@@ -75,7 +75,7 @@ export { HypercallSemantics, SCHED_POLL_MAX_PORTS, schedKind } from "./hypercall
 export type { HypervisorHooks, HypervisorOptions } from "./hypervisor.js";
 export { Hypervisor } from "./hypervisor.js";
 // The running host: pCPU workers, the domain builder, the guest device tree.
-export type { DomainEnd, MachineOptions, MachinePoolConfig, TraceEvent, VcpuStats } from "./machine.js";
+export type { DomainEnd, MachineOptions, MachinePoolConfig, SpecCtrlStats, TraceEvent, VcpuStats } from "./machine.js";
 export { Machine } from "./machine.js";
 // Memory.
 export { populateRange } from "./memory.js";
@@ -164,6 +164,21 @@ export type {
 } from "./sched/types.js";
 export { REF_SPEED, SchedUnit, XEN_SCHEDULER } from "./sched/types.js";
 export type { SharedRegion } from "./shared_info.js";
+export type { SpecCtrlOptions, XenCmdline } from "./spec_ctrl.js";
+export {
+  DEFAULT_SPEC_CTRL,
+  DOMAIN_SPEC_CTRL_BITS,
+  domainSpecCtrl,
+  effectiveSpecCtrl,
+  parseDom0Cpuid,
+  parseSpecCtrl,
+  parseXenCmdline,
+  SPEC_CTRL_IBRS,
+  SPEC_CTRL_SSBD,
+  SPEC_CTRL_STIBP,
+  VIRT_SPEC_CTRL_SSBD,
+  XenCmdlineError,
+} from "./spec_ctrl.js";
 export type { SchedRequest, Vcpu, VcpuInfoPlacement } from "./vcpu.js";
 // XenStore connection of a domain (magic page, gref 1, unbound port, HVM params).
 export type { XenstoreRingSetup } from "./xenstore_page.js";

@@ -58,8 +58,16 @@ export interface MachineOptions {
   readonly idleSpinUs?: number;
   /** Serve event-channel send/unmask on the workers when plainly safe (default true). */
   readonly fastEvents?: boolean;
+  /** Flush predictor state on every switch between domains on a pCPU (spec-ctrl; default true). */
+  readonly flushOnSwitch?: boolean;
   /** Called for every exit a pCPU handles (tests record traces with it). */
   readonly trace?: (event: TraceEvent) => void;
+}
+
+export interface SpecCtrlStats {
+  readonly domainSwitches: number;
+  readonly specCtrlWrites: number;
+  readonly predictorFlushes: number;
 }
 
 export interface TraceEvent {
@@ -229,6 +237,18 @@ export class Machine {
     };
   }
 
+  /** Domain switches on the pCPUs and what spec-ctrl did on them (pCPUs running now). */
+  specCtrlStats(): SpecCtrlStats {
+    const sum = { domainSwitches: 0, specCtrlWrites: 0, predictorFlushes: 0 };
+    for (const p of this.pools.values()) {
+      const c = p.workers.specCtrlStats();
+      sum.domainSwitches += c.domainSwitches;
+      sum.specCtrlWrites += c.specCtrlWrites;
+      sum.predictorFlushes += c.predictorFlushes;
+    }
+    return sum;
+  }
+
   private makePool(id: number, pcpus: readonly number[]): PoolRuntime {
     const workers = new PcpuPool({
       memory: this.hv.memory,
@@ -241,6 +261,7 @@ export class Machine {
       wfiWaitUs: this.opts.wfiWaitUs,
       idleSpinUs: this.opts.idleSpinUs,
       fastEvents: this.opts.fastEvents,
+      flushOnSwitch: this.opts.flushOnSwitch,
       // hooks.upcall is looked up at call time: it is wrapped below and by later layers.
       onWake: (domid, vcpu) => {
         if (this.live.has(domid)) this.hv.hooks.upcall?.(domid, vcpu);
@@ -362,6 +383,7 @@ export class Machine {
       ctl: ctlBuf,
       vcpuStates: domain.vcpus.map((v) => this.vcpus.get(vcpuKey(domid, v.id))!.stateBuf),
       console: domain.flags.privileged || domain.flags.isConsole,
+      specCtrl: domain.specCtrl,
     };
     this.shares.set(domid, share);
     for (const p of this.pools.values()) p.workers.addDomain(share);

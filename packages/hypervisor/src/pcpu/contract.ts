@@ -21,8 +21,15 @@ export const PcpuSlot = {
   CHUNK_READY: 1,
   /** The vCPU key the worker is running now, -1 when idle (read by the core for tickles). */
   RUNNING: 2,
+  /** The modelled MSR_SPEC_CTRL | VIRT_SPEC_CTRL word this pCPU runs with (spec_ctrl.ts). */
+  SPEC_CTRL: 3,
+  /** Counters, written by the worker only: runs of another domain than the last one here... */
+  DOMAIN_SWITCHES: 4,
+  /** ...writes of SPEC_CTRL on such a switch, and predictor flushes on such a switch. */
+  SPEC_CTRL_WRITES: 5,
+  PREDICTOR_FLUSHES: 6,
 } as const;
-export const PCPU_CTL_WORDS = 4;
+export const PCPU_CTL_WORDS = 8;
 
 /** Time mode for vCPUs: host clock, or retired instructions (deterministic). */
 export type TimeMode = "host" | "instructions";
@@ -58,6 +65,8 @@ export interface PcpuTask {
   readonly idleSpinUs: number;
   /** Serve EVTCHNOP_send/unmask on the worker when plainly safe (see fast_events.ts). */
   readonly fastEvents: boolean;
+  /** Flush predictor state when switching to another domain's vCPU (spec-ctrl=ibpb/bhb). */
+  readonly flushOnSwitch: boolean;
 }
 
 /**
@@ -128,6 +137,8 @@ export interface DomainShare {
   readonly vcpuStates: readonly SharedArrayBuffer[];
   /** May write to its console (CONSOLEIO_write): privileged or console domains. */
   readonly console: boolean;
+  /** The SPEC_CTRL word a pCPU runs this domain with (spec_ctrl.ts effectiveSpecCtrl; default 0). */
+  readonly specCtrl?: number;
 }
 
 /** vCPU key: identifies a vCPU on a pCPU (domid * MAX_VCPUS_PER_KEY + vcpu id). */

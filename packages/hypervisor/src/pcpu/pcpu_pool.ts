@@ -49,6 +49,8 @@ export interface PcpuPoolOptions {
   readonly idleSpinUs?: number;
   /** See PcpuTask.fastEvents (default true). */
   readonly fastEvents?: boolean;
+  /** See PcpuTask.flushOnSwitch (default true). */
+  readonly flushOnSwitch?: boolean;
   /** A worker's fast path raised the upcall of a vCPU not on a pCPU (WakeMsg). */
   readonly onWake?: (domid: number, vcpu: number) => void;
   /** A worker served CONSOLEIO_write (ConsoleMsg). */
@@ -80,6 +82,17 @@ export class PcpuPool {
 
   get pcpus(): number[] {
     return [...this.handles.keys()];
+  }
+
+  /** The spec-ctrl counters of this pool's pCPUs (PcpuSlot.DOMAIN_SWITCHES...). */
+  specCtrlStats(): { domainSwitches: number; specCtrlWrites: number; predictorFlushes: number } {
+    const sum = { domainSwitches: 0, specCtrlWrites: 0, predictorFlushes: 0 };
+    for (const h of this.handles.values()) {
+      sum.domainSwitches += Atomics.load(h.ctl, PcpuSlot.DOMAIN_SWITCHES);
+      sum.specCtrlWrites += Atomics.load(h.ctl, PcpuSlot.SPEC_CTRL_WRITES);
+      sum.predictorFlushes += Atomics.load(h.ctl, PcpuSlot.PREDICTOR_FLUSHES);
+    }
+    return sum;
   }
 
   /** The vCPU key a pCPU is running right now, or -1. */
@@ -174,6 +187,7 @@ export class PcpuPool {
       wfiWaitUs: this.opts.wfiWaitUs ?? DEFAULT_WFI_WAIT_US,
       idleSpinUs: this.opts.idleSpinUs ?? DEFAULT_IDLE_SPIN_US,
       fastEvents: this.opts.fastEvents ?? true,
+      flushOnSwitch: this.opts.flushOnSwitch ?? true,
     };
     const h: PcpuHandle = { id, port: port1, ctl, pending: null, done: Promise.resolve() };
     h.done = this.piscina.run(task, { transferList: [port2] }).catch((e: unknown) => {

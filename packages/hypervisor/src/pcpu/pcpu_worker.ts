@@ -126,6 +126,25 @@ export default function pcpuMain(task: PcpuTask): number {
     }
   };
 
+  // spec-ctrl (spec_ctrl.ts): on a switch to another domain than the last one run here, load its
+  // SPEC_CTRL word and flush predictor state (the incoming vCPU's TLB and decode cache), as Xen
+  // writes MSR_SPEC_CTRL and issues IBPB; counted in the ctl block for the core's stats.
+  const specCtrlOf = new Map<number, number>();
+  let lastDomid = -1;
+  const switchDomain = (cpu: Cpu, domid: number): void => {
+    if (lastDomid !== -1 && task.flushOnSwitch) {
+      cpu.flushTlb();
+      Atomics.add(ctl, PcpuSlot.PREDICTOR_FLUSHES, 1);
+    }
+    const want = specCtrlOf.get(domid) ?? 0;
+    if (want !== Atomics.load(ctl, PcpuSlot.SPEC_CTRL)) {
+      Atomics.store(ctl, PcpuSlot.SPEC_CTRL, want);
+      Atomics.add(ctl, PcpuSlot.SPEC_CTRL_WRITES, 1);
+    }
+    Atomics.add(ctl, PcpuSlot.DOMAIN_SWITCHES, 1);
+    lastDomid = domid;
+  };
+
   for (;;) {
     const msg = next();
     switch (msg.t) {
@@ -136,6 +155,7 @@ export default function pcpuMain(task: PcpuTask): number {
         memory.adoptChunk(msg.index, msg.buffer);
         break;
       case "domain":
+        specCtrlOf.set(msg.share.domid, msg.share.specCtrl ?? 0);
         fast?.addDomain(msg.share);
         fastConsole.setDomain(msg.share.domid, msg.share.console);
         break;
@@ -174,6 +194,7 @@ export default function pcpuMain(task: PcpuTask): number {
         if (it !== undefined) it.runStart = instret(cpu.state);
         const domid = Math.floor(msg.key / MAX_VCPUS_PER_KEY);
         const vcpu = msg.key % MAX_VCPUS_PER_KEY;
+        if (domid !== lastDomid) switchDomain(cpu, domid);
         const dctl = fast?.ctl(domid);
         const onPcpu = onPcpuSlot(vcpu);
         if (dctl !== undefined && onPcpu < dctl.length) Atomics.store(dctl, onPcpu, 1);

@@ -8,7 +8,9 @@
  * Read from the tree:
  *   /memory@...                     host RAM (reg, root cells); default 1 GiB when absent
  *   /cpus/cpu@N                     pCPUs: reg, capacity-dmips-mhz -> speed (largest = 1024, "big")
- *   /chosen/xen,xen-bootargs        the hypervisor command line (kept for the caller)
+ *   /chosen/xen,xen-bootargs        the hypervisor command line: spec-ctrl=, dom0-cpuid= (spec_ctrl.ts)
+ *   <dom> xenon,spec-ctrl           string list: ibrs, stibp, ssbd, virt-ssbd (the domain's modelled
+ *                                   MSR_SPEC_CTRL / VIRT_SPEC_CTRL, as xl's cpuid= would offer)
  *   /chosen/<pool> "xen,cpupool"    cpupool-cpus (phandles to cpu nodes), cpupool-sched
  *   /chosen/<dom> "xen,domain"      memory (KiB, 2 cells), cpus, domain-cpupool, bootargs via the
  *                                   kernel module; child "multiboot,kernel" module whose image is
@@ -31,6 +33,7 @@ import { dirname, isAbsolute, join } from "node:path";
 import { guestImagePath } from "@xenon/guests";
 import { parseElf32 } from "@xenon/hw";
 import {
+  domainSpecCtrl,
   type Fdt,
   type FdtNode,
   GUEST_GNTTAB_BASE,
@@ -38,7 +41,10 @@ import {
   GUEST_RAM_BASE,
   type HostRange,
   p2mPoolPagesFor,
+  parseXenCmdline,
   readFdt,
+  type XenCmdline,
+  XenCmdlineError,
 } from "@xenon/hypervisor";
 import type { DomainSpec, PoolSpec, SharedMemSpec, StaticEvtchn } from "../run/system.js";
 
@@ -60,6 +66,8 @@ export interface BootPlan {
   /** `xen,static-heap`: the only host RAM the hypervisor allocates from. */
   readonly staticHeap?: readonly HostRange[];
   readonly xenBootargs: string;
+  /** The command line parsed: spec-ctrl policy, dom0-cpuid, every option. */
+  readonly xenCmdline: XenCmdline;
   readonly pools: readonly PoolSpec[];
   readonly domains: readonly DomainSpec[];
   readonly evtchns: readonly StaticEvtchn[];
@@ -153,7 +161,7 @@ function resolveImage(treeDir: string, path: string, name: string): string {
   }
 }
 
-export function planFromTree(fdt: Fdt, treeFile: string): BootPlan {
+export function planFromTree(fdt: Fdt, treeFile: string, extraXenBootargs = ""): BootPlan {
   const treeDir = dirname(treeFile);
   const root = fdt.root;
   const phandleMap = fdt.phandles();
@@ -195,7 +203,15 @@ export function planFromTree(fdt: Fdt, treeFile: string): BootPlan {
 
   const chosen = root.child("chosen");
   if (chosen === undefined) throw new BootTreeError("/chosen", null, "missing: nothing to boot");
-  const xenBootargs = chosen.getString("xen,xen-bootargs") ?? "";
+  // The hypervisor command line: the tree's, then any given on ours (later options win).
+  const xenBootargs = [chosen.getString("xen,xen-bootargs") ?? "", extraXenBootargs].filter((a) => a !== "").join(" ");
+  let xenCmdline: XenCmdline;
+  try {
+    xenCmdline = parseXenCmdline(xenBootargs);
+  } catch (e) {
+    if (e instanceof XenCmdlineError) throw new BootTreeError(pathOf(chosen), "xen,xen-bootargs", e.message);
+    throw e;
+  }
 
   // cpupools: DT order, the one holding the boot CPU becomes Pool-0; unlisted CPUs form a last pool.
   const poolNodes = chosen.children.filter((c) => compatible(c).includes("xen,cpupool"));
@@ -263,6 +279,13 @@ export function planFromTree(fdt: Fdt, treeFile: string): BootPlan {
     if (imageName === undefined)
       throw new BootTreeError(pathOf(kernel), "xenon,path", "missing: names the kernel image file");
     const path = resolveImage(treeDir, pathOf(kernel), imageName);
+    const specCtrl = dn.getStringList("xenon,spec-ctrl") ?? [];
+    try {
+      domainSpecCtrl(specCtrl, xenCmdline.specCtrl);
+    } catch (e) {
+      if (e instanceof XenCmdlineError) throw new BootTreeError(p, "xenon,spec-ctrl", e.message);
+      throw e;
+    }
 
     // Static memory: reserved for this domain alone, summing to `memory`.
     const staticMem = ranges(p, dn, "xen,static-mem", dn.addressCells(), dn.sizeCells());
@@ -292,6 +315,7 @@ export function planFromTree(fdt: Fdt, treeFile: string): BootPlan {
       ...(staticMem !== null ? { staticMem } : {}),
       ...(directMap ? { directMap } : {}),
       ...(sharedMem.length > 0 ? { sharedMem } : {}),
+      ...(specCtrl.length > 0 ? { specCtrl } : {}),
     });
     domOfNode.set(dn, i + 1);
   }
@@ -377,6 +401,7 @@ export function planFromTree(fdt: Fdt, treeFile: string): BootPlan {
     hostRam,
     ...(staticHeap !== null ? { staticHeap } : {}),
     xenBootargs,
+    xenCmdline,
     pools: pools.map((p) => p.spec),
     domains,
     evtchns,
@@ -489,12 +514,12 @@ function checkDirectMap(path: string, image: string, banks: readonly HostRange[]
 }
 
 /** Reads a .dtb file and plans the system it describes. */
-export function planFromFile(dtbPath: string): BootPlan {
+export function planFromFile(dtbPath: string, extraXenBootargs = ""): BootPlan {
   let blob: Uint8Array;
   try {
     blob = readFileSync(dtbPath);
   } catch (e) {
     throw new BootTreeError(dtbPath, null, `cannot read: ${(e as NodeJS.ErrnoException).code ?? String(e)}`);
   }
-  return planFromTree(readFdt(blob), dtbPath);
+  return planFromTree(readFdt(blob), dtbPath, extraXenBootargs);
 }

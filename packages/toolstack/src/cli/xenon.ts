@@ -31,9 +31,13 @@ const USAGE = `usage:
       --stats                timing on stderr
       --xenstore-socket PATH serve XenStore there (XENSTORED_PATH=PATH xenstore-ls); domains are introduced
       --xenstore             run XenStore (every domain gets its ring) without a socket
-  xenon boot [--deterministic] [--timeout SECONDS] [--xenstore] [--xenstore-socket PATH] SYSTEM.dtb
-                                              dom0less: cpupools, domains and static event channels
-                                              from a dtc-compiled tree; exits when all domains shut down
+  xenon boot [--deterministic] [--timeout SECONDS] [--xenstore] [--xenstore-socket PATH]
+             [--xen-bootargs 'OPTIONS'] SYSTEM.dtb
+                                              dom0less: cpupools, domains, static memory, event channels
+                                              and shared memory from a dtc-compiled tree; exits when all
+                                              domains shut down
+      --xen-bootargs OPTS    added to the tree's xen,xen-bootargs (spec-ctrl=, dom0-cpuid=)
+      --stats                timing and spec-ctrl counters on stderr
       --serve                then keep the host up for xl (prints XENON_HOST=, XENSTORED_PATH=)
   xenon xenstored --socket PATH              XenStore daemon on a Unix socket (XENSTORED_PATH for xenstore-*)
 ${HOST_USAGE}`;
@@ -148,6 +152,12 @@ function report(result: SystemResult, timeout: number | undefined, stats: boolea
     process.stderr.write(`xenon: domain ${end.domid} (${end.name}) ${why}\n`);
   }
   if (stats) process.stderr.write(`xenon: ${result.ends.length} domain(s) in ${result.ms.toFixed(1)} ms\n`);
+  if (stats && result.specCtrl !== undefined) {
+    const c = result.specCtrl;
+    process.stderr.write(
+      `xenon: spec-ctrl: ${c.domainSwitches} domain switches, ${c.specCtrlWrites} SPEC_CTRL writes, ${c.predictorFlushes} predictor flushes\n`,
+    );
+  }
   process.exitCode = status;
 }
 
@@ -161,6 +171,7 @@ async function cmdBoot(args: string[]): Promise<void> {
       "xenstore-socket": { type: "string" },
       xenstore: { type: "boolean", default: false },
       serve: { type: "boolean", default: false },
+      "xen-bootargs": { type: "string", default: "" },
     },
     allowPositionals: true,
     strict: true,
@@ -170,7 +181,7 @@ async function cmdBoot(args: string[]): Promise<void> {
   const timeout = values.timeout === undefined ? undefined : Number(values.timeout);
   if (timeout !== undefined && !(timeout > 0)) fail(`boot: bad --timeout '${values.timeout}'`);
   try {
-    const plan = planFromFile(dtb);
+    const plan = planFromFile(dtb, values["xen-bootargs"]);
     if (values.serve) {
       process.exitCode = await serveBootPlan(plan, {
         timeMode: values.deterministic ? "instructions" : "host",
@@ -184,6 +195,7 @@ async function cmdBoot(args: string[]): Promise<void> {
       evtchns: plan.evtchns,
       hostRam: plan.hostRam,
       ...(plan.staticHeap !== undefined ? { staticHeap: plan.staticHeap } : {}),
+      specCtrl: plan.xenCmdline.specCtrl,
       timeMode: values.deterministic ? "instructions" : "host",
       console: (name, line) => process.stdout.write(`(${name}) ${line}\n`),
       ...(timeout !== undefined ? { timeoutMs: timeout * 1000 } : {}),

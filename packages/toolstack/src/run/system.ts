@@ -16,7 +16,10 @@ import {
   buildDomainMemory,
   buildGuestFdt,
   createScheduler,
+  DEFAULT_SPEC_CTRL,
   type DomainEnd,
+  domainSpecCtrl,
+  effectiveSpecCtrl,
   evtchnBindStatic,
   GUEST_RAM_BASE,
   type HostRange,
@@ -27,6 +30,8 @@ import {
   p2mPoolPagesFor,
   type RamBank,
   type SchedName,
+  type SpecCtrlOptions,
+  type SpecCtrlStats,
   type TimeMode,
   type TraceEvent,
 } from "@xenon/hypervisor";
@@ -51,6 +56,8 @@ export interface DomainSpec {
   readonly directMap?: boolean;
   /** Static shared memory regions this domain maps. */
   readonly sharedMem?: readonly SharedMemSpec[];
+  /** Speculation controls it runs with: ibrs, stibp, ssbd, virt-ssbd (spec_ctrl.ts). */
+  readonly specCtrl?: readonly string[];
 }
 
 /**
@@ -93,6 +100,8 @@ export interface SystemConfig {
   readonly hostMemoryMiB?: number;
   /** Host RAM banks (host-physical; mfn = address >> 12), instead of hostMemoryMiB. */
   readonly hostRam?: readonly HostRange[];
+  /** The hypervisor's spec-ctrl policy (from its command line); Xen's defaults when absent. */
+  readonly specCtrl?: SpecCtrlOptions;
   /** The static heap (`xen,static-heap`): when given, the only RAM the frame allocator hands out. */
   readonly staticHeap?: readonly HostRange[];
   /** Receives each complete console line of a domain, without its newline. */
@@ -118,6 +127,8 @@ export interface SystemConfig {
 
 export interface SystemResult {
   readonly ends: readonly DomainEnd[];
+  /** Domain switches on the pCPUs and the spec-ctrl work done on them. */
+  readonly specCtrl?: SpecCtrlStats;
   readonly timedOut: boolean;
   readonly ms: number;
 }
@@ -261,6 +272,7 @@ export function buildSystem(cfg: Omit<SystemConfig, "timeoutMs">): BuiltSystem {
     hv,
     timeMode: cfg.timeMode ?? "host",
     pools,
+    flushOnSwitch: (cfg.specCtrl ?? DEFAULT_SPEC_CTRL).flushOnSwitch,
     ...(cfg.trace ? { trace: cfg.trace } : {}),
   });
   try {
@@ -287,6 +299,12 @@ export function buildSystem(cfg: Omit<SystemConfig, "timeoutMs">): BuiltSystem {
         flags: { isConsole: true, directMap: spec.directMap === true },
       });
       if (typeof d === "number") throw new ConfigError(`${spec.name}: domain creation failed (${d})`);
+      const policy = cfg.specCtrl ?? DEFAULT_SPEC_CTRL;
+      try {
+        d.specCtrl = effectiveSpecCtrl(domainSpecCtrl(spec.specCtrl ?? [], policy), policy);
+      } catch (e) {
+        throw new ConfigError(`${spec.name}: spec-ctrl: ${(e as Error).message}`);
+      }
       let partial = "";
       d.console.setSink((bytes) => {
         const text = partial + Buffer.from(bytes).toString("latin1");
@@ -416,7 +434,7 @@ export async function runSystem(cfg: SystemConfig): Promise<SystemResult> {
       }),
     ]);
     if (timer) clearTimeout(timer);
-    return { ends, timedOut, ms: performance.now() - t0 };
+    return { ends, timedOut, ms: performance.now() - t0, specCtrl: machine.specCtrlStats() };
   } finally {
     await machine.close();
     await xs?.close();

@@ -1,0 +1,89 @@
+import assert from "node:assert/strict";
+import { spawnSync } from "node:child_process";
+import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { describe, it } from "node:test";
+import { fileURLToPath } from "node:url";
+import { runXenon } from "./helpers/run.js";
+
+/**
+ * The hypervisor command line (`xen,xen-bootargs`, `--xen-bootargs`) and per-domain speculation
+ * controls: on one pCPU a ping-pong pair switches domains on every event; `--stats` shows the
+ * switches, the SPEC_CTRL writes they needed and the predictor flushes spec-ctrl asked for.
+ */
+const FIXTURE = fileURLToPath(new URL("../fixtures/boot/spec_ctrl.dts", import.meta.url));
+const source = readFileSync(FIXTURE, "utf8");
+const dir = mkdtempSync(join(tmpdir(), "xenon-boot-spec-"));
+
+function compile(name: string, dts: string): string {
+  const src = join(dir, `${name}.dts`);
+  const out = join(dir, `${name}.dtb`);
+  writeFileSync(src, dts);
+  const r = spawnSync("dtc", ["-q", "-I", "dts", "-O", "dtb", "-o", out, src], { encoding: "utf8" });
+  assert.equal(r.status, 0, `dtc failed: ${r.stderr}`);
+  return out;
+}
+
+async function boot(extra: string[], dts = source): Promise<{ switches: number; writes: number; flushes: number }> {
+  const r = await runXenon(["boot", "--stats", ...extra, compile("spec", dts)]);
+  assert.equal(r.status, 0, r.stderr.toString());
+  assert.match(r.stdout.toString(), /^\(ping\) pingpong: ping done 20 rounds$/m);
+  const m = /spec-ctrl: (\d+) domain switches, (\d+) SPEC_CTRL writes, (\d+) predictor flushes/.exec(
+    r.stderr.toString(),
+  );
+  assert.ok(m, r.stderr.toString());
+  return { switches: Number(m[1]), writes: Number(m[2]), flushes: Number(m[3]) };
+}
+
+describe("xenon boot: hypervisor command line and speculation controls", () => {
+  it("defaults: a flush on every switch between domains, SPEC_CTRL written when it changes", async () => {
+    const c = await boot([]);
+    assert.ok(c.switches >= 40, `20 rounds each way: ${c.switches} switches`);
+    assert.equal(c.flushes, c.switches - 1, "every switch but the pCPU's first");
+    // ping runs with SSBD, pong with 0: every switch between them changes the value.
+    assert.ok(c.writes >= c.switches - 1, `${c.writes} writes for ${c.switches} switches`);
+  });
+
+  it("spec-ctrl=no-ibpb,no-bhb on our command line: no flushes; ssbd forced: one value, one write", async () => {
+    const c = await boot(["--xen-bootargs", "spec-ctrl=no-ibpb,no-bhb,ssbd"]);
+    assert.ok(c.switches >= 40);
+    assert.equal(c.flushes, 0);
+    assert.equal(c.writes, 1, "both domains run with SSBD: written once, at the first switch");
+  });
+
+  const refusals: Array<[string, string[], string, RegExp]> = [
+    [
+      "an unknown spec-ctrl option",
+      ["--xen-bootargs", "spec-ctrl=turbo"],
+      source,
+      /\/chosen: xen,xen-bootargs: spec-ctrl: unknown option 'turbo'/,
+    ],
+    [
+      "SSBD asked for by a domain when the command line forbids it",
+      ["--xen-bootargs", "spec-ctrl=no-ssbd"],
+      source,
+      /\/chosen\/ping: xenon,spec-ctrl: ssbd: SSBD is disabled on the hypervisor command line/,
+    ],
+    [
+      "an unknown per-domain control",
+      [],
+      source.replace('spec-ctrl = "ssbd";', 'spec-ctrl = "ssbd", "turbo";'),
+      /\/chosen\/ping: xenon,spec-ctrl: turbo: unknown control/,
+    ],
+    [
+      "a bad dom0-cpuid",
+      [],
+      source.replace("dom0-cpuid=no-md-clear", "dom0-cpuid=md-clear=perhaps"),
+      /\/chosen: xen,xen-bootargs: dom0-cpuid: 'perhaps' is not a boolean/,
+    ],
+  ];
+  for (const [name, extra, dts, message] of refusals) {
+    it(`refuses ${name}, naming the node and property`, async () => {
+      const r = await runXenon(["boot", ...extra, compile(name.replace(/\W+/g, "_"), dts)]);
+      assert.equal(r.status, 1, `status ${r.status}: ${r.stdout}`);
+      assert.match(r.stderr.toString(), message);
+      assert.equal(r.stdout.toString(), "", "nothing ran");
+    });
+  }
+});
