@@ -45,6 +45,7 @@ const NATIVE_RUNTIME = [
   "runtime/alloc.c",
   "runtime/bootargs.c",
   "runtime/xenstore.c",
+  "runtime/virtio.c",
   ...LIBC,
 ];
 const LINUX_RUNTIME = ["linux/crt.S", "linux/sys.c", ...LIBC];
@@ -64,6 +65,7 @@ const NATIVE_IMAGES = {
   smp: ["images/smp.c"],
   xsclient: ["images/xsclient.c"],
   shmem: ["images/shmem.c"],
+  rngcat: ["images/rngcat.c"],
 };
 const LINUX_EXTRA = { cpubench: ["bench/cpubench_core.c"] };
 

@@ -47,6 +47,7 @@ export const NATIVE_IMAGES: readonly string[] = [
   "smp",
   "xsclient",
   "shmem",
+  "rngcat",
 ];
 
 const NAME = /^[a-z0-9_-]+$/;

@@ -10,7 +10,14 @@
  *   /memory@80000000 device_type = "memory", reg = RAM
  *   /hypervisor      compatible = "xen,xen-4.17", "xen,xen"; reg = the grant-table window
  *                    (guest-physical space reserved for add_to_physmap of grant frames and
- *                    shared_info); xenon,upcall-irq = 9 (the supervisor external interrupt)
+ *                    shared_info); xenon,upcall-irq = 9 (the supervisor external interrupt);
+ *                    with virtio devices also interrupt-controller, #interrupt-cells = 1,
+ *                    phandle 65000: its interrupts are event-channel ports
+ *   /xen_iommu       compatible = "xen,grant-dma", #iommu-cells = 1, phandle 65001 (when a
+ *                    virtio device uses grants; Xen's GUEST_PHANDLE_IOMMU)
+ *   /virtio@<base>   compatible = "virtio,mmio"; reg = the window; interrupt-parent = the
+ *                    hypervisor node, interrupts = <the guest's event-channel port>;
+ *                    dma-coherent; iommus = <&xen_iommu BACKEND_DOMID> when grants are used
  */
 import { TIMEBASE_HZ } from "@xenon/hw";
 import { Fdt, FdtNode } from "./fdt/tree.js";
@@ -23,6 +30,22 @@ export const GUEST_GNTTAB_BASE = 0x7f000000;
 export const GUEST_GNTTAB_SIZE = 0x00100000;
 /** The interrupt the event upcall arrives on: scause 9, supervisor external. */
 export const GUEST_UPCALL_IRQ = 9;
+/** Xen on Arm's virtio-mmio area (GUEST_VIRTIO_MMIO_BASE) and per-device window (VIRTIO_MMIO_DEV_SIZE). */
+export const GUEST_VIRTIO_MMIO_BASE = 0x0200_0000;
+export const GUEST_VIRTIO_MMIO_SIZE = 0x200;
+const PHANDLE_EVTCHN_CONTROLLER = 65000;
+const PHANDLE_XEN_IOMMU = 65001;
+
+/** One virtio-mmio device in a guest's tree. */
+export interface GuestVirtioMmio {
+  readonly base: number;
+  readonly size: number;
+  /** The guest's event-channel port the device interrupts on. */
+  readonly evtchn: number;
+  readonly backendDomid: number;
+  /** Grant DMA (xen,grant-dma): the device reaches only granted pages. */
+  readonly grants: boolean;
+}
 
 export interface GuestFdtConfig {
   readonly domid: number;
@@ -37,6 +60,7 @@ export interface GuestFdtConfig {
   readonly ramBanks?: ReadonlyArray<{ readonly gpa: number; readonly bytes: number }>;
   /** Static shared memory regions, each a /reserved-memory/xen-shmem@<gpa> node as Xen writes them. */
   readonly sharedMemory?: ReadonlyArray<{ readonly id: string; readonly gpa: number; readonly bytes: number }>;
+  readonly virtio?: readonly GuestVirtioMmio[];
 }
 
 function cells64(v: number): number[] {
@@ -85,6 +109,24 @@ export function buildGuestFdt(cfg: GuestFdtConfig): Uint8Array {
   hyp.set("compatible", strList("xen,xen-4.17", "xen,xen"));
   hyp.set("reg", u32(...cells64(GUEST_GNTTAB_BASE), ...cells64(GUEST_GNTTAB_SIZE)));
   hyp.set("xenon,upcall-irq", u32(GUEST_UPCALL_IRQ));
+
+  const virtio = cfg.virtio ?? [];
+  if (virtio.length > 0) {
+    hyp.set("interrupt-controller", new Uint8Array(0)).set("#interrupt-cells", u32(1));
+    hyp.set("phandle", u32(PHANDLE_EVTCHN_CONTROLLER));
+  }
+  if (virtio.some((v) => v.grants)) {
+    const iommu = root.addChild("xen_iommu");
+    iommu.set("compatible", str("xen,grant-dma")).set("#iommu-cells", u32(1)).set("phandle", u32(PHANDLE_XEN_IOMMU));
+  }
+  for (const v of virtio) {
+    const n = root.addChild(`virtio@${v.base.toString(16)}`);
+    n.set("compatible", str("virtio,mmio"));
+    n.set("reg", u32(...cells64(v.base), ...cells64(v.size)));
+    n.set("interrupt-parent", u32(PHANDLE_EVTCHN_CONTROLLER)).set("interrupts", u32(v.evtchn));
+    n.set("dma-coherent", new Uint8Array(0));
+    if (v.grants) n.set("iommus", u32(PHANDLE_XEN_IOMMU, v.backendDomid));
+  }
 
   return writeFdt(new Fdt(root));
 }

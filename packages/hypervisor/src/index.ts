@@ -58,8 +58,15 @@ export type {
 } from "./grant_table/grant_ops.js";
 export type { GrantTable } from "./grant_table/grant_table.js";
 export { endForeignAccess, foreignAccessInUse, grantAccess } from "./grant_table/granter.js";
-export type { GuestFdtConfig } from "./guest_fdt.js";
-export { buildGuestFdt, GUEST_GNTTAB_BASE, GUEST_GNTTAB_SIZE, GUEST_UPCALL_IRQ } from "./guest_fdt.js";
+export type { GuestFdtConfig, GuestVirtioMmio } from "./guest_fdt.js";
+export {
+  buildGuestFdt,
+  GUEST_GNTTAB_BASE,
+  GUEST_GNTTAB_SIZE,
+  GUEST_UPCALL_IRQ,
+  GUEST_VIRTIO_MMIO_BASE,
+  GUEST_VIRTIO_MMIO_SIZE,
+} from "./guest_fdt.js";
 // Hypercalls.
 export { dispatchHypercall } from "./hypercall/dispatch.js";
 export { SCHED_VCPUINFO_MAX } from "./hypercall/guest_abi.js";
