@@ -252,6 +252,7 @@ export function planFromTree(fdt: Fdt, treeFile: string, extraXenBootargs = ""):
   const domains: DomainSpec[] = [];
   const domOfNode = new Map<FdtNode, number>();
   const shmById = new Map<string, ShmRegion>();
+  const roleHolders = new Map<string, string>();
   let totalKiB = 0;
   for (const [i, dn] of domainNodes.entries()) {
     const p = pathOf(dn);
@@ -279,6 +280,7 @@ export function planFromTree(fdt: Fdt, treeFile: string, extraXenBootargs = ""):
     if (imageName === undefined)
       throw new BootTreeError(pathOf(kernel), "xenon,path", "missing: names the kernel image file");
     const path = resolveImage(treeDir, pathOf(kernel), imageName);
+    const roles = domainRoles(p, dn, roleHolders);
     const specCtrl = dn.getStringList("xenon,spec-ctrl") ?? [];
     try {
       domainSpecCtrl(specCtrl, xenCmdline.specCtrl);
@@ -316,6 +318,8 @@ export function planFromTree(fdt: Fdt, treeFile: string, extraXenBootargs = ""):
       ...(directMap ? { directMap } : {}),
       ...(sharedMem.length > 0 ? { sharedMem } : {}),
       ...(specCtrl.length > 0 ? { specCtrl } : {}),
+      ...(roles.domid !== undefined ? { domid: roles.domid } : {}),
+      ...(roles.roles.length > 0 ? { roles: roles.roles } : {}),
     });
     domOfNode.set(dn, i + 1);
   }
@@ -406,6 +410,68 @@ export function planFromTree(fdt: Fdt, treeFile: string, extraXenBootargs = ""):
     domains,
     evtchns,
   };
+}
+
+/** Hyperlaunch `permissions` bits (docs/designs/launch/hyperlaunch-devicetree.rst). */
+const PERMISSION_CONTROL = 1 << 0;
+const PERMISSION_HARDWARE = 1 << 1;
+/** Hyperlaunch `functions` bits. */
+const FUNCTION_BOOT = 1 << 0;
+const FUNCTION_CRASH = 1 << 1;
+const FUNCTION_CONSOLE = 1 << 2;
+const FUNCTION_XENSTORE = 2 ** 30;
+const FUNCTION_LEGACY_DOM0 = 2 ** 31;
+/** DOMID_FIRST_RESERVED: ids from here on name special domains (DOMID_SELF, DOMID_IO...). */
+const DOMID_FIRST_RESERVED = 0x7ff0;
+
+/**
+ * Hyperlaunch roles of one domain node: `permissions` (CONTROL, HARDWARE), `functions` (CONSOLE,
+ * XENSTORE, LEGACY_DOM0 = all roles; BOOT and CRASH need launch phases we do not run and are
+ * refused) and an optional `domid`. One domain at most holds each of hardware, xenstore and
+ * console; control may be held by several, as the design allows. `holders` maps a role to the
+ * node holding it, across the tree.
+ */
+function domainRoles(
+  path: string,
+  n: FdtNode,
+  holders: Map<string, string>,
+): { domid?: number; roles: Array<"control" | "hardware" | "xenstore" | "console"> } {
+  const perms = n.get("permissions") === undefined ? 0 : u32(path, n, "permissions");
+  const funcs = n.get("functions") === undefined ? 0 : u32(path, n, "functions");
+  if ((perms & ~(PERMISSION_CONTROL | PERMISSION_HARDWARE)) !== 0)
+    throw new BootTreeError(path, "permissions", `unknown bits ${hex(perms)} (CONTROL 0x1, HARDWARE 0x2)`);
+  const known = FUNCTION_BOOT | FUNCTION_CRASH | FUNCTION_CONSOLE | FUNCTION_XENSTORE | FUNCTION_LEGACY_DOM0;
+  if ((funcs & ~known) >>> 0 !== 0) throw new BootTreeError(path, "functions", `unknown bits in ${hex(funcs >>> 0)}`);
+  if ((funcs & FUNCTION_BOOT) !== 0)
+    throw new BootTreeError(path, "functions", "BOOT: a boot domain (the domain preparation phase) is not supported");
+  if ((funcs & FUNCTION_CRASH) !== 0)
+    throw new BootTreeError(path, "functions", "CRASH: a recovery domain is not supported");
+  const legacy = (funcs & FUNCTION_LEGACY_DOM0) !== 0;
+  const roles: Array<"control" | "hardware" | "xenstore" | "console"> = [];
+  if (legacy || (perms & PERMISSION_CONTROL) !== 0) roles.push("control");
+  if (legacy || (perms & PERMISSION_HARDWARE) !== 0) roles.push("hardware");
+  if (legacy || (funcs & FUNCTION_XENSTORE) !== 0) roles.push("xenstore");
+  if (legacy || (funcs & FUNCTION_CONSOLE) !== 0) roles.push("console");
+  for (const r of roles) {
+    if (r === "control") continue;
+    const other = holders.get(r);
+    const prop = r === "hardware" ? "permissions" : "functions";
+    if (other !== undefined) throw new BootTreeError(path, prop, `${r} role already held by ${other}`);
+    holders.set(r, path);
+  }
+  let domid: number | undefined;
+  if (n.get("domid") !== undefined) {
+    domid = u32(path, n, "domid");
+    if (domid >= DOMID_FIRST_RESERVED)
+      throw new BootTreeError(path, "domid", `${hex(domid)} is a reserved domain id (from 0x7ff0)`);
+    if (domid === 0 && !roles.includes("hardware"))
+      throw new BootTreeError(path, "domid", "0 is the hardware domain's id");
+    const key = `domid ${domid}`;
+    const other = holders.get(key);
+    if (other !== undefined) throw new BootTreeError(path, "domid", `${domid} is already ${other}'s`);
+    holders.set(key, path);
+  }
+  return { ...(domid !== undefined ? { domid } : {}), roles };
 }
 
 interface ShmRegion {

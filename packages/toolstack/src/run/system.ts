@@ -58,6 +58,13 @@ export interface DomainSpec {
   readonly sharedMem?: readonly SharedMemSpec[];
   /** Speculation controls it runs with: ibrs, stibp, ssbd, virt-ssbd (spec_ctrl.ts). */
   readonly specCtrl?: readonly string[];
+  /** The domain id to give it (default: its 1-based position, skipping ids asked for). */
+  readonly domid?: number;
+  /**
+   * Hyperlaunch roles: control (privileged: may name other domains in domctls and hypercalls),
+   * hardware (the hardware domain), xenstore (XEN_DOMCTL_CDF_xs_domain), console (the console domain).
+   */
+  readonly roles?: ReadonlyArray<"control" | "hardware" | "xenstore" | "console">;
 }
 
 /**
@@ -277,6 +284,7 @@ export function buildSystem(cfg: Omit<SystemConfig, "timeoutMs">): BuiltSystem {
   });
   try {
     const built: Array<{ domid: number; state: Int32Array }> = [];
+    const domids = pickDomids(cfg.domains);
     for (const [i, spec] of cfg.domains.entries()) {
       let kernel: Uint8Array;
       try {
@@ -291,12 +299,18 @@ export function buildSystem(cfg: Omit<SystemConfig, "timeoutMs">): BuiltSystem {
       const sharedPages = (spec.sharedMem ?? []).reduce((n, r) => n + r.bytes / 4096, 0);
       const vcpus = spec.vcpus ?? 1;
       const d = hv.domains.create({
-        domid: i + 1,
+        domid: domids[i]!,
         name: spec.name,
         maxVcpus: vcpus,
         maxPages,
         p2mPoolPages: p2mPoolPagesFor(maxPages + sharedPages),
-        flags: { isConsole: true, directMap: spec.directMap === true },
+        flags: {
+          isConsole: true,
+          directMap: spec.directMap === true,
+          privileged: spec.roles?.includes("control") === true,
+          hardware: spec.roles?.includes("hardware") === true,
+          xenstore: spec.roles?.includes("xenstore") === true,
+        },
       });
       if (typeof d === "number") throw new ConfigError(`${spec.name}: domain creation failed (${d})`);
       const policy = cfg.specCtrl ?? DEFAULT_SPEC_CTRL;
@@ -337,8 +351,9 @@ export function buildSystem(cfg: Omit<SystemConfig, "timeoutMs">): BuiltSystem {
       built.push({ domid: d.domid, state });
     }
     for (const ch of cfg.evtchns ?? []) {
-      const da = hv.domains.get(ch.a);
-      const db = hv.domains.get(ch.b);
+      // a and b are positions in cfg.domains, not domids.
+      const da = hv.domains.get(domids[ch.a - 1] ?? -1);
+      const db = hv.domains.get(domids[ch.b - 1] ?? -1);
       if (da === undefined || db === undefined)
         throw new ConfigError(`--evtchn ${ch.a}:${ch.aPort}-${ch.b}:${ch.bPort}: no such domain`);
       const rc = evtchnBindStatic(da, ch.aPort, db, ch.bPort);
@@ -382,6 +397,20 @@ export function buildSystem(cfg: Omit<SystemConfig, "timeoutMs">): BuiltSystem {
     void machine.close();
     throw e;
   }
+}
+
+/** Domain ids: those asked for, the rest 1, 2, ... in order, skipping ids taken. */
+function pickDomids(domains: readonly DomainSpec[]): number[] {
+  const taken = new Set(domains.flatMap((d) => (d.domid === undefined ? [] : [d.domid])));
+  if (taken.size !== domains.filter((d) => d.domid !== undefined).length)
+    throw new ConfigError("a domid is asked for twice");
+  let next = 1;
+  return domains.map((d) => {
+    if (d.domid !== undefined) return d.domid;
+    while (taken.has(next)) next++;
+    taken.add(next);
+    return next;
+  });
 }
 
 /**
