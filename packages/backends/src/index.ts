@@ -4,6 +4,7 @@ export { IoreqClient, type IoreqHandler, type IoreqRange } from "./driver_domain
 // Driver domains: a virtio device model in its own domain and worker thread, serving a guest through an IOREQ server.
 export { VirtioBackendHandle, type VirtioBackendOptions } from "./driver_domain/launch.js";
 export type { VirtioDeviceSpec } from "./driver_domain/protocol.js";
+export { BlkDevice, BlkFeature, type BlkOptions } from "./virtio/blk/device.js";
 // VirtIO: the virtio-mmio transport, split virtqueues, guest memory through grants, devices.
 export type { DeviceBus } from "./virtio/bus.js";
 export { FlatMemory, InProcessBus } from "./virtio/bus_inprocess.js";

@@ -66,6 +66,7 @@ const NATIVE_IMAGES = {
   xsclient: ["images/xsclient.c"],
   shmem: ["images/shmem.c"],
   rngcat: ["images/rngcat.c"],
+  blkstress: ["images/blkstress.c"],
 };
 const LINUX_EXTRA = { cpubench: ["bench/cpubench_core.c"] };
 

@@ -48,6 +48,7 @@ export const NATIVE_IMAGES: readonly string[] = [
   "xsclient",
   "shmem",
   "rngcat",
+  "blkstress",
 ];
 
 const NAME = /^[a-z0-9_-]+$/;

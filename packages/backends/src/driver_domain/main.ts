@@ -6,6 +6,7 @@
  */
 import { workerData } from "node:worker_threads";
 import { HypercallClient } from "@xenon/hypervisor";
+import { BlkDevice } from "../virtio/blk/device.js";
 import type { DeviceBus } from "../virtio/bus.js";
 import { Mmio } from "../virtio/constants.js";
 import type { VirtioDevice } from "../virtio/device.js";
@@ -22,8 +23,10 @@ function makeDevice(spec: VirtioDeviceSpec): Promise<VirtioDevice> {
   switch (spec.kind) {
     case "rng":
       return Promise.resolve(new RngDevice());
+    case "blk":
+      return Promise.resolve(new BlkDevice({ path: spec.path, readOnly: spec.readOnly ?? false }));
     default:
-      return Promise.reject(new Error(`no such device model: ${spec.kind}`));
+      return Promise.reject(new Error(`no such device model: ${(spec as { kind: string }).kind}`));
   }
 }
 

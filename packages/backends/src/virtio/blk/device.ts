@@ -1,0 +1,162 @@
+/**
+ * virtio-blk (device id 2, VirtIO 1.2 §5.2) on a raw image file: IN and OUT straight between the
+ * file and the mapped guest pages, FLUSH with fsync, GET_ID, DISCARD and WRITE_ZEROES (both
+ * zero the range), read-only disks (VIRTIO_BLK_F_RO; writes fail with IOERR). Config: capacity,
+ * seg_max, blk_size and the discard / write-zeroes limits.
+ *
+ * Bad requests from the driver's data (out of range, a length that is not whole sectors, an
+ * unknown type) get a status byte, as the spec says; a chain without a header or status byte
+ * breaks the queue (QueueError).
+ */
+import { closeSync, fstatSync, fsyncSync, openSync, readSync, writeSync } from "node:fs";
+import { DeviceId } from "../constants.js";
+import type { QueueIo, VirtioDevice } from "../device.js";
+import type { SplitQueue } from "../split_queue.js";
+import { BLK_HEADER_SIZE, BLK_ID_BYTES, BlkStatus, BlkType, MappedChain, parseHeader, SECTOR_SIZE } from "./request.js";
+
+export const BlkFeature = { SEG_MAX: 2, RO: 5, BLK_SIZE: 6, FLUSH: 9, DISCARD: 13, WRITE_ZEROES: 14 } as const;
+const SEG_MAX = 126;
+const MAX_DISCARD_SECTORS = 1 << 22;
+const ZEROES = new Uint8Array(64 * 1024);
+
+export interface BlkOptions {
+  readonly path: string;
+  readonly readOnly?: boolean;
+  /** GET_ID answer (at most 20 bytes; default "xenon-<file size>"). */
+  readonly serial?: string;
+}
+
+export class BlkDevice implements VirtioDevice {
+  readonly name = "blk";
+  readonly deviceId = DeviceId.BLOCK;
+  readonly features: readonly [number, number];
+  readonly queueMaxSizes = [128];
+  readonly capacity: number;
+  private readonly fd: number;
+  private readonly readOnly: boolean;
+  private readonly id = new Uint8Array(BLK_ID_BYTES);
+  private readonly scratch = new Uint8Array(BLK_HEADER_SIZE);
+  private readonly status = new Uint8Array(1);
+  private readonly seg = new Uint8Array(16);
+  stats = { reads: 0, writes: 0, flushes: 0, errors: 0 };
+
+  constructor(o: BlkOptions) {
+    this.readOnly = o.readOnly ?? false;
+    this.fd = openSync(o.path, this.readOnly ? "r" : "r+");
+    const size = fstatSync(this.fd).size;
+    this.capacity = Math.floor(size / SECTOR_SIZE);
+    this.id.set(new TextEncoder().encode((o.serial ?? `xenon-${size}`).slice(0, BLK_ID_BYTES)));
+    let lo = (1 << BlkFeature.SEG_MAX) | (1 << BlkFeature.BLK_SIZE) | (1 << BlkFeature.FLUSH);
+    if (this.readOnly) lo |= 1 << BlkFeature.RO;
+    else lo |= (1 << BlkFeature.DISCARD) | (1 << BlkFeature.WRITE_ZEROES);
+    this.features = [lo >>> 0, 0];
+  }
+
+  close(): void {
+    closeSync(this.fd);
+  }
+
+  configRead(off: number, size: number): number {
+    let v = 0;
+    for (let i = size - 1; i >= 0; i--) v = v * 256 + this.configByte(off + i);
+    return v >>> 0;
+  }
+
+  private configByte(off: number): number {
+    const u32 = (x: number, at: number) => (x >>> (8 * (off - at))) & 0xff;
+    if (off < 4) return u32(this.capacity >>> 0, 0);
+    if (off < 8) return u32(Math.floor(this.capacity / 2 ** 32), 4);
+    if (off >= 0x0c && off < 0x10) return u32(SEG_MAX, 0x0c);
+    if (off >= 0x14 && off < 0x18) return u32(SECTOR_SIZE, 0x14);
+    if (off >= 0x24 && off < 0x28) return u32(MAX_DISCARD_SECTORS, 0x24);
+    if (off >= 0x28 && off < 0x2c) return u32(1, 0x28);
+    if (off >= 0x2c && off < 0x30) return u32(1, 0x2c);
+    if (off >= 0x30 && off < 0x34) return u32(MAX_DISCARD_SECTORS, 0x30);
+    if (off >= 0x34 && off < 0x38) return u32(1, 0x34);
+    return 0;
+  }
+
+  async processQueue(q: SplitQueue, io: QueueIo): Promise<void> {
+    while (await q.pop()) {
+      const m = await MappedChain.map(q, io);
+      let written = 1;
+      try {
+        const h = parseHeader(m, q, this.scratch);
+        const [st, n] = this.execute(h.type, h.sector, m);
+        if (st !== BlkStatus.OK) this.stats.errors++;
+        written = n + 1;
+        this.status[0] = st;
+        m.writeBytes(m.writableBytes - 1, this.status);
+      } finally {
+        await m.release(io);
+      }
+      await q.push(q.chain.head, written);
+    }
+  }
+
+  /** Runs one request: [status, data bytes written to the guest]. */
+  private execute(type: number, sector: number, m: MappedChain): [number, number] {
+    switch (type) {
+      case BlkType.IN: {
+        const len = m.writableBytes - 1;
+        if (!this.inRange(sector, len)) return [BlkStatus.IOERR, 0];
+        let bad = false;
+        m.each(true, 0, len, (r, at, n, s) => {
+          r.forEachPiece(at, n, (piece, p) => {
+            if (readSync(this.fd, piece, 0, piece.length, sector * SECTOR_SIZE + s + p) !== piece.length) bad = true;
+          });
+        });
+        this.stats.reads++;
+        return bad ? [BlkStatus.IOERR, 0] : [BlkStatus.OK, len];
+      }
+      case BlkType.OUT: {
+        const len = m.readableBytes - BLK_HEADER_SIZE;
+        if (this.readOnly || !this.inRange(sector, len)) return [BlkStatus.IOERR, 0];
+        m.each(false, BLK_HEADER_SIZE, len, (r, at, n, s) => {
+          r.forEachPiece(at, n, (piece, p) => {
+            writeSync(this.fd, piece, 0, piece.length, sector * SECTOR_SIZE + s + p);
+          });
+        });
+        this.stats.writes++;
+        return [BlkStatus.OK, 0];
+      }
+      case BlkType.FLUSH:
+        if (!this.readOnly) fsyncSync(this.fd);
+        this.stats.flushes++;
+        return [BlkStatus.OK, 0];
+      case BlkType.GET_ID: {
+        if (m.writableBytes - 1 < BLK_ID_BYTES) return [BlkStatus.IOERR, 0];
+        m.writeBytes(0, this.id);
+        return [BlkStatus.OK, BLK_ID_BYTES];
+      }
+      case BlkType.DISCARD:
+      case BlkType.WRITE_ZEROES: {
+        if (this.readOnly) return [BlkStatus.IOERR, 0];
+        const len = m.readableBytes - BLK_HEADER_SIZE;
+        if (len === 0 || len % 16 !== 0 || len / 16 > 1) return [BlkStatus.UNSUPP, 0];
+        m.readBytes(BLK_HEADER_SIZE, this.seg);
+        const dv = new DataView(this.seg.buffer);
+        const start = dv.getUint32(0, true) + dv.getUint32(4, true) * 2 ** 32;
+        const count = dv.getUint32(8, true);
+        const flags = dv.getUint32(12, true);
+        if ((flags & ~1) !== 0 || count > MAX_DISCARD_SECTORS || !this.inRange(start, count * SECTOR_SIZE))
+          return [BlkStatus.IOERR, 0];
+        for (let done = 0; done < count * SECTOR_SIZE; ) {
+          const n = Math.min(ZEROES.length, count * SECTOR_SIZE - done);
+          writeSync(this.fd, ZEROES, 0, n, start * SECTOR_SIZE + done);
+          done += n;
+        }
+        return [BlkStatus.OK, 0];
+      }
+      default:
+        return [BlkStatus.UNSUPP, 0];
+    }
+  }
+
+  /** Whole sectors, inside the disk. */
+  private inRange(sector: number, len: number): boolean {
+    return len % SECTOR_SIZE === 0 && sector + len / SECTOR_SIZE <= this.capacity;
+  }
+
+  reset(): void {}
+}
