@@ -54,6 +54,7 @@ const C_MEMBER: Record<string, string> = {
   cpumap_bitmap: "cpumap.bitmap",
   cpumap_nr_bits: "cpumap.nr_bits",
   x: "x[0]",
+  foreign_domid: "u.foreign_domid",
   credit2_weight: "u.credit2.weight",
   credit2_cap: "u.credit2.cap",
   rtds_period: "u.rtds.period",

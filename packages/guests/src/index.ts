@@ -45,6 +45,7 @@ export const NATIVE_IMAGES: readonly string[] = [
   "hostile",
   "polltest",
   "smp",
+  "ctl",
   "xsclient",
   "shmem",
   "rngcat",

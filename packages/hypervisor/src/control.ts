@@ -9,6 +9,7 @@
  * thrown). `control_cpupools.ts` is a reference implementation over `Cpupools`.
  */
 import type { PoolParams, PoolParamsUpdate, SchedParams, SchedParamsUpdate } from "./sched/types.js";
+import type { VcpuStartContext } from "./vcpu.js";
 
 /** A domain's or vCPU's scheduling parameters, with the id of the scheduler that holds them. */
 export interface SchedParamsInfo {
@@ -74,6 +75,14 @@ export interface ControlHooks {
    * is on a pCPU now, `blocked` = every online vCPU waits for an event (a pause alone is not that).
    */
   domainRunState?(domid: number): { readonly online: number; readonly running: boolean; readonly blocked: boolean };
+
+  /**
+   * Optional: XEN_DOMCTL_setvcpucontext — load pc and x1..x31 into a vCPU of a paused domain.
+   * -EAGAIN while the vCPU is still executing (the pause has not taken effect yet).
+   */
+  setVcpuContext?(domid: number, vcpu: number, ctx: VcpuStartContext): number;
+  /** Optional: XEN_DOMCTL_getvcpucontext — the vCPU's pc and registers (domain paused). */
+  getVcpuContext?(domid: number, vcpu: number): VcpuStartContext | number;
 
   /** Optional: one vCPU's state for XEN_DOMCTL_getvcpuinfo (-ENOSYS without it). */
   vcpuInfo?(domid: number, vcpu: number): DomctlVcpuInfo | number;

@@ -154,6 +154,8 @@ export class Domain {
    * set by the toolstack before the domain first runs.
    */
   specCtrl = 0;
+  /** gfn -> another domain's frame mapped there (XENMAPSPACE_gmfn_foreign), with its owner. */
+  readonly foreignMaps = new Map<number, { readonly owner: Domain; readonly mfn: number }>();
 
   private pauseCount = 1;
   private shutdownReason = -1;

@@ -14,6 +14,7 @@ import { gnttabReleaseMappings } from "./grant_table/grant_ops.js";
 import { GrantTable } from "./grant_table/grant_table.js";
 import { Maptrack } from "./grant_table/maptrack.js";
 import type { Hypervisor } from "./hypervisor.js";
+import { releaseForeignMaps } from "./memory.js";
 import { GuestMemory } from "./p2m/guest_access.js";
 import { P2M_ROOT_PAGES, P2m } from "./p2m/p2m.js";
 import { P2mPool } from "./p2m/pool.js";
@@ -221,6 +222,7 @@ export class DomainTable {
     this.hv.ioreq.domainDestroyed(domid);
     evtchnDestroy(this.hv, d);
     gnttabReleaseMappings(this.hv, d);
+    releaseForeignMaps(d);
     for (const v of d.vcpus) {
       if (v.placement !== null) d.pages.put(v.placement.mfn);
       v.placement = null;

@@ -318,6 +318,24 @@ export class Machine {
         if (pool !== undefined) this.closing.push(pool.workers.close());
       },
       pcpusMoved: () => this.syncPcpuPools(),
+      setVcpuContext: (domid, vcpu, ctx) => {
+        const rec = this.vcpus.get(vcpuKey(domid, vcpu));
+        if (rec === undefined) return -Errno.EINVAL;
+        if (this.onPcpu(rec)) return -Errno.EAGAIN;
+        const s = rec.state;
+        for (let i = 1; i < 32; i++) s[i] = ctx.regs[i]!;
+        s[VcpuSlot.PC] = ctx.pc | 0;
+        s[VcpuSlot.PRIV] = 1;
+        return 0;
+      },
+      getVcpuContext: (domid, vcpu) => {
+        const rec = this.vcpus.get(vcpuKey(domid, vcpu));
+        if (rec === undefined) return -Errno.EINVAL;
+        if (this.onPcpu(rec)) return -Errno.EAGAIN;
+        const regs = new Int32Array(32);
+        for (let i = 1; i < 32; i++) regs[i] = rec.state[i]!;
+        return { pc: rec.state[VcpuSlot.PC]!, regs };
+      },
     };
   }
 
@@ -416,6 +434,11 @@ export class Machine {
 
   private recordsOf(domid: number): VcpuRecord[] {
     return [...this.vcpus.values()].filter((r) => r.domain.domid === domid);
+  }
+
+  private onPcpu(rec: VcpuRecord): boolean {
+    for (const p of this.pcpus.values()) if (p.current === rec) return true;
+    return false;
   }
 
   /** No vCPU of the domain is executing on a worker. */

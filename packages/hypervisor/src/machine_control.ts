@@ -14,6 +14,7 @@
 import { CpupoolControl, type CpupoolControlOptions } from "./control_cpupools.js";
 import type { Cpupools } from "./sched/cpupool.js";
 import type { PoolParamsUpdate, SchedParamsUpdate } from "./sched/types.js";
+import type { VcpuStartContext } from "./vcpu.js";
 
 /** What the machine does when the scheduling layer changed under it. */
 export interface MachineRuntime {
@@ -27,6 +28,9 @@ export interface MachineRuntime {
   halt(domid: number): number;
   /** The domain's units are gone: drop its vCPU records and timers. */
   domainDetached(domid: number): void;
+  /** XEN_DOMCTL_setvcpucontext / getvcpucontext on the vCPU's state block (-EAGAIN while it runs). */
+  setVcpuContext(domid: number, vcpu: number, ctx: VcpuStartContext): number;
+  getVcpuContext(domid: number, vcpu: number): VcpuStartContext | number;
   poolCreated(poolId: number): void;
   poolDestroyed(poolId: number): void;
   /**
@@ -91,6 +95,14 @@ export class MachineControl extends CpupoolControl {
     super.domainDestroyed(domid);
     this.rt.domainDetached(domid);
     this.rt.settle();
+  }
+
+  setVcpuContext(domid: number, vcpu: number, ctx: VcpuStartContext): number {
+    return this.rt.setVcpuContext(domid, vcpu, ctx);
+  }
+
+  getVcpuContext(domid: number, vcpu: number): VcpuStartContext | number {
+    return this.rt.getVcpuContext(domid, vcpu);
   }
 
   override pauseDomain(domid: number): number {

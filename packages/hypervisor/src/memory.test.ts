@@ -136,3 +136,99 @@ describe("static memory (xen,static-mem)", () => {
     for (let i = 0; i < 4; i++) assert.equal(d.p2m.get(RAM + i)!.mfn, RAM + i);
   });
 });
+
+describe("foreign mappings (XENMAPSPACE_gmfn_foreign)", () => {
+  const HOLE = 0x60000;
+
+  it("a privileged domain maps another's RAM, writes through it, and unmapping drops the reference", () => {
+    const { hv } = makeHost();
+    const ctl = makeDomain(hv, { flags: { privileged: true } }, 4);
+    const d = makeDomain(hv, {}, 4);
+    const res = hv.hypercalls.addToPhysmapBatch(
+      ctl.domid,
+      0x7ff0,
+      XenMapSpace.gmfn_foreign,
+      d.domid,
+      [RAM, RAM + 1],
+      [HOLE, HOLE + 1],
+    );
+    assert.deepEqual(res, [0, 0]);
+    const mfn = d.p2m.get(RAM)!.mfn;
+    assert.equal(ctl.p2m.get(HOLE)!.mfn, mfn);
+    assert.equal(ctl.p2m.get(HOLE)!.type, P2mType.foreign_rw);
+    assert.equal(d.pages.refCount(mfn), 1);
+    // Hypercall buffers never live in foreign pages (Xen's p2m_is_ram rule): check the frame itself.
+    assert.equal(ctl.guest.writeU32(HOLE * 4096 + 8, 0xfeedbeef), -Errno.EFAULT);
+    assert.equal(d.guest.writeU32(RAM * 4096 + 8, 0xfeedbeef), 0);
+    const c = hv.memory.chunk(ctl.p2m.get(HOLE)!.mfn);
+    assert.equal(c.u8[hv.memory.frameOffset(mfn) + 8], 0xef);
+    assert.equal(removeFromPhysmap(ctl, HOLE), 0);
+    assert.equal(ctl.p2m.get(HOLE), null);
+    assert.equal(d.pages.refCount(mfn), 0);
+    assert.equal(ctl.foreignMaps.size, 1);
+  });
+
+  it("per-entry errors: not RAM, own domain, busy gpfn; whole-call errors: unprivileged, no such domain, other spaces", () => {
+    const { hv } = makeHost();
+    const ctl = makeDomain(hv, { flags: { privileged: true } }, 4);
+    const d = makeDomain(hv, {}, 4);
+    const call = (
+      caller: number,
+      fd: number,
+      idxs: number[],
+      gpfns: number[],
+      space: number = XenMapSpace.gmfn_foreign,
+    ) => hv.hypercalls.addToPhysmapBatch(caller, 0x7ff0, space, fd, idxs, gpfns);
+    assert.deepEqual(call(ctl.domid, d.domid, [RAM + 100, RAM, -1], [HOLE, RAM, HOLE + 2]), [
+      -Errno.EINVAL,
+      0,
+      -Errno.EINVAL,
+    ]);
+    assert.equal(ctl.p2m.get(RAM)!.type, P2mType.foreign_rw, "it replaced ctl's own RAM page there");
+    assert.deepEqual(call(ctl.domid, ctl.domid, [RAM], [HOLE]), [-Errno.EINVAL]);
+    assert.equal(addToPhysmap(ctl, XenMapSpace.shared_info, 0, HOLE + 5), 0);
+    assert.deepEqual(call(ctl.domid, d.domid, [RAM + 1], [HOLE + 5]), [-Errno.EBUSY]);
+    assert.equal(call(d.domid, ctl.domid, [RAM], [HOLE]), -Errno.EPERM);
+    assert.equal(call(ctl.domid, 999, [RAM], [HOLE]), -Errno.ESRCH);
+    assert.equal(call(ctl.domid, d.domid, [RAM], [HOLE], XenMapSpace.gmfn), -Errno.ENOSYS);
+    assert.equal(call(ctl.domid, d.domid, [RAM], []), -Errno.EINVAL);
+  });
+
+  it("a mapped frame outlives its owner's destruction until the mapper lets go", () => {
+    const { hv, allocator } = makeHost();
+    const ctl = makeDomain(hv, { flags: { privileged: true } }, 4);
+    const d = makeDomain(hv, {}, 4);
+    assert.deepEqual(
+      hv.hypercalls.addToPhysmapBatch(ctl.domid, 0x7ff0, XenMapSpace.gmfn_foreign, d.domid, [RAM], [HOLE]),
+      [0],
+    );
+    const mfn = d.p2m.get(RAM)!.mfn;
+    assert.equal(d.guest.writeU32(RAM * 4096, 0x1234), 0);
+    assert.equal(hv.domains.destroy(d.domid), 0);
+    assert.notEqual(hv.domains.get(d.domid), undefined, "held back by the foreign reference");
+    const c = hv.memory.chunk(mfn);
+    assert.equal(c.u8[hv.memory.frameOffset(mfn)], 0x34, "the frame was not scrubbed or reused");
+    const free = allocator.freeFrames;
+    assert.equal(removeFromPhysmap(ctl, HOLE), 0);
+    assert.equal(hv.domains.get(d.domid), undefined, "its last frame went: the domain is released");
+    assert.equal(allocator.freeFrames, free + 1);
+    assert.equal(ctl.p2m.get(HOLE), null);
+  });
+
+  it("destroying the mapper drops its references", () => {
+    const { hv } = makeHost();
+    const ctl = makeDomain(hv, { flags: { privileged: true } }, 4);
+    const d = makeDomain(hv, {}, 4);
+    hv.hypercalls.addToPhysmapBatch(
+      ctl.domid,
+      0x7ff0,
+      XenMapSpace.gmfn_foreign,
+      d.domid,
+      [RAM, RAM + 1],
+      [HOLE, HOLE + 1],
+    );
+    const mfn = d.p2m.get(RAM)!.mfn;
+    assert.equal(hv.domains.destroy(ctl.domid), 0);
+    assert.equal(d.pages.refCount(mfn), 0);
+  });
+});

@@ -17,11 +17,13 @@ type Occupant =
   | { kind: "ram"; mfn: number }
   | { kind: "shared_info" }
   | { kind: "grant_frame"; index: number }
+  | { kind: "foreign" }
   | { kind: "other" };
 
 function occupant(d: Domain, gfn: number): Occupant {
   const e = d.p2m.get(gfn);
   if (e === null) return { kind: "none" };
+  if (d.foreignMaps.has(gfn)) return { kind: "foreign" };
   if (e.type === P2mType.ram_rw || e.type === P2mType.ram_ro) {
     if (d.pages.ownsLive(e.mfn)) return { kind: "ram", mfn: e.mfn };
     if (e.mfn === d.sharedInfoMfn) return { kind: "shared_info" };
@@ -46,6 +48,13 @@ function evict(d: Domain, gfn: number, o: Occupant): void {
       d.p2m.clear(gfn);
       d.grantTable.frameGfn[o.index] = -1;
       return;
+    case "foreign": {
+      const f = d.foreignMaps.get(gfn)!;
+      d.foreignMaps.delete(gfn);
+      d.p2m.clear(gfn);
+      f.owner.pages.put(f.mfn);
+      return;
+    }
     default:
       return;
   }
@@ -175,8 +184,45 @@ export function addToPhysmap(d: Domain, space: number, idx: number, gpfn: number
 }
 
 /**
+ * One XENMAPSPACE_gmfn_foreign entry of XENMEM_add_to_physmap_batch (how a privileged toolstack
+ * builds or inspects another domain, Xen on Arm's privcmd foreign map): `owner`'s RAM page at gfn
+ * `idx` appears in d's physmap at `gpfn`, read-write (never executable), with a reference so the
+ * frame outlives the owner releasing it until d unmaps it (XENMEM_remove_from_physmap) or dies.
+ * -EINVAL: own domain, dying owner, idx not the owner's RAM, bad gpfn; -EBUSY: gpfn holds
+ * something that is not plain RAM; -ENOMEM: no P2M table page for gpfn.
+ */
+export function mapForeign(d: Domain, owner: Domain, idx: number, gpfn: number): number {
+  if (d.dying || owner.dying || owner === d) return err("EINVAL");
+  if (!isValidGfn(idx) || !isValidGfn(gpfn)) return err("EINVAL");
+  const e = owner.p2m.get(idx);
+  if (e === null || (e.type !== P2mType.ram_rw && e.type !== P2mType.ram_ro) || !owner.pages.ownsLive(e.mfn))
+    return err("EINVAL");
+  const here = occupant(d, gpfn);
+  if (here.kind === "other" || here.kind === "grant_frame" || here.kind === "shared_info") return err("EBUSY");
+  if (here.kind === "foreign") {
+    const f = d.foreignMaps.get(gpfn)!;
+    if (f.owner === owner && f.mfn === e.mfn) return 0;
+  }
+  if (!d.p2m.canSet(gpfn)) return err("ENOMEM");
+  if (!owner.pages.get(e.mfn)) return err("EINVAL");
+  evict(d, gpfn, here);
+  d.p2m.set(gpfn, e.mfn, e.type === P2mType.ram_ro ? P2mType.foreign_ro : P2mType.foreign_rw);
+  d.foreignMaps.set(gpfn, { owner, mfn: e.mfn });
+  return 0;
+}
+
+/** Drops every foreign mapping d holds (its destruction). */
+export function releaseForeignMaps(d: Domain): void {
+  for (const [gfn, f] of d.foreignMaps) {
+    d.p2m.clear(gfn);
+    f.owner.pages.put(f.mfn);
+  }
+  d.foreignMaps.clear();
+}
+
+/**
  * XENMEM_remove_from_physmap: unmaps gpfn. The domain's own RAM is released; shared_info and
- * grant frames are only unmapped (they stay the domain's). Grant mappings must be undone with
+ * grant frames are only unmapped (they stay the domain's); a foreign mapping drops its reference. Grant mappings must be undone with
  * GNTTABOP_unmap_grant_ref (-EINVAL here). 0, -EINVAL or -ENOENT.
  */
 export function removeFromPhysmap(d: Domain, gpfn: number): number {

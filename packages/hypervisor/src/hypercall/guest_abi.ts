@@ -41,6 +41,7 @@ import {
   XEN_PFN_SIZE,
   XEN_SYSCTL_U_OFFSET,
   XenAddToPhysmap,
+  XenAddToPhysmapBatch,
   XenDomctl,
   XenDomctlCreatedomain,
   XenDomctlGetdomaininfo,
@@ -51,6 +52,7 @@ import {
   XenDomctlSchedulerOp,
   XenDomctlSetVirqHandler,
   XenDomctlVcpuaffinity,
+  XenDomctlVcpucontext,
   XenFeatureInfo,
   XenHvmParam,
   XenMemoryReservation,
@@ -62,7 +64,7 @@ import {
   XenSysctlSchedId,
   XenSysctlSchedulerOp,
 } from "../public/layout.js";
-import { MEMOP_CMD_MASK, MEMOP_EXTENT_SHIFT, XenMem } from "../public/memory.js";
+import { ADD_TO_PHYSMAP_BATCH_MAX, MEMOP_CMD_MASK, MEMOP_EXTENT_SHIFT, XenMem } from "../public/memory.js";
 import {
   ConsoleIo,
   CpupoolOp,
@@ -198,6 +200,8 @@ export function memoryOp(d: Domain, cmd: number, arg: number): number {
       if (typeof a === "number") return a;
       return sem.addToPhysmap(d.domid, a.domid, a.space, a.idx, a.gpfn);
     }
+    case XenMem.add_to_physmap_batch:
+      return addToPhysmapBatch(d, arg);
     case XenMem.remove_from_physmap: {
       const a = readStruct(d.guest, XenRemoveFromPhysmap, arg);
       if (typeof a === "number") return a;
@@ -206,6 +210,46 @@ export function memoryOp(d: Domain, cmd: number, arg: number): number {
     default:
       return err("ENOSYS");
   }
+}
+
+/** XENMEM_add_to_physmap_batch: reads idxs[] and gpfns[], writes errs[]; 0 or -errno for the call. */
+function addToPhysmapBatch(d: Domain, arg: number): number {
+  const g = d.guest;
+  const a = readStruct(g, XenAddToPhysmapBatch, arg);
+  if (typeof a === "number") return a;
+  const n = a.size;
+  if (n > ADD_TO_PHYSMAP_BATCH_MAX) return err("EINVAL");
+  // Every array must be readable (errs writable) before anything is mapped.
+  const idxBytes = g.copyFromGuest(a.idxs, 8 * n);
+  const gpfnBytes = g.copyFromGuest(a.gpfns, 8 * n);
+  if (typeof idxBytes === "number") return idxBytes;
+  if (typeof gpfnBytes === "number") return gpfnBytes;
+  if (!g.check(a.errs, 4 * n, true)) return err("EFAULT");
+  const u64s = (b: Uint8Array): number[] => {
+    const dv = new DataView(b.buffer, b.byteOffset, b.byteLength);
+    const out: number[] = [];
+    for (let i = 0; i < n; i++) {
+      const hi = dv.getUint32(8 * i + 4, true);
+      // Beyond any gfn: keep it invalid without losing precision.
+      out.push(hi === 0 ? dv.getUint32(8 * i, true) : -1);
+    }
+    return out;
+  };
+  const res = d.hv.hypercalls.addToPhysmapBatch(
+    d.domid,
+    a.domid,
+    a.space,
+    a.foreign_domid,
+    u64s(idxBytes),
+    u64s(gpfnBytes),
+  );
+  if (typeof res === "number") return res;
+  const errs = new Uint8Array(4 * n);
+  const dv = new DataView(errs.buffer);
+  res.forEach((rc, i) => {
+    dv.setInt32(4 * i, rc, true);
+  });
+  return g.copyToGuest(a.errs, errs);
 }
 
 // --- event_channel_op -----------------------------------------------------------------------------
@@ -539,6 +583,36 @@ export function hvmOp(d: Domain, cmd: number, arg: number): number {
   return v < 0 ? v : writeFields(d.guest, XenHvmParam, arg, { value: v });
 }
 
+/**
+ * XEN_DOMCTL_setvcpucontext / getvcpucontext with Xenon's RV32 vcpu_guest_context (136 bytes:
+ * flags, pc, x[32]). Set reads the whole context first; get writes it whole.
+ */
+function domctlVcpuContext(d: Domain, cmd: number, domid: number, u: number): number {
+  const g = d.guest;
+  const a = readStruct(g, XenDomctlVcpucontext, u);
+  if (typeof a === "number") return a;
+  const sem = d.hv.hypercalls;
+  const X = VcpuGuestContext.fields.x.offset;
+  if (cmd === DomctlCmd.setvcpucontext) {
+    const bytes = g.copyFromGuest(a.ctxt, VcpuGuestContext.size);
+    if (typeof bytes === "number") return bytes;
+    const dv = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+    const regs = new Int32Array(VCPU_GUEST_CONTEXT_REGS);
+    for (let i = 1; i < VCPU_GUEST_CONTEXT_REGS; i++) regs[i] = dv.getInt32(X + 4 * i, true);
+    const flags = dv.getUint32(VcpuGuestContext.fields.flags.offset, true);
+    const pc = dv.getUint32(VcpuGuestContext.fields.pc.offset, true);
+    return sem.domctlSetVcpuContext(d.domid, domid, a.vcpu, { pc, regs }, flags);
+  }
+  if (!g.check(a.ctxt, VcpuGuestContext.size, true)) return err("EFAULT");
+  const ctx = sem.domctlGetVcpuContext(d.domid, domid, a.vcpu);
+  if (typeof ctx === "number") return ctx;
+  const out = new Uint8Array(VcpuGuestContext.size);
+  const dv = new DataView(out.buffer);
+  dv.setUint32(VcpuGuestContext.fields.pc.offset, ctx.pc >>> 0, true);
+  for (let i = 1; i < VCPU_GUEST_CONTEXT_REGS; i++) dv.setInt32(X + 4 * i, ctx.regs[i]!, true);
+  return g.copyToGuest(a.ctxt, out);
+}
+
 // --- domctl / sysctl (control domain) -------------------------------------------------------------
 
 /** Bytes of a xenctl_bitmap of `nrBits` bits. */
@@ -774,6 +848,9 @@ export function domctl(d: Domain, arg: number): number {
       const a = readStruct(g, XenDomctlMaxMem, u);
       return typeof a === "number" ? a : sem.domctlMaxMem(d.domid, domid, a.max_memkb);
     }
+    case DomctlCmd.setvcpucontext:
+    case DomctlCmd.getvcpucontext:
+      return domctlVcpuContext(d, h.cmd, domid, u);
     case DomctlCmd.max_vcpus: {
       const a = readStruct(g, XenDomctlMaxVcpus, u);
       return typeof a === "number" ? a : sem.domctlMaxVcpus(d.domid, domid, a.max);

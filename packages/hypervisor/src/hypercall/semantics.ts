@@ -45,6 +45,7 @@ import {
   addToPhysmap,
   currentReservation,
   decreaseReservation,
+  mapForeign,
   maximumReservation,
   populatePhysmap,
   removeFromPhysmap,
@@ -52,6 +53,7 @@ import {
 import { GFN_BITS } from "../p2m/types.js";
 import { err } from "../public/errno.js";
 import { Gntst, type GntstCode } from "../public/grant_table.js";
+import { ADD_TO_PHYSMAP_BATCH_MAX, XenMapSpace } from "../public/memory.js";
 import {
   DOMID_FIRST_RESERVED,
   DOMID_SELF,
@@ -144,6 +146,31 @@ export class HypercallSemantics {
 
   addToPhysmap(caller: number, domid: number, space: number, idx: number, gpfn: number): number {
     return this.withTarget(caller, domid, (d) => addToPhysmap(d, space, idx, gpfn));
+  }
+
+  /**
+   * XENMEM_add_to_physmap_batch. Only XENMAPSPACE_gmfn_foreign (-ENOSYS otherwise): a privileged
+   * caller (-EPERM) maps `foreignDomid`'s gfns idxs[i] at gpfns[i] of `domid` (usually itself).
+   * Returns each entry's result (Xen's errs[]), or a negative errno for the whole call.
+   */
+  addToPhysmapBatch(
+    caller: number,
+    domid: number,
+    space: number,
+    foreignDomid: number,
+    idxs: readonly number[],
+    gpfns: readonly number[],
+  ): number[] | number {
+    if (space !== XenMapSpace.gmfn_foreign) return err("ENOSYS");
+    if (idxs.length !== gpfns.length || idxs.length > ADD_TO_PHYSMAP_BATCH_MAX) return err("EINVAL");
+    const c = this.self(caller);
+    if (c === undefined) return err("ESRCH");
+    if (!c.flags.privileged) return err("EPERM");
+    const d = this.target(c, domid);
+    if (typeof d === "number") return d;
+    const fd = this.hv.domains.getLive(foreignDomid);
+    if (fd === undefined) return err("ESRCH");
+    return idxs.map((idx, i) => mapForeign(d, fd, idx, gpfns[i]!));
   }
 
   removeFromPhysmap(caller: number, domid: number, gpfn: number): number {
@@ -647,6 +674,36 @@ export class HypercallSemantics {
   /** XEN_DOMCTL_max_vcpus: vCPUs are made at creation, so only that count is accepted (as Xen). */
   domctlMaxVcpus(caller: number, domid: number, max: number): number {
     return this.ctl(caller, domid, (d, c) => (d === c || max !== d.maxVcpus ? err("EINVAL") : 0));
+  }
+
+  /**
+   * XEN_DOMCTL_setvcpucontext: the target must be paused by the controller (-EBUSY otherwise;
+   * Xen pauses the vCPU itself) and not the caller (-EINVAL); flags must be 0. The vCPU counts as
+   * initialised afterwards (VCPUOP_up may start it). -EAGAIN while it is still mid-slice.
+   */
+  domctlSetVcpuContext(caller: number, domid: number, vcpu: number, ctx: VcpuStartContext, flags: number): number {
+    return this.ctlVcpu(caller, domid, vcpu, (d) => {
+      if (d.domid === caller || flags !== 0 || ctx.regs.length !== 32) return err("EINVAL");
+      if (!d.paused) return err("EBUSY");
+      const set = this.hv.control?.setVcpuContext;
+      if (set === undefined) return err("ENOSYS");
+      const rc = set.call(this.hv.control, d.domid, vcpu, ctx);
+      if (rc === 0) d.vcpu(vcpu)!.initialised = true;
+      return rc;
+    });
+  }
+
+  /** XEN_DOMCTL_getvcpucontext: pc and registers of a vCPU of a paused domain (-EBUSY otherwise). */
+  domctlGetVcpuContext(caller: number, domid: number, vcpu: number): VcpuStartContext | number {
+    let out: VcpuStartContext | number = 0;
+    const rc = this.ctlVcpu(caller, domid, vcpu, (d) => {
+      if (d.domid === caller) return err("EINVAL");
+      if (!d.paused) return err("EBUSY");
+      const get = this.hv.control?.getVcpuContext;
+      out = get === undefined ? err("ENOSYS") : get.call(this.hv.control, d.domid, vcpu);
+      return typeof out === "number" ? out : 0;
+    });
+    return rc < 0 ? rc : out;
   }
 
   /** Checks shared by the ops on one vCPU of a domain through the control hooks. */

@@ -290,6 +290,21 @@ export const XenAddToPhysmap = struct("xen_add_to_physmap", 24, {
   gpfn: [16, "u64"],
 });
 
+/**
+ * XENMEM_add_to_physmap_batch (32 bytes): `size` entries; for gmfn_foreign, `u` is the foreign
+ * domid, idxs[] its gfns (xen_ulong_t) and gpfns[] where they go (xen_pfn_t); errs[] (int) gets
+ * each entry's result.
+ */
+export const XenAddToPhysmapBatch = struct("xen_add_to_physmap_batch", 32, {
+  domid: [0, "u16"],
+  space: [2, "u16"],
+  size: [4, "u16"],
+  foreign_domid: [6, "u16"],
+  idxs: [8, "u64"],
+  gpfns: [16, "u64"],
+  errs: [24, "u64"],
+});
+
 export const XenRemoveFromPhysmap = struct("xen_remove_from_physmap", 16, {
   domid: [0, "u16"],
   gpfn: [8, "u64"],
@@ -427,6 +442,9 @@ export const XenDomctlGetdomaininfo = struct("xen_domctl_getdomaininfo", 120, {
   arch_config_nr_spis: [108, "u32"],
   arch_config_clock_frequency: [112, "u32"],
 });
+
+/** XEN_DOMCTL_setvcpucontext / getvcpucontext: the vCPU and a pointer to a vcpu_guest_context. */
+export const XenDomctlVcpucontext = struct("xen_domctl_vcpucontext", 16, { vcpu: [0, "u32"], ctxt: [8, "u64"] });
 
 export const XenDomctlMaxMem = struct("xen_domctl_max_mem", 8, { max_memkb: [0, "u64"] });
 

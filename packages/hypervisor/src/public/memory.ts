@@ -11,7 +11,10 @@ export const XenMem = {
   add_to_physmap: 7,
   maximum_gpfn: 14,
   remove_from_physmap: 15,
+  add_to_physmap_batch: 23,
 } as const;
+/** Most entries one XENMEM_add_to_physmap_batch may carry (Xenon's limit; Xen preempts instead). */
+export const ADD_TO_PHYSMAP_BATCH_MAX = 1024;
 
 /**
  * memory_op's command word: the sub-op in bits 0..5, the extent to resume from above them (Xen's

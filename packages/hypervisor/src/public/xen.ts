@@ -170,6 +170,8 @@ export const DomctlCmd = {
   setvcpuaffinity: 9,
   shadow_op: 10,
   max_mem: 11,
+  setvcpucontext: 12,
+  getvcpucontext: 13,
   getvcpuinfo: 14,
   max_vcpus: 15,
   scheduler_op: 16,

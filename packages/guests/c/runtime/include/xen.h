@@ -214,6 +214,29 @@ XEN_ABI_OFFSET(struct xen_add_to_physmap, space, 4);
 XEN_ABI_OFFSET(struct xen_add_to_physmap, idx, 8);
 XEN_ABI_OFFSET(struct xen_add_to_physmap, gpfn, 16);
 
+#define XENMEM_add_to_physmap_batch 23
+#define XENMAPSPACE_gmfn_foreign 4
+
+struct xen_add_to_physmap_batch {
+  domid_t domid;
+  uint16_t space;
+  uint16_t size;
+  union {
+    domid_t foreign_domid;
+    uint16_t res0;
+  } u;
+  xen_guest_handle_t idxs;  /* xen_ulong_t[size] */
+  xen_guest_handle_t gpfns; /* xen_pfn_t[size] */
+  xen_guest_handle_t errs;  /* OUT: int[size] */
+};
+XEN_ABI_SIZE(struct xen_add_to_physmap_batch, 32);
+XEN_ABI_OFFSET(struct xen_add_to_physmap_batch, space, 2);
+XEN_ABI_OFFSET(struct xen_add_to_physmap_batch, size, 4);
+XEN_ABI_OFFSET(struct xen_add_to_physmap_batch, u.foreign_domid, 6);
+XEN_ABI_OFFSET(struct xen_add_to_physmap_batch, idxs, 8);
+XEN_ABI_OFFSET(struct xen_add_to_physmap_batch, gpfns, 16);
+XEN_ABI_OFFSET(struct xen_add_to_physmap_batch, errs, 24);
+
 struct xen_remove_from_physmap {
   domid_t domid;
   uint8_t pad[6];
@@ -705,6 +728,8 @@ XEN_ABI_OFFSET(struct xenstore_domain_interface, error, 2072);
 #define XEN_DOMCTL_getdomaininfo 5
 #define XEN_DOMCTL_setvcpuaffinity 9
 #define XEN_DOMCTL_max_mem 11
+#define XEN_DOMCTL_setvcpucontext 12
+#define XEN_DOMCTL_getvcpucontext 13
 #define XEN_DOMCTL_getvcpuinfo 14
 #define XEN_DOMCTL_max_vcpus 15
 #define XEN_DOMCTL_scheduler_op 16
@@ -827,6 +852,14 @@ struct xen_domctl_max_mem {
 };
 XEN_ABI_SIZE(struct xen_domctl_max_mem, 8);
 
+struct xen_domctl_vcpucontext {
+  uint32_t vcpu;
+  uint32_t pad;
+  xen_guest_handle_t ctxt; /* struct vcpu_guest_context * */
+};
+XEN_ABI_SIZE(struct xen_domctl_vcpucontext, 16);
+XEN_ABI_OFFSET(struct xen_domctl_vcpucontext, ctxt, 8);
+
 struct xen_domctl_max_vcpus {
   uint32_t max; /* must equal createdomain's max_vcpus */
 };
@@ -912,6 +945,7 @@ struct xen_domctl {
     struct xen_domctl_createdomain createdomain;
     struct xen_domctl_getdomaininfo getdomaininfo;
     struct xen_domctl_max_mem max_mem;
+    struct xen_domctl_vcpucontext vcpucontext;
     struct xen_domctl_max_vcpus max_vcpus;
     struct xen_domctl_getvcpuinfo getvcpuinfo;
     struct xen_domctl_set_virq_handler set_virq_handler;
