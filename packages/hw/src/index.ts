@@ -37,6 +37,16 @@ export { hostTime, hostTimeSince, TIMEBASE_HZ } from "./cpu/time.js";
 export { createVcpuState, VCPU_STATE_BYTES, VCPU_STATE_WORDS, VcpuSlot } from "./cpu/vcpu_state.js";
 export type { ElfImage, ElfSegment } from "./elf/elf32.js";
 export { EF_RISCV_RVC, ElfError, EM_RISCV, PF_R, PF_W, PF_X, PT_LOAD, parseElf32 } from "./elf/elf32.js";
+export type { DmaAccess, IommuFault, IommuPageSize, Translation } from "./iommu/iommu.js";
+export {
+  IOMMU_PAGE_1G,
+  IOMMU_PAGE_2M,
+  IOMMU_PAGE_4K,
+  IOVA_LIMIT,
+  Iommu,
+  IommuContext,
+  IommuError,
+} from "./iommu/iommu.js";
 export { FrameAllocator } from "./memory/frame_allocator.js";
 export type { MachineMemoryOptions, MemoryChunk } from "./memory/machine_memory.js";
 export { MAX_FRAMES, MachineMemory, MemoryError, PAGE_MASK, PAGE_SHIFT, PAGE_SIZE } from "./memory/machine_memory.js";
