@@ -40,6 +40,13 @@ describe("xenon boot: static memory", () => {
       assert.match(r.stdout.toString(), new RegExp(`^\\(${name}\\) Hello from Xenon guest, vCPU 0$`, "m"));
   });
 
+  it("with XenStore, static domains take their XenStore page from the heap, not their banks", async () => {
+    const r = await runXenon(["boot", "--xenstore", compile("static_xs", source)]);
+    assert.equal(r.status, 0, r.stderr.toString());
+    for (const name of ["heap", "fixed", "direct"])
+      assert.match(r.stdout.toString(), new RegExp(`^\\(${name}\\) Hello from Xenon guest, vCPU 0$`, "m"));
+  });
+
   it("maps each static domain's RAM only from its banks, 1:1 when direct-mapped", async () => {
     const plan = planFromFile(compile("static_plan", source));
     assert.deepEqual(plan.hostRam, [

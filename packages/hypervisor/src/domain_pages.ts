@@ -70,6 +70,19 @@ export class DomainPages {
     return mfn;
   }
 
+  /**
+   * A frame from the host heap even for a static domain: Xen's special (magic) pages such as the
+   * XenStore ring are not RAM and do not come from the static banks. -1 past max_pages or when
+   * the host is out of memory.
+   */
+  allocHeap(): number {
+    if (this.owned.size >= this.maxPages) return -1;
+    const mfn = this.allocator.alloc();
+    if (mfn < 0) return -1;
+    this.owned.add(mfn);
+    return mfn;
+  }
+
   /** A fresh frame for this domain, or -1 if that would pass max_pages or the host is out of memory. */
   alloc(): number {
     if (this.owned.size >= this.maxPages) return -1;

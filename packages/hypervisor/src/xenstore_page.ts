@@ -12,6 +12,8 @@ import { DomainBuildError } from "./domain_build.js";
 import { grantAccess } from "./grant_table/granter.js";
 import type { Hypervisor } from "./hypervisor.js";
 import { populateRange } from "./memory.js";
+import { P2mType } from "./p2m/types.js";
+import { err } from "./public/errno.js";
 import { GNTTAB_RESERVED_XENSTORE } from "./public/grant_table.js";
 import { DOMID_SELF, HvmParam } from "./public/xen.js";
 
@@ -26,6 +28,17 @@ export interface XenstoreRingSetup {
   readonly evtchn: number;
 }
 
+function mapHeapPage(d: Domain, gfn: number): number {
+  if (d.p2m.get(gfn) !== null) return err("EBUSY");
+  const mfn = d.pages.allocHeap();
+  if (mfn < 0) return err("ENOMEM");
+  if (d.p2m.set(gfn, mfn, P2mType.ram_rw) < 0) {
+    d.pages.release(mfn);
+    return err("ENOMEM");
+  }
+  return 0;
+}
+
 /**
  * Populates and zeroes the domain's XenStore page, grants it to `xsDomid` through gref 1, opens
  * the unbound port and records both in the HVM params. Throws DomainBuildError if any step is
@@ -33,7 +46,8 @@ export interface XenstoreRingSetup {
  */
 export function setupXenstoreRing(hv: Hypervisor, d: Domain, xsDomid: number): XenstoreRingSetup {
   const gfn = GUEST_XENSTORE_GFN;
-  const rc = populateRange(d, gfn, 1);
+  // A static domain's banks are all RAM: its magic page comes from the heap, as Xen's do.
+  const rc = d.pages.isStatic ? mapHeapPage(d, gfn) : populateRange(d, gfn, 1);
   if (rc < 0) throw new DomainBuildError(`${d.name}: cannot populate the XenStore page (error ${rc})`);
   // Indices start at 0 and connection = XENSTORE_CONNECTED: a fresh ring the guest may use at once.
   if (d.guest.copyToGuest(gfn * PAGE_SIZE, new Uint8Array(PAGE_SIZE)) !== 0)

@@ -135,7 +135,9 @@ export async function serveBootPlan(
     domains: plan.domains,
     pools: plan.pools,
     evtchns: plan.evtchns,
-    hostMemoryMiB: plan.hostMemoryMiB,
+    hostRam: plan.hostRam,
+    ...(plan.staticHeap !== undefined ? { staticHeap: plan.staticHeap } : {}),
+    specCtrl: plan.xenCmdline.specCtrl,
     timeMode: opts.timeMode,
     console: () => {},
   });
