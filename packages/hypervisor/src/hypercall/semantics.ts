@@ -63,6 +63,7 @@ import {
   HvmParam,
   NR_VIRQS,
   PhysCap,
+  SCHED_POLL_MAX_PORTS,
   SHUTDOWN_MAX,
   virqIsPerVcpu,
   XEN_DOMCTL_GRANT_VERSION_MASK,
@@ -84,8 +85,7 @@ import { upcallPending } from "../shared_info.js";
 import type { VcpuStartContext } from "../vcpu.js";
 import { registerVcpuInfo, vcpuInitialise, vcpuSetOnline } from "../vcpu_op.js";
 
-/** The most ports one SCHEDOP_poll may name (Xen's limit). */
-export const SCHED_POLL_MAX_PORTS = 128;
+export { SCHED_POLL_MAX_PORTS };
 
 /** Capability string for XENVER_capabilities (Xen's style: "xen-3.0-<arch> "). */
 export const XEN_CAPABILITIES = "xen-3.0-riscv32 ";

@@ -15,7 +15,7 @@ import type { Hypervisor } from "../hypervisor.js";
 import { P2mReader } from "../p2m/p2m.js";
 import { EvtchnOp } from "../public/event_channel.js";
 import { SHARED_INFO_EVTCHN_MASK_OFFSET, SHARED_INFO_EVTCHN_PENDING_OFFSET } from "../public/layout.js";
-import { Hypercall } from "../public/xen.js";
+import { Hypercall, SchedOp } from "../public/xen.js";
 import { makeDomain, makeHost, ramGpa, rng } from "../test_support.js";
 import {
   bellSlot,
@@ -247,5 +247,43 @@ describe("pCPU fast event path", () => {
     assert.equal(Atomics.wait(ctl, bellSlot(1), 1, 1000), "not-equal");
     ringBell(ctl, 7); // no such vCPU: ignored
     assert.equal(Atomics.load(ctl, bellSlot(0)), 0);
+  });
+});
+
+describe("SCHEDOP_poll on the pCPU worker", () => {
+  /** Writes a sched_poll for `ports` into b's RAM and runs it through the fast path. */
+  function poll(r: Rig, ports: number[], nr = ports.length, handleHi = 0): { fast: number | null; core: number } {
+    const list = ramGpa(1);
+    ports.forEach((p, i) => {
+      assert.equal(r.b.guest.writeU32(list + 4 * i, p), 0);
+    });
+    const arg = ramGpa(2);
+    assert.equal(r.b.guest.writeU32(arg, list), 0);
+    assert.equal(r.b.guest.writeU32(arg + 4, handleHi), 0);
+    assert.equal(r.b.guest.writeU32(arg + 8, nr), 0);
+    const st = createVcpuState();
+    st[17] = Hypercall.sched_op;
+    st[10] = SchedOp.poll;
+    st[11] = arg | 0;
+    const fast = r.fast.hypercall(r.b.domid, 0, st, new P2mReader(r.hv.memory, r.b.p2m.descriptor())) ? st[10]! : null;
+    // What the core answers for the same ports (with nothing pending it would block: 0 + a request).
+    const core = r.hv.hypercalls.schedPoll(r.b.domid, 0, ports.slice(0, nr), 0);
+    r.b.vcpu(0)!.takeSchedRequest();
+    return { fast, core };
+  }
+
+  it("returns 0 at once when a listed port is pending, as the core does", () => {
+    const r = rig();
+    assert.equal(evtchnSend(r.hv, r.a, 5), 0);
+    assert.deepEqual(poll(r, [3, 7]), { fast: 0, core: 0 });
+  });
+
+  it("goes to the core when it must sleep, or for a bad port, list or count", () => {
+    const r = rig();
+    assert.deepEqual(poll(r, [7]), { fast: null, core: 0 }, "nothing pending: the core blocks it");
+    assert.equal(evtchnSend(r.hv, r.a, 5), 0);
+    assert.deepEqual(poll(r, [7, 4000]), { fast: null, core: -22 }, "invalid port");
+    assert.equal(poll(r, [7], 129).fast, null, "too many ports (guest_abi answers -EINVAL)");
+    assert.equal(poll(r, [7], 1, 1).fast, null, "a handle above 4 GiB");
   });
 });

@@ -1,6 +1,8 @@
 /**
  * Event-channel hypercalls served on the pCPU worker that took the ECALL, as Xen serves them on
- * the pCPU that made them: EVTCHNOP_send on an interdomain port and EVTCHNOP_unmask. Everything
+ * the pCPU that made them: EVTCHNOP_send on an interdomain port, EVTCHNOP_unmask, and
+ * SCHEDOP_poll when one of its ports is pending already (the common case of a poll loop; a poll
+ * that must sleep goes to the core, which blocks the vCPU). Everything
  * it needs is shared memory the core handed over (DomainShare): port tables, shared_info frames,
  * the vCPUs' upcall lines. The bit work is event_2l.ts's set2lBits / unmask2lBits, the same code
  * the core runs.
@@ -19,8 +21,8 @@ import type { P2mReader } from "../p2m/p2m.js";
 import { p2mIsRam } from "../p2m/types.js";
 import { EvtchnOp } from "../public/event_channel.js";
 import { VcpuInfo } from "../public/layout.js";
-import { Hypercall } from "../public/xen.js";
-import { evtchnMask, type SharedRegion, sharedInfoRegion, vcpuInfoInFrame } from "../shared_info.js";
+import { Hypercall, SCHED_POLL_MAX_PORTS, SchedOp } from "../public/xen.js";
+import { evtchnMask, evtchnPending, type SharedRegion, sharedInfoRegion, vcpuInfoInFrame } from "../shared_info.js";
 import { DomainCtlSlot, type DomainShare, onPcpuSlot, ringBell } from "./contract.js";
 
 /** RISC-V argument registers in the vCPU state block (x10 = a0, x11 = a1, x17 = a7). */
@@ -83,6 +85,8 @@ export class FastEvents {
    * safe: a0 then holds the result and the vCPU continues. False: leave it to the core.
    */
   hypercall(domid: number, vcpuId: number, state: Int32Array, p2m: P2mReader): boolean {
+    if (state[A7]! >>> 0 === Hypercall.sched_op && state[A0]! >>> 0 === SchedOp.poll)
+      return this.pollPending(domid, state, p2m);
     if (state[A7]! >>> 0 !== Hypercall.event_channel_op) return false;
     const cmd = state[A0]! >>> 0;
     if (cmd !== EvtchnOp.send && cmd !== EvtchnOp.unmask) return false;
@@ -96,6 +100,35 @@ export class FastEvents {
       this.declined++;
       return false;
     }
+    this.served++;
+    state[A0] = 0;
+    return true;
+  }
+
+  /**
+   * SCHEDOP_poll (semantics.ts schedPoll) when a listed port is pending: returns 0 at once, as the
+   * core would. Unreadable arguments, more than SCHED_POLL_MAX_PORTS ports, an invalid port, or
+   * nothing pending: false (the core answers -EFAULT/-EINVAL or blocks the vCPU).
+   */
+  private pollPending(domid: number, state: Int32Array, p2m: P2mReader): boolean {
+    const d = this.doms.get(domid);
+    if (d === undefined || Atomics.load(d.ctl, DomainCtlSlot.LIVE) !== 1) return false;
+    // struct sched_poll: ports handle u64 @0, nr_ports u32 @8, timeout u64 @16.
+    const arg = state[A1]! >>> 0;
+    const list = this.readGuestU32(p2m, arg);
+    const listHi = this.readGuestU32(p2m, arg + 4);
+    const n = this.readGuestU32(p2m, arg + 8);
+    if (list < 0 || listHi !== 0 || n < 0 || n > SCHED_POLL_MAX_PORTS) return false;
+    const s = d.ports.seq();
+    if ((s & 1) !== 0) return false;
+    d.shared ??= sharedInfoRegion(this.memory, d.sharedInfoMfn);
+    let pending = false;
+    for (let i = 0; i < n; i++) {
+      const port = this.readGuestU32(p2m, list + 4 * i);
+      if (port < 0 || !d.ports.isValid(port)) return false;
+      if (evtchnPending.test(d.shared, port)) pending = true;
+    }
+    if (!pending || d.ports.seq() !== s) return false;
     this.served++;
     state[A0] = 0;
     return true;

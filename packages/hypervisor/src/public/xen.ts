@@ -110,6 +110,9 @@ export const XenFeat = {
 export const XENFEAT_NR_SUBMAPS = 1;
 
 /** `VCPUOP_*` (§1.7); is_up, the single-shot timer and register_vcpu_info are served. */
+/** The most ports one SCHEDOP_poll may name (Xen's limit). */
+export const SCHED_POLL_MAX_PORTS = 128;
+
 export const VcpuOp = {
   initialise: 0,
   up: 1,
