@@ -3,6 +3,8 @@ import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, it } from "node:test";
+import { guestImagePath } from "@xenon/guests";
+import { runXenon } from "./helpers/run.js";
 import { runVirtioGuest } from "./helpers/virtio.js";
 
 describe("virtio-blk through an IOREQ server in a driver domain, grants only", () => {
@@ -31,5 +33,31 @@ describe("virtio-blk through an IOREQ server in a driver domain, grants only", (
     assert.match(r.out, /^blkstress: round 0 wrote 0 verified 0 errors \d+$/m, r.out);
     assert.notEqual(r.reason, 0);
     assert.deepEqual(readFileSync(path), Buffer.alloc(64 * 1024));
+  });
+});
+
+describe("xenon run --virtio-rng / --virtio-blk", () => {
+  it("attaches the devices, each with its own driver domain, and the guests use them", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "xenon-run-virtio-"));
+    const disk = join(dir, "disk.img");
+    writeFileSync(disk, new Uint8Array(256 * 1024));
+    const r = await runXenon([
+      "run",
+      "--timeout",
+      "60",
+      "--virtio-rng",
+      "1",
+      "--virtio-blk",
+      `2:${disk}`,
+      `${guestImagePath("rngcat")},rounds=1`,
+      `${guestImagePath("blkstress")},rounds=1,blocks=2`,
+    ]);
+    const out = r.stdout.toString();
+    assert.equal(r.status, 0, `${out}\n${r.stderr.toString()}`);
+    assert.match(out, /^\(rngcat\) rngcat: got 64 random bytes in 1 requests$/m);
+    assert.match(out, /^\(blkstress\) blkstress: done 1 rounds, 0 errors$/m);
+    const bad = await runXenon(["run", "--virtio-blk", "9:/nonexistent", guestImagePath("hello")]);
+    assert.equal(bad.status, 1);
+    assert.match(bad.stderr.toString(), /virtio blk: no domain 9/);
   });
 });

@@ -28,7 +28,16 @@ export { FlatGuest } from "./run/flat_guest.js";
 export type { LinuxRunOptions, LinuxRunResult } from "./run/linux_abi.js";
 export { runLinuxUser, SYS_EXIT, SYS_EXIT_GROUP, SYS_WRITE } from "./run/linux_abi.js";
 export type { BuiltSystem, DomainSpec, PoolSpec, StaticEvtchn, SystemConfig, SystemResult } from "./run/system.js";
-export { buildSystem, ConfigError, parseDomainSpec, parseStaticEvtchn, runSystem } from "./run/system.js";
+export {
+  buildSystem,
+  ConfigError,
+  parseDomainSpec,
+  parseStaticEvtchn,
+  parseVirtio,
+  runSystem,
+  VIRTIO_IRQ_PORT_BASE,
+  type VirtioAttach,
+} from "./run/system.js";
 export type { XenstoreLinkOptions } from "./run/xenstore_link.js";
 export { XenstoreLink } from "./run/xenstore_link.js";
 export { domainConfigFromCfg, domainConfigFromText } from "./xlcfg/domain_config.js";

@@ -17,6 +17,8 @@ export interface VirtioBackendOptions {
   /** The guest's end of the interrupt channel (its device tree's `interrupts` cell). */
   readonly guestIrqPort: number;
   readonly device: VirtioDeviceSpec;
+  /** The driver domain's domid (default: the lowest free one). */
+  readonly domid?: number;
   /** Driver domain name (default "virtio-<kind>-d<guest>"). */
   readonly name?: string;
   readonly log?: (line: string) => void;
@@ -37,6 +39,7 @@ export class VirtioBackendHandle {
 
   static async launch(hv: Hypervisor, o: VirtioBackendOptions): Promise<VirtioBackendHandle> {
     const d = hv.domains.create({
+      ...(o.domid !== undefined ? { domid: o.domid } : {}),
       name: o.name ?? `virtio-${o.device.kind}-d${o.guest}`,
       maxVcpus: 1,
       maxPages: 0,

@@ -6,6 +6,7 @@ import {
   ConfigError,
   parseDomainSpec,
   parseStaticEvtchn,
+  parseVirtio,
   runSystem,
   type SystemConfig,
   type SystemResult,
@@ -24,6 +25,8 @@ const USAGE = `usage:
       image keys: name, memory (MiB, default 4), weight, cap (credit2), period, budget (RTDS, µs);
                   any other key=value goes to the guest's /chosen/bootargs
       --evtchn A:P-B:Q       static event channel: port P of domain A <-> port Q of domain B
+      --virtio-rng N         a virtio-rng device for domain N (backend in its own driver domain, grants only)
+      --virtio-blk N:IMG[:ro] a virtio-blk device on raw image IMG for domain N (read-only with :ro)
       --pcpus N              pCPU worker threads (default 2)
       --sched credit2|rtds|null
       --deterministic        vCPU time from retired instructions
@@ -83,6 +86,8 @@ async function cmdRun(args: string[]): Promise<void> {
     options: {
       "linux-abi": { type: "boolean", default: false },
       evtchn: { type: "string", multiple: true, default: [] },
+      "virtio-rng": { type: "string", multiple: true, default: [] },
+      "virtio-blk": { type: "string", multiple: true, default: [] },
       pcpus: { type: "string", default: "2" },
       sched: { type: "string", default: "credit2" },
       deterministic: { type: "boolean", default: false },
@@ -104,6 +109,10 @@ async function cmdRun(args: string[]): Promise<void> {
     const result = await runSystem({
       domains: positionals.map((p, i) => parseDomainSpec(p, i)),
       evtchns: values.evtchn.map(parseStaticEvtchn),
+      virtio: [
+        ...values["virtio-rng"].map((v) => parseVirtio("rng", v)),
+        ...values["virtio-blk"].map((v) => parseVirtio("blk", v)),
+      ],
       pcpus: Number(values.pcpus),
       scheduler: sched,
       timeMode: values.deterministic ? "instructions" : "host",

@@ -10,6 +10,7 @@
  */
 import { readFileSync } from "node:fs";
 import { basename } from "node:path";
+import { VirtioBackendHandle, type VirtioBackendOptions, type VirtioDeviceSpec } from "@xenon/backends";
 import { createVcpuState, FrameAllocator, MachineMemory, parseElf32 } from "@xenon/hw";
 import {
   assignStaticMemory,
@@ -22,6 +23,8 @@ import {
   effectiveSpecCtrl,
   evtchnBindStatic,
   GUEST_RAM_BASE,
+  GUEST_VIRTIO_MMIO_BASE,
+  GUEST_VIRTIO_MMIO_SIZE,
   type HostRange,
   Hypervisor,
   initBootVcpuState,
@@ -100,6 +103,12 @@ export interface SystemConfig {
   /** cpupools; when absent, one pool "Pool-0" of `pcpus` reference pCPUs under `scheduler`. */
   readonly pools?: readonly PoolSpec[];
   readonly evtchns?: readonly StaticEvtchn[];
+  /**
+   * virtio-mmio devices: each gets a window in its domain (from GUEST_VIRTIO_MMIO_BASE, 0x200 apart),
+   * an event-channel interrupt (guest ports from VIRTIO_IRQ_PORT_BASE) and a driver domain of its
+   * own (domids after the guests'), reached through grants only.
+   */
+  readonly virtio?: readonly VirtioAttach[];
   readonly pcpus?: number;
   readonly scheduler?: SchedName;
   readonly timeMode?: TimeMode;
@@ -247,6 +256,29 @@ export interface BuiltSystem {
   readonly machine: Machine;
   /** Domain ids in the order of cfg.domains. */
   readonly domids: readonly number[];
+  /** Driver domains to start before the run (their guests' trees already name them). */
+  readonly virtio: readonly VirtioBackendOptions[];
+}
+
+/** A virtio device for domain `domain` (1-based position, as --evtchn counts). */
+export interface VirtioAttach {
+  readonly domain: number;
+  readonly device: VirtioDeviceSpec;
+}
+
+/** First guest port of virtio interrupt channels (above what static --evtchn specs usually use). */
+export const VIRTIO_IRQ_PORT_BASE = 60;
+
+/** Parses --virtio-rng N and --virtio-blk N:IMAGE[:ro]. */
+export function parseVirtio(kind: "rng" | "blk", spec: string): VirtioAttach {
+  if (kind === "rng") {
+    const n = Number(spec);
+    if (!Number.isInteger(n) || n < 1) throw new ConfigError(`--virtio-rng '${spec}' is not a domain position`);
+    return { domain: n, device: { kind: "rng" } };
+  }
+  const m = /^(\d+):(.+?)(:ro)?$/.exec(spec);
+  if (m === null) throw new ConfigError(`--virtio-blk '${spec}' is not DOM:IMAGE[:ro]`);
+  return { domain: Number(m[1]), device: { kind: "blk", path: m[2]!, readOnly: m[3] !== undefined } };
 }
 
 /**
@@ -285,6 +317,20 @@ export function buildSystem(cfg: Omit<SystemConfig, "timeoutMs">): BuiltSystem {
   try {
     const built: Array<{ domid: number; state: Int32Array }> = [];
     const domids = pickDomids(cfg.domains);
+    const virtio: VirtioBackendOptions[] = [];
+    for (const v of cfg.virtio ?? []) {
+      if (v.domain < 1 || v.domain > cfg.domains.length)
+        throw new ConfigError(`virtio ${v.device.kind}: no domain ${v.domain}`);
+      const slot = virtio.filter((o) => o.guest === v.domain).length;
+      virtio.push({
+        guest: v.domain,
+        domid: cfg.domains.length + 1 + virtio.length,
+        base: GUEST_VIRTIO_MMIO_BASE + slot * GUEST_VIRTIO_MMIO_SIZE,
+        size: GUEST_VIRTIO_MMIO_SIZE,
+        guestIrqPort: VIRTIO_IRQ_PORT_BASE + slot,
+        device: v.device,
+      });
+    }
     for (const [i, spec] of cfg.domains.entries()) {
       let kernel: Uint8Array;
       try {
@@ -337,6 +383,9 @@ export function buildSystem(cfg: Omit<SystemConfig, "timeoutMs">): BuiltSystem {
         bootargs: spec.bootargs,
         ...(spec.directMap === true ? { ramBanks: banks } : {}),
         ...(spec.sharedMem !== undefined ? { sharedMemory: spec.sharedMem } : {}),
+        virtio: virtio
+          .filter((o) => o.guest === i + 1)
+          .map((o) => ({ base: o.base, size: o.size, evtchn: o.guestIrqPort, backendDomid: o.domid!, grants: true })),
       });
       let placement: ReturnType<typeof buildDomainMemory>;
       try {
@@ -392,7 +441,7 @@ export function buildSystem(cfg: Omit<SystemConfig, "timeoutMs">): BuiltSystem {
         if (rc < 0) throw new ConfigError(`${spec.name}: RTDS parameters refused (${rc})`);
       }
     }
-    return { hv, machine, domids: built.map((b) => b.domid) };
+    return { hv, machine, domids: built.map((b) => b.domid), virtio };
   } catch (e) {
     void machine.close();
     throw e;
@@ -433,7 +482,17 @@ function ramBanks(spec: DomainSpec, kernel: Uint8Array, ramBytes: number): RamBa
 
 export async function runSystem(cfg: SystemConfig): Promise<SystemResult> {
   const t0 = performance.now();
-  const { machine, hv, domids } = buildSystem(cfg);
+  const { machine, hv, domids, virtio } = buildSystem(cfg);
+  // Driver domains first: their domids are the ones the guests' trees name.
+  const backends: VirtioBackendHandle[] = [];
+  try {
+    for (const o of virtio)
+      backends.push(await VirtioBackendHandle.launch(hv, { ...o, log: (l) => cfg.console(`virtio-d${o.domid}`, l) }));
+  } catch (e) {
+    for (const b of backends) await b.close();
+    await machine.close();
+    throw new ConfigError(`virtio: ${(e as Error).message}`);
+  }
   let xs: XenstoreLink | null = null;
   if (cfg.xenstore === true || cfg.xenstoreSocket !== undefined) {
     try {
@@ -467,5 +526,6 @@ export async function runSystem(cfg: SystemConfig): Promise<SystemResult> {
   } finally {
     await machine.close();
     await xs?.close();
+    for (const b of backends) await b.close();
   }
 }
