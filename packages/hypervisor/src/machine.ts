@@ -24,6 +24,7 @@ import { sendGuestVirq } from "./event_channel/event_channel.js";
 import { dispatchHypercall } from "./hypercall/dispatch.js";
 import type { Hypervisor } from "./hypervisor.js";
 import { MachineControl, type MachineRuntime } from "./machine_control.js";
+import { VCPU_SAVED_SLOTS } from "./migrate/records.js";
 import { DomainCtlSlot, type DomainShare, domainCtlWords, ringBell, type TimeMode, vcpuKey } from "./pcpu/contract.js";
 import { PcpuPool } from "./pcpu/pcpu_pool.js";
 import { Errno } from "./public/errno.js";
@@ -359,6 +360,79 @@ export class Machine {
     this.syncUpcallLine(boot);
     if (domain.paused) domain.unpause();
     if (!domain.paused) this.control.unpauseDomain(domain.domid);
+  }
+
+  /**
+   * Puts a restored domain (migrate/restore.ts) under the machine, paused: each vCPU gets its
+   * saved registers (VCPU_SAVED_SLOTS of `states[v]`), down vCPUs stay down, armed single-shot
+   * timers are armed again. The toolstack unpauses it (unpauseDomain) when it is complete.
+   */
+  addRestoredDomain(domain: Domain, poolId: number, states: readonly Int32Array[]): void {
+    if (this.cpupools.pool(poolId) === undefined) throw new Error(`no cpupool ${poolId}`);
+    const rc = this.control.domainCreated(domain.domid, domain.vcpus.length, poolId);
+    if (rc < 0) throw new Error(`cpupool ${poolId} refused domain ${domain.domid} (${rc})`);
+    for (const v of domain.vcpus) {
+      const rec = this.vcpus.get(vcpuKey(domain.domid, v.id))!;
+      const saved = states[v.id];
+      if (saved !== undefined) for (const slot of VCPU_SAVED_SLOTS) rec.state[slot] = saved[slot]!;
+      this.syncUpcallLine(rec);
+      // The creation pause holds vCPU 0 for the unpause; every other online vCPU joins it.
+      if (v.online) this.control.wake(domain.domid, v.id);
+      else this.control.offline(domain.domid, v.id);
+      rec.timerGen = v.timerGeneration;
+      if (v.singleshotDeadlineNs !== null) this.guestTimers.set(rec.key, v.singleshotDeadlineNs);
+    }
+    this.pumpTimers();
+  }
+
+  /**
+   * Log-dirty on for a running domain (XEN_DOMCTL_SHADOW_OP_ENABLE_LOGDIRTY). Resolves once every
+   * vCPU of it that is on a pCPU runs with a P2M view that logs (they are re-attached: a worker's
+   * view made before the dirty bitmap existed cannot mark it).
+   */
+  async enableLogDirty(domid: number, timeoutMs = 5000): Promise<void> {
+    const d = this.hv.domains.getLive(domid);
+    if (d === undefined) throw new Error(`no domain ${domid}`);
+    d.p2m.enableLogDirty();
+    const recs = this.recordsOf(domid);
+    for (const r of recs) {
+      r.attachedGen.clear();
+      this.preempt(r);
+    }
+    await this.waitPcpus(domid, (rec, p) => rec.attachedGen.has(p.id), timeoutMs, "re-attach");
+  }
+
+  /**
+   * One log-dirty round of a running domain (SHADOW_OP_CLEAN): opens a new round, waits until each
+   * of its vCPUs on a pCPU has flushed its soft TLB (one off the pCPUs flushes when it next enters),
+   * and returns the gfns written in the round just closed.
+   */
+  async logDirtyRound(domid: number, timeoutMs = 5000): Promise<number[]> {
+    const d = this.hv.domains.getLive(domid);
+    if (d === undefined) throw new Error(`no domain ${domid}`);
+    const gen = d.p2m.logDirtyNewRound();
+    await this.waitPcpus(domid, (rec) => ((rec.state[VcpuSlot.TLB_GEN_SEEN]! - gen) | 0) >= 0, timeoutMs, "TLB flush");
+    return d.p2m.logDirtyCollect();
+  }
+
+  /** Waits until `ok` holds for every vCPU of the domain that is on a pCPU. */
+  private async waitPcpus(
+    domid: number,
+    ok: (rec: VcpuRecord, p: PcpuRuntime) => boolean,
+    timeoutMs: number,
+    what: string,
+  ): Promise<void> {
+    const until = performance.now() + timeoutMs;
+    for (;;) {
+      let done = true;
+      for (const p of this.pcpus.values()) {
+        const rec = p.current;
+        if (rec !== null && rec.domain.domid === domid && !ok(rec, p)) done = false;
+      }
+      if (done) return;
+      if (performance.now() > until) throw new Error(`domain ${domid}: vCPUs did not ${what} in ${timeoutMs} ms`);
+      await new Promise((r) => setTimeout(r, 0));
+    }
   }
 
   /** Makes the vCPU records of a domain whose units Cpupools has just made (all blocked). */

@@ -399,12 +399,23 @@ export class DomainRestorer {
  * error the partly built domain is destroyed before the error propagates.
  */
 export class StreamRestore {
-  private readonly reader = new StreamReader(restoreBodyLimit);
+  private readonly reader: StreamReader;
   private readonly restorer: DomainRestorer;
   private result: RestoredDomain | null = null;
 
-  constructor(hv: Hypervisor, opts: RestoreOptions) {
+  /** `embedded`: the stream sits inside an outer one; bytes after END are kept (takeTrailing). */
+  constructor(hv: Hypervisor, opts: RestoreOptions, embedded = false) {
     this.restorer = new DomainRestorer(hv, opts);
+    this.reader = new StreamReader(restoreBodyLimit, embedded);
+  }
+
+  /** True once END has been applied. */
+  get done(): boolean {
+    return this.result !== null;
+  }
+
+  takeTrailing(): Uint8Array {
+    return this.reader.takeTrailing();
   }
 
   /** Bytes taken so far. */

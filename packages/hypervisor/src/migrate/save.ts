@@ -46,6 +46,8 @@ export interface SaveHost {
  */
 export function checkSaveable(hv: Hypervisor, d: Domain): void {
   if (d.dying) throw new SaveError(`domain ${d.domid} is dying`);
+  if (d.flags.directMap)
+    throw new SaveError(`domain ${d.domid} is direct-mapped (gfn == mfn): its frames cannot move to another host`);
   if (d.maptrack.count > 0)
     throw new SaveError(
       `domain ${d.domid} holds ${d.maptrack.count} grant mapping(s) of other domains: unmap them first`,

@@ -48,15 +48,29 @@ export type StreamItem =
  * padding, nothing after END); record bodies are the restorer's to check.
  */
 export class StreamReader {
-  private buf = new Uint8Array(0);
+  private buf: Uint8Array = new Uint8Array(0);
   private consumed = 0;
   private header: StreamHeader | null = null;
   private ended = false;
 
+  private trailing: Uint8Array = new Uint8Array(0);
+
   constructor(
     /** Per-type body limit (a record longer than this is refused before it is buffered). */
     private readonly maxBody: (type: number) => number = () => REC_LENGTH_MAX,
+    /**
+     * Bytes after END are an error, unless the stream is embedded in an outer one (libxl's
+     * LIBXC_CONTEXT): then they are kept for takeTrailing().
+     */
+    private readonly embedded = false,
   ) {}
+
+  /** Embedded streams: the bytes that followed END (returned once). */
+  takeTrailing(): Uint8Array {
+    const t = this.trailing;
+    this.trailing = new Uint8Array(0);
+    return t;
+  }
 
   get done(): boolean {
     return this.ended;
@@ -69,17 +83,20 @@ export class StreamReader {
 
   push(chunk: Uint8Array): StreamItem[] {
     if (chunk.length === 0) return [];
-    if (this.ended) throw new MigrationStreamError(`${chunk.length} bytes after the END record`);
-    const next = new Uint8Array(this.buf.length + chunk.length);
-    next.set(this.buf);
-    next.set(chunk, this.buf.length);
-    this.buf = next;
+    if (this.ended) {
+      if (!this.embedded) throw new MigrationStreamError(`${chunk.length} bytes after the END record`);
+      this.trailing = concat(this.trailing, chunk);
+      return [];
+    }
+    this.buf = concat(this.buf, chunk);
     const items: StreamItem[] = [];
     let pos = 0;
     for (;;) {
       if (this.ended) {
-        if (pos < this.buf.length)
+        if (pos < this.buf.length && !this.embedded)
           throw new MigrationStreamError(`${this.buf.length - pos} bytes after the END record`);
+        this.trailing = concat(this.trailing, this.buf.subarray(pos));
+        pos = this.buf.length;
         break;
       }
       if (this.header === null) {
@@ -168,4 +185,12 @@ function parseHeaders(b: Uint8Array): StreamHeader {
     xenMajor: v.getUint32(IHDR_SIZE + 8, le),
     xenMinor: v.getUint32(IHDR_SIZE + 12, le),
   };
+}
+
+function concat(a: Uint8Array, b: Uint8Array): Uint8Array {
+  if (a.length === 0) return b.slice();
+  const out = new Uint8Array(a.length + b.length);
+  out.set(a);
+  out.set(b, a.length);
+  return out;
 }
