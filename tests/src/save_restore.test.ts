@@ -39,6 +39,7 @@ describe("xl save / restore of a running domain", () => {
     const refLines: string[] = [];
     const ref = buildSystem({ domains: [spin], pcpus: 1, console: (_n, l) => refLines.push(l) });
     await ref.machine.run();
+    await ref.machine.close();
     const refDone = refLines.find((l) => l.includes("done"));
     assert.ok(refDone, refLines.join("\n"));
 

@@ -67,6 +67,7 @@ const NATIVE_IMAGES = {
   shmem: ["images/shmem.c"],
   rngcat: ["images/rngcat.c"],
   blkstress: ["images/blkstress.c"],
+  dirtier: ["images/dirtier.c"],
 };
 const LINUX_EXTRA = { cpubench: ["bench/cpubench_core.c"] };
 

@@ -50,6 +50,7 @@ export const NATIVE_IMAGES: readonly string[] = [
   "shmem",
   "rngcat",
   "blkstress",
+  "dirtier",
 ];
 
 const NAME = /^[a-z0-9_-]+$/;

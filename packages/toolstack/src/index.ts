@@ -35,10 +35,13 @@ export type {
 export {
   destroyDomainNow,
   ImageRestore,
+  localMigrationTarget,
   restoreDomainFromFile,
   saveDomainImage,
   saveDomainToFile,
 } from "./migrate/domain_save.js";
+export type { MigratePolicy, MigrateStats, MigrationTarget } from "./migrate/live_migrate.js";
+export { migrateDomain } from "./migrate/live_migrate.js";
 export type { OuterItem } from "./migrate/save_file.js";
 export { encodeLibxlHeader, encodeXlHeader, OuterReader, XL_MAGIC } from "./migrate/save_file.js";
 export { FlatGuest } from "./run/flat_guest.js";

@@ -230,3 +230,34 @@ export function restoreDomainFromFile(machine: Machine, path: string, opts: Rest
   r.push(readFileSync(path));
   return r.complete();
 }
+
+/**
+ * The destination of a live migration in the same process: an ImageRestore on `machine` fed the
+ * bare libxl stream; commit() puts the domain under the machine and unpauses it.
+ */
+export function localMigrationTarget(
+  machine: Machine,
+  opts: Omit<RestoreImageOptions, "bare"> = {},
+): { readonly target: { send: StreamSink; commit(): Promise<void>; abort(): void }; result(): RestoreResult | null } {
+  const r = new ImageRestore(machine, { ...opts, bare: true });
+  let done: RestoreResult | null = null;
+  let failed: unknown = null;
+  return {
+    target: {
+      send: (c) => {
+        if (failed !== null) return;
+        try {
+          r.push(c);
+        } catch (e) {
+          failed = e;
+        }
+      },
+      commit: async () => {
+        if (failed !== null) throw failed;
+        done = r.complete();
+      },
+      abort: () => r.abort(),
+    },
+    result: () => done,
+  };
+}

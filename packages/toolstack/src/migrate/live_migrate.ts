@@ -1,0 +1,164 @@
+/**
+ * Live migration (xl migrate; libxc's pre-copy loop, xen-abi.md §9.5): log-dirty on, every RAM
+ * page sent while the guest runs, then rounds of the pages it dirtied meanwhile until few remain
+ * or the round limit is reached; then the domain is paused, the last dirty pages and its vCPU,
+ * event-channel, grant and shared_info state sent, and the destination unpauses its copy. The
+ * source domain is destroyed only after the destination has taken the domain; any failure
+ * before that unpauses the source, which runs on as if nothing happened.
+ */
+import {
+  checkSaveable,
+  type Domain,
+  MAX_BATCH_SIZE,
+  type Machine,
+  pauseDomain,
+  ramGfns,
+  type StreamSink,
+  StreamWriter,
+  unpauseDomain,
+  writeDomainState,
+  writePages,
+  writeStaticData,
+} from "@xenon/hypervisor";
+import { destroyDomainNow } from "./domain_save.js";
+import { encodeLibxlHeader, encodeLibxlRecord, LibxlRec } from "./save_file.js";
+
+export interface MigratePolicy {
+  /** Go to stop-and-copy when a round dirtied fewer pages than this (libxc: 50). */
+  readonly targetDirty?: number;
+  /** Live rounds after the first full pass at most (libxc: 5). */
+  readonly maxRounds?: number;
+  /** false: no pre-copy — pause first, then send everything (the stop-and-copy baseline). */
+  readonly live?: boolean;
+  /** Called after each round: pages sent so far, dirty pages found. */
+  readonly progress?: (p: { round: number; sent: number; dirty: number }) => void;
+}
+
+/** The receiving end as the sender sees it. */
+export interface MigrationTarget {
+  /** Stream bytes, in order (a bare libxl stream). */
+  readonly send: StreamSink;
+  /**
+   * The stream is complete: the destination takes the domain and runs it. Resolves when it runs;
+   * rejects if the destination refused (the source then resumes its domain).
+   */
+  commit(): Promise<void>;
+  /** The migration failed on the sending side: drop what was received. */
+  abort(): void;
+}
+
+export interface MigrateStats {
+  readonly guestPages: number;
+  readonly pagesSent: number;
+  readonly bytes: number;
+  /** Live rounds after the first full pass. */
+  readonly rounds: number;
+  readonly dirtyPerRound: readonly number[];
+  /** From the source's pause to the destination's unpause (ms). */
+  readonly downtimeMs: number;
+  readonly totalMs: number;
+}
+
+const yieldToLoop = () => new Promise<void>((r) => setImmediate(r));
+
+/** Migrates a running domain of `machine` to `target`. */
+export async function migrateDomain(
+  machine: Machine,
+  domid: number,
+  target: MigrationTarget,
+  policy: MigratePolicy = {},
+): Promise<MigrateStats> {
+  const hv = machine.hv;
+  const d = hv.domains.getLive(domid);
+  if (d === undefined) throw new Error(`no domain ${domid}`);
+  checkSaveable(hv, d);
+  const targetDirty = policy.targetDirty ?? 50;
+  const maxRounds = policy.maxRounds ?? 5;
+  const t0 = performance.now();
+  let bytes = 0;
+  const out: StreamSink = (c) => {
+    bytes += c.length;
+    target.send(c);
+  };
+  const w = new StreamWriter(out);
+  let paused = false;
+  let pagesSent = 0;
+  const dirtyPerRound: number[] = [];
+  try {
+    out(encodeLibxlHeader());
+    out(encodeLibxlRecord(LibxlRec.LIBXC_CONTEXT));
+    writeStaticData(w, d);
+    const live = policy.live !== false;
+    const all = ramGfns(d);
+    const sent = new Set<number>();
+    let dirty: number[] = [];
+    if (live) {
+      await machine.enableLogDirty(domid);
+      // Round 0: everything, while the guest runs; later rounds: what it dirtied meanwhile.
+      for (const g of all) sent.add(g);
+      pagesSent += await sendInBatches(w, machine, d, all);
+      dirty = await machine.logDirtyRound(domid);
+      policy.progress?.({ round: 0, sent: pagesSent, dirty: dirty.length });
+    }
+    let round = 0;
+    while (live && dirty.length >= targetDirty && round < maxRounds) {
+      round++;
+      dirtyPerRound.push(dirty.length);
+      pagesSent += await sendInBatches(w, machine, d, dirty);
+      dirty = await machine.logDirtyRound(domid);
+      policy.progress?.({ round, sent: pagesSent, dirty: dirty.length });
+    }
+    // Stop and copy.
+    const tPause = performance.now();
+    const rc = pauseDomain(hv, d);
+    if (rc < 0) throw new Error(`domain ${domid}: cannot pause (${rc})`);
+    paused = true;
+    if (!(await machine.descheduled(domid))) throw new Error(`domain ${domid}: vCPUs did not leave the pCPUs`);
+    checkSaveable(hv, d);
+    const last = new Set([...dirty, ...(live ? d.p2m.peekAndClean() : [])]);
+    // Pages the guest gained or gave back during the rounds (not in the dirty log).
+    const now = ramGfns(d);
+    for (const g of now) if (!sent.has(g)) last.add(g);
+    const nowSet = new Set(now);
+    for (const g of sent) if (!nowSet.has(g)) last.add(g);
+    dirtyPerRound.push(last.size);
+    pagesSent += writePages(
+      w,
+      hv,
+      d,
+      [...last].sort((a, b) => a - b),
+    );
+    writeDomainState(w, hv, d, { vcpuState: (v) => machine.vcpuState(domid, v), now: () => machine.now() });
+    out(encodeLibxlRecord(LibxlRec.END));
+    await target.commit();
+    const downtimeMs = performance.now() - tPause;
+    if (live) d.p2m.disableLogDirty();
+    await destroyDomainNow(machine, domid);
+    return {
+      guestPages: all.length,
+      pagesSent,
+      bytes,
+      rounds: round,
+      dirtyPerRound,
+      downtimeMs,
+      totalMs: performance.now() - t0,
+    };
+  } catch (e) {
+    target.abort();
+    if (!d.dying) {
+      if (d.p2m.logDirtyEnabled) d.p2m.disableLogDirty();
+      if (paused) unpauseDomain(hv, d);
+    }
+    throw e;
+  }
+}
+
+async function sendInBatches(w: StreamWriter, machine: Machine, d: Domain, gfns: readonly number[]): Promise<number> {
+  let n = 0;
+  for (let i = 0; i < gfns.length; i += MAX_BATCH_SIZE) {
+    n += writePages(w, machine.hv, d, gfns.slice(i, i + MAX_BATCH_SIZE));
+    // The core thread serves the running guest's exits between batches.
+    await yieldToLoop();
+  }
+  return n;
+}

@@ -1,0 +1,136 @@
+import assert from "node:assert/strict";
+import { describe, it } from "node:test";
+import { guestImagePath } from "@xenon/guests";
+import { FrameAllocator, MachineMemory } from "@xenon/hw";
+import { createScheduler, Hypervisor, Machine } from "@xenon/hypervisor";
+import { buildSystem, localMigrationTarget, migrateDomain } from "@xenon/toolstack";
+
+/**
+ * Live migration between two hosts in one process (each its own machine memory, hypervisor and
+ * pCPU workers): a spin guest migrates while it runs and finishes on the destination with the
+ * checksum of a run that never moved; a refused stream leaves it running on the source.
+ */
+const TOTAL = 120_000;
+const REPORT = 10_000;
+const spin = {
+  path: guestImagePath("spin"),
+  name: "mover",
+  memoryMiB: 2,
+  bootargs: `name=mover report=${REPORT} total=${TOTAL}`,
+};
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+async function until(cond: () => boolean, ms = 20_000): Promise<void> {
+  const end = Date.now() + ms;
+  while (!cond()) {
+    if (Date.now() > end) throw new Error("timed out");
+    await sleep(5);
+  }
+}
+
+function emptyHost(): Machine {
+  const memory = new MachineMemory({ bytes: 64 * 2 ** 20 });
+  const hv = new Hypervisor({ memory, allocator: new FrameAllocator(memory) });
+  const m = new Machine({
+    hv,
+    timeMode: "host",
+    pools: [
+      { id: 0, name: "Pool-0", scheduler: createScheduler("credit2"), pcpus: [{ id: 0, cls: "big", speed: 1024 }] },
+    ],
+  });
+  m.start();
+  return m;
+}
+
+function lineSink(out: string[]): (b: Uint8Array) => void {
+  let partial = "";
+  return (b) => {
+    const parts = (partial + Buffer.from(b).toString("latin1")).split("\n");
+    partial = parts.pop() ?? "";
+    out.push(...parts);
+  };
+}
+
+describe("live migration between two machines in one process", () => {
+  it("the guest keeps counting on the destination and ends with the unmoved run's checksum", async () => {
+    const refLines: string[] = [];
+    const ref = buildSystem({ domains: [spin], pcpus: 1, console: (_n, l) => refLines.push(l) });
+    await ref.machine.run();
+    await ref.machine.close();
+    const refDone = refLines.find((l) => l.includes("done"));
+    assert.ok(refDone);
+
+    const srcLines: string[] = [];
+    const src = buildSystem({ domains: [spin], pcpus: 1, console: (_n, l) => srcLines.push(l) });
+    const dst = emptyHost();
+    try {
+      src.machine.start();
+      const domid = src.domids[0]!;
+      await until(() => srcLines.some((l) => l.includes("progress")));
+      const dstLines: string[] = [];
+      const link = localMigrationTarget(dst, { console: lineSink(dstLines) });
+      const rounds: number[] = [];
+      const stats = await migrateDomain(src.machine, domid, link.target, {
+        progress: (p) => rounds.push(p.dirty),
+      });
+      assert.equal(src.hv.domains.getLive(domid), undefined, "gone from the source");
+      const moved = link.result();
+      assert.ok(moved !== null && dst.hv.domains.getLive(moved.domid) === moved.domain);
+      assert.ok(stats.guestPages >= 512 && stats.pagesSent >= stats.guestPages, JSON.stringify(stats));
+      assert.ok(stats.downtimeMs < 2000, `downtime ${stats.downtimeMs} ms`);
+      assert.ok(rounds.length >= 1);
+      await until(() => dstLines.some((l) => l.includes("done")));
+      const srcCounts = srcLines.filter((l) => l.includes("progress")).map((l) => Number(l.split(" ").pop()));
+      const dstCounts = dstLines.filter((l) => l.includes("progress")).map((l) => Number(l.split(" ").pop()));
+      assert.ok(!srcLines.some((l) => l.includes("done")), "it did not finish on the source");
+      assert.deepEqual(
+        [...srcCounts, ...dstCounts],
+        Array.from({ length: TOTAL / REPORT }, (_, i) => (i + 1) * REPORT),
+        "no count lost or repeated",
+      );
+      assert.equal(
+        dstLines.find((l) => l.includes("done")),
+        refDone,
+        "same checksum as the run that never moved",
+      );
+    } finally {
+      await src.machine.close();
+      await dst.close();
+    }
+  });
+
+  it("a destination that refuses the stream leaves the guest running on the source", async () => {
+    const srcLines: string[] = [];
+    const src = buildSystem({
+      domains: [{ ...spin, bootargs: `name=mover report=${REPORT} total=0` }],
+      pcpus: 1,
+      console: (_n, l) => srcLines.push(l),
+    });
+    const dst = emptyHost();
+    try {
+      src.machine.start();
+      const domid = src.domids[0]!;
+      await until(() => srcLines.some((l) => l.includes("progress")));
+      const link = localMigrationTarget(dst, {});
+      let sent = 0;
+      // A link that corrupts the stream after 100 KiB: the destination refuses it.
+      const target = {
+        ...link.target,
+        send: (c: Uint8Array) => {
+          const b = c.slice();
+          if (sent > 100_000 && b.length > 8) b[4] ^= 0xff;
+          sent += b.length;
+          link.target.send(b);
+        },
+      };
+      await assert.rejects(migrateDomain(src.machine, domid, target), /MigrationStreamError|exceeds|must be/);
+      const d = src.hv.domains.getLive(domid);
+      assert.ok(d !== undefined && !d.paused, "still there, unpaused");
+      assert.equal(dst.hv.domains.count, 0, "nothing left on the destination");
+      const n = srcLines.length;
+      await until(() => srcLines.length > n + 1);
+    } finally {
+      await src.machine.close();
+      await dst.close();
+    }
+  });
+});
