@@ -116,6 +116,11 @@ export async function migrateDomain(
     if (!(await machine.descheduled(domid))) throw new Error(`domain ${domid}: vCPUs did not leave the pCPUs`);
     checkSaveable(hv, d);
     const last = new Set([...dirty, ...(live ? d.p2m.peekAndClean() : [])]);
+    // Written without the vCPU's TLB, so never in the dirty log: vcpu_info blocks (event delivery
+    // by the core and the workers) and pages other domains hold through grants (a backend writes
+    // them in place). Sent again, to be safe.
+    for (const v of d.vcpus) if (v.placement !== null) last.add(v.placement.gfn);
+    for (const a of d.grantTable.active.values()) last.add(a.gfn);
     // Pages the guest gained or gave back during the rounds (not in the dirty log).
     const now = ramGfns(d);
     for (const g of now) if (!sent.has(g)) last.add(g);
