@@ -21,6 +21,8 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 let host: ChildProcess;
 let url = "";
 let xsPath = "";
+/** The host's stdout: its addresses, then (--console) every domain's console lines. */
+let hostOut = "";
 
 function xl(
   args: readonly string[],
@@ -64,16 +66,15 @@ async function state(name: string): Promise<string | undefined> {
 
 describe("xl against a running xenon host", () => {
   before(async () => {
-    host = spawn(process.execPath, [XENON_BIN, "host", "--pcpus", "2", "--memory", "256"], {
+    host = spawn(process.execPath, [XENON_BIN, "host", "--pcpus", "2", "--memory", "256", "--console"], {
       stdio: ["ignore", "pipe", "pipe"],
     });
-    let out = "";
     host.stdout!.on("data", (b: Buffer) => {
-      out += b.toString();
+      hostOut += b.toString();
     });
-    for (let i = 0; i < 400 && !/XENSTORED_PATH=.*\n/.test(out); i++) await sleep(25);
-    url = /XENON_HOST=(\S+)/.exec(out)?.[1] ?? "";
-    xsPath = /XENSTORED_PATH=(\S+)/.exec(out)?.[1] ?? "";
+    for (let i = 0; i < 400 && !/XENSTORED_PATH=.*\n/.test(hostOut); i++) await sleep(25);
+    url = /XENON_HOST=(\S+)/.exec(hostOut)?.[1] ?? "";
+    xsPath = /XENSTORED_PATH=(\S+)/.exec(hostOut)?.[1] ?? "";
     assert.match(url, /^ws:\/\/127\.0\.0\.1:\d+$/);
   });
 
@@ -105,6 +106,7 @@ describe("xl against a running xenon host", () => {
     const r = await con;
     assert.equal(r.status, 0, r.stderr.toString());
     assert.match(r.stdout.toString(), /^Hello from Xenon guest, vCPU 0$/m);
+    assert.match(hostOut, /^\(hi\) Hello from Xenon guest, vCPU 0$/m, "xenon host --console prints it too");
     assert.equal(await state("hi"), undefined);
   });
 

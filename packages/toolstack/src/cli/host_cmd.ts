@@ -11,9 +11,10 @@ import { parseCpuList } from "../libxl/cpulist.js";
 import { buildSystem, type PoolSpec } from "../run/system.js";
 
 export const HOST_USAGE = `  xenon host [--pcpus N] [--sched credit2|rtds|null] [--cpupool NAME:SCHED:CPULIST]... [--memory MiB]
-             [--listen ADDR] [--port PORT] [--xenstore-socket PATH] [--deterministic]
+             [--listen ADDR] [--port PORT] [--xenstore-socket PATH] [--deterministic] [--console]
                                               a host that stays up for xl; prints XENON_HOST=URL and
-                                              XENSTORED_PATH=PATH; SIGINT/SIGTERM shut it down`;
+                                              XENSTORED_PATH=PATH; SIGINT/SIGTERM shut it down;
+                                              --console prints every domain's console as "(name) line"`;
 
 const SCHEDS = new Set(["credit2", "rtds", "null"]);
 
@@ -95,6 +96,7 @@ export async function cmdHost(args: string[]): Promise<number> {
       ...(values.listen !== undefined ? { listenHost: values.listen } : {}),
       ...(port !== undefined ? { port } : {}),
       ...(values["xenstore-socket"] !== undefined ? { xenstoreSocket: values["xenstore-socket"] } : {}),
+      ...(values.console ? { console: linePrinter() } : {}),
     });
     await serveUntilSignal(host);
     return 0;
@@ -116,6 +118,7 @@ function parse(args: string[]) {
       port: { type: "string" },
       "xenstore-socket": { type: "string" },
       deterministic: { type: "boolean", default: false },
+      console: { type: "boolean", default: false },
     },
     allowPositionals: false,
     strict: true,
@@ -141,7 +144,6 @@ export async function serveBootPlan(
     timeMode: opts.timeMode,
     console: () => {},
   });
-  const partial = new Map<string, string>();
   let host: XenonHost;
   try {
     host = await XenonHost.serve(
@@ -150,11 +152,7 @@ export async function serveBootPlan(
         machine: built.machine,
         pools: plan.pools.map((p, id) => ({ id, name: p.name })),
         domains: built.domids.map((domid, i) => ({ domid, name: plan.domains[i]!.name })),
-        console: (name, bytes) => {
-          const lines = ((partial.get(name) ?? "") + Buffer.from(bytes).toString("latin1")).split("\n");
-          partial.set(name, lines.pop() ?? "");
-          for (const line of lines) process.stdout.write(`(${name}) ${line}\n`);
-        },
+        console: linePrinter(),
       },
       opts.xenstoreSocket !== undefined ? { xenstoreSocket: opts.xenstoreSocket } : {},
     );
@@ -164,4 +162,14 @@ export async function serveBootPlan(
   }
   await serveUntilSignal(host);
   return 0;
+}
+
+/** Console bytes -> "(name) line" on stdout, a partial line kept per domain until its newline. */
+function linePrinter(): (name: string, bytes: Uint8Array) => void {
+  const partial = new Map<string, string>();
+  return (name, bytes) => {
+    const lines = ((partial.get(name) ?? "") + Buffer.from(bytes).toString("latin1")).split("\n");
+    partial.set(name, lines.pop() ?? "");
+    for (const line of lines) process.stdout.write(`(${name}) ${line}\n`);
+  };
 }

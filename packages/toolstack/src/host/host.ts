@@ -32,6 +32,8 @@ export interface HostOptions {
   readonly port?: number;
   /** XenStore socket (default: a fresh temporary directory's xenstored.sock). */
   readonly xenstoreSocket?: string;
+  /** Every domain's console output, as it comes (`xenon host --console`). */
+  readonly console?: (name: string, bytes: Uint8Array) => void;
 }
 
 /** The parts of an already built system a host can adopt (`xenon boot --serve`). */
@@ -40,7 +42,7 @@ export interface AdoptedSystem {
   readonly machine: Machine;
   readonly pools: readonly HostPool[];
   readonly domains: ReadonlyArray<{ readonly domid: number; readonly name: string }>;
-  /** Where the boot-time domains' console lines still go (the boot's own printer). */
+  /** Where every domain's console output also goes (the boot's own printer, `--console`). */
   readonly console?: (name: string, bytes: Uint8Array) => void;
 }
 
@@ -74,7 +76,16 @@ export class XenonHost {
       pcpus: p.pcpus,
     }));
     const machine = new Machine({ hv, timeMode: opts.timeMode ?? "host", pools });
-    return XenonHost.serve({ hv, machine, pools: pools.map((p) => ({ id: p.id, name: p.name })), domains: [] }, opts);
+    return XenonHost.serve(
+      {
+        hv,
+        machine,
+        pools: pools.map((p) => ({ id: p.id, name: p.name })),
+        domains: [],
+        ...(opts.console !== undefined ? { console: opts.console } : {}),
+      },
+      opts,
+    );
   }
 
   /** Serves a system built elsewhere; its domains keep running and become visible to xl. */
@@ -99,7 +110,14 @@ export class XenonHost {
     const xs = await XenstoreLink.start(hv, { socketPath: sock });
     // It serves from its own worker from now on (its creation pause is only a count here).
     hv.domains.get(xs.domid)?.unpause();
-    const libxl = new Libxl({ hv, machine, pools: sys.pools, controlDomid: CONTROL_DOMID, xenstore: xs });
+    const libxl = new Libxl({
+      hv,
+      machine,
+      pools: sys.pools,
+      controlDomid: CONTROL_DOMID,
+      xenstore: xs,
+      ...(sys.console !== undefined ? { consoleTee: sys.console } : {}),
+    });
     libxl.adopt(CONTROL_DOMID, "Domain-0");
     libxl.adopt(xs.domid, "Xenstore");
     for (const d of sys.domains) {

@@ -44,6 +44,8 @@ export interface LibxlCtxOptions {
   readonly hostName?: string;
   /** XenStore: gives a new domain its ring and introduces it (before it runs). */
   readonly xenstore?: { introduce(d: Domain, name: string): Promise<void> };
+  /** Also receives every created domain's console output (`xenon host --console`). */
+  readonly consoleTee?: (name: string, bytes: Uint8Array) => void;
 }
 
 export class LibxlCtx {
@@ -52,6 +54,7 @@ export class LibxlCtx {
   readonly self: number;
   readonly hostName: string;
   readonly xenstore: LibxlCtxOptions["xenstore"];
+  readonly consoleTee: LibxlCtxOptions["consoleTee"];
   readonly startedAt = Date.now();
   /** cpupool id -> name (Xen: /local/pool/<id>/name). */
   readonly poolNames = new Map<number, string>();
@@ -64,6 +67,7 @@ export class LibxlCtx {
     this.self = opts.controlDomid;
     this.hostName = opts.hostName ?? "xenon";
     this.xenstore = opts.xenstore;
+    this.consoleTee = opts.consoleTee;
     for (const p of opts.pools) this.poolNames.set(p.id, p.name);
   }
 

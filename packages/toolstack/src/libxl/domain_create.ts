@@ -149,7 +149,8 @@ export async function createDomain(ctx: LibxlCtx, c: DomainConfig, opts: CreateO
   check(d, `creating domain "${c.name}"`);
   if (typeof d === "number") throw new Error("unreachable");
   const domid = d.domid;
-  const rec = ctx.track(domid, c.name, c);
+  const tee = ctx.consoleTee;
+  const rec = ctx.track(domid, c.name, c, tee === undefined ? undefined : (bytes) => tee(c.name, bytes));
   try {
     const fdt = buildGuestFdt({ domid, name: c.name, vcpus: c.maxvcpus, ramBytes, bootargs: c.cmdline });
     let placement: ReturnType<typeof buildDomainMemory>;

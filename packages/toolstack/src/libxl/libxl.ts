@@ -34,6 +34,8 @@ export interface LibxlOptions {
   readonly hostName?: string;
   /** XenStore: gives a new domain its ring and introduces it (before it runs). */
   readonly xenstore?: { introduce(d: Domain, name: string): Promise<void> };
+  /** Also receives every created domain's console output (`xenon host --console`). */
+  readonly consoleTee?: (name: string, bytes: Uint8Array) => void;
 }
 
 export class Libxl {
