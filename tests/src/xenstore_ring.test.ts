@@ -215,6 +215,18 @@ describe("XenStore domain serving guest rings", () => {
     assert.equal((await guests[0]!.call(XS_TYPES.READ, "name\0")).text, "alice");
   });
 
+  it("a domain with no frame to spare for the page is introduced without a ring", async () => {
+    const d = hv.domains.create({ name: "tight", maxVcpus: 1, maxPages: 0, p2mPoolPages: p2mPoolPagesFor(0) });
+    if (typeof d === "number") throw new Error(`create ${d}`);
+    await link.introduce(d, "tight");
+    assert.equal(d.hvmParams[HvmParam.STORE_PFN], 0, "no page: the guest's client sees no XenStore");
+    assert.ok(
+      logs.some((l) => /tight: no XenStore ring/.test(l)),
+      logs.join("\n"),
+    );
+    assert.equal((await link.xs.ok(XS_TYPES.READ, `/local/domain/${d.domid}/name\0`)).payload.length, 5);
+  });
+
   it("a destroyed domain is released by xenstored itself on VIRQ_DOM_EXC", async () => {
     const b = guests[1]!;
     const id = b.d.domid;

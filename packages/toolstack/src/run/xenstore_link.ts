@@ -12,7 +12,15 @@
  */
 import { MessageChannel } from "node:worker_threads";
 import { XenstoreDomainHandle, XS_TYPES } from "@xenon/backends";
-import { type Domain, type Hypervisor, p2mPoolPagesFor, servePort, setupXenstoreRing, Virq } from "@xenon/hypervisor";
+import {
+  type Domain,
+  DomainBuildError,
+  type Hypervisor,
+  p2mPoolPagesFor,
+  servePort,
+  setupXenstoreRing,
+  Virq,
+} from "@xenon/hypervisor";
 
 export interface XenstoreLinkOptions {
   /** Serve Debian's tools on this Unix socket. */
@@ -26,6 +34,7 @@ export class XenstoreLink {
     private readonly hv: Hypervisor,
     readonly xs: XenstoreDomainHandle,
     readonly socketPath: string | undefined,
+    private readonly log: ((line: string) => void) | undefined,
   ) {}
 
   /** Creates the XenStore domain in `hv` and starts it. */
@@ -53,7 +62,7 @@ export class XenstoreLink {
       hv.domains.destroy(d.domid);
       throw e;
     }
-    return new XenstoreLink(hv, xs, opts.socketPath);
+    return new XenstoreLink(hv, xs, opts.socketPath, opts.log);
   }
 
   get domid(): number {
@@ -65,7 +74,16 @@ export class XenstoreLink {
    * once xenstored has mapped the ring.
    */
   async introduce(d: Domain, name: string): Promise<void> {
-    const { gfn, evtchn } = setupXenstoreRing(this.hv, d, this.xs.domid);
+    let gfn = 0;
+    let evtchn = 0;
+    try {
+      ({ gfn, evtchn } = setupXenstoreRing(this.hv, d, this.xs.domid));
+    } catch (e) {
+      // No page for it (static memory with no frame to spare, a direct-mapped domain): it is
+      // still introduced, without a ring; its STORE_PFN stays 0, which its client reports.
+      if (!(e instanceof DomainBuildError)) throw e;
+      this.log?.(`xenstore: ${d.name}: no XenStore ring: ${e.message}`);
+    }
     const home = `/local/domain/${d.domid}`;
     // INTRODUCE makes the home (dom0's, readable by the domain); then libxl's basic nodes, and
     // the domain's own writable `data` directory.
