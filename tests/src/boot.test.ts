@@ -1,10 +1,8 @@
 import assert from "node:assert/strict";
-import { spawnSync } from "node:child_process";
-import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { describe, it } from "node:test";
-import { fileURLToPath } from "node:url";
+import { bootFixture } from "./helpers/boot_fixture.js";
 import { runXenon } from "./helpers/run.js";
 
 /**
@@ -12,23 +10,7 @@ import { runXenon } from "./helpers/run.js";
  * cpupools (credit2 on big pCPUs, RTDS on LITTLE ones), hello.elf, and a ping-pong pair whose
  * static event channel crosses the pools. Every refusal names the node and the property.
  */
-const FIXTURE = fileURLToPath(new URL("../fixtures/boot/system.dts", import.meta.url));
-const source = readFileSync(FIXTURE, "utf8");
-const dir = mkdtempSync(join(tmpdir(), "xenon-boot-"));
-
-function compile(name: string, dts: string): string {
-  const src = join(dir, `${name}.dts`);
-  const out = join(dir, `${name}.dtb`);
-  writeFileSync(src, dts);
-  const r = spawnSync("dtc", ["-q", "-I", "dts", "-O", "dtb", "-o", out, src], { encoding: "utf8" });
-  assert.equal(r.status, 0, `dtc failed: ${r.stderr}`);
-  return out;
-}
-
-function variant(from: string, to: string): string {
-  assert.ok(source.includes(from), `fixture lacks ${from}`);
-  return source.replace(from, to);
-}
+const { source, compile, variant, dir } = bootFixture("system.dts");
 
 describe("xenon boot (dom0less)", () => {
   it("boots every domain of the tree in its cpupool and exits 0 when all power off", async () => {

@@ -1,12 +1,11 @@
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
-import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { describe, it } from "node:test";
-import { fileURLToPath } from "node:url";
 import { buildGuestFdt, GUEST_RAM_BASE_GFN, P2mType } from "@xenon/hypervisor";
 import { buildSystem, planFromFile } from "@xenon/toolstack";
+import { bootFixture } from "./helpers/boot_fixture.js";
 import { runXenon } from "./helpers/run.js";
 
 /**
@@ -15,23 +14,7 @@ import { runXenon } from "./helpers/run.js";
  * same frames at another guest address; the guest finds the region in its device tree as Xen
  * describes it; the hypervisor allocates only from the heap; bad trees are refused at once.
  */
-const FIXTURE = fileURLToPath(new URL("../fixtures/boot/shm.dts", import.meta.url));
-const source = readFileSync(FIXTURE, "utf8");
-const dir = mkdtempSync(join(tmpdir(), "xenon-boot-shm-"));
-
-function compile(name: string, dts: string): string {
-  const src = join(dir, `${name}.dts`);
-  const out = join(dir, `${name}.dtb`);
-  writeFileSync(src, dts);
-  const r = spawnSync("dtc", ["-q", "-I", "dts", "-O", "dtb", "-o", out, src], { encoding: "utf8" });
-  assert.equal(r.status, 0, `dtc failed: ${r.stderr}`);
-  return out;
-}
-
-function variant(from: string, to: string): string {
-  assert.ok(source.includes(from), `fixture lacks ${from}`);
-  return source.replace(from, to);
-}
+const { source, compile, variant, dir } = bootFixture("shm.dts");
 
 describe("xenon boot: static shared memory and the static heap", () => {
   it("the owner writes, the borrower reads the same frames at its own address", async () => {

@@ -1,10 +1,6 @@
 import assert from "node:assert/strict";
-import { spawnSync } from "node:child_process";
-import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
 import { describe, it } from "node:test";
-import { fileURLToPath } from "node:url";
+import { bootFixture } from "./helpers/boot_fixture.js";
 import { runXenon } from "./helpers/run.js";
 
 /**
@@ -12,18 +8,7 @@ import { runXenon } from "./helpers/run.js";
  * controls: on one pCPU a ping-pong pair switches domains on every event; `--stats` shows the
  * switches, the SPEC_CTRL writes they needed and the predictor flushes spec-ctrl asked for.
  */
-const FIXTURE = fileURLToPath(new URL("../fixtures/boot/spec_ctrl.dts", import.meta.url));
-const source = readFileSync(FIXTURE, "utf8");
-const dir = mkdtempSync(join(tmpdir(), "xenon-boot-spec-"));
-
-function compile(name: string, dts: string): string {
-  const src = join(dir, `${name}.dts`);
-  const out = join(dir, `${name}.dtb`);
-  writeFileSync(src, dts);
-  const r = spawnSync("dtc", ["-q", "-I", "dts", "-O", "dtb", "-o", out, src], { encoding: "utf8" });
-  assert.equal(r.status, 0, `dtc failed: ${r.stderr}`);
-  return out;
-}
+const { source, compile } = bootFixture("spec_ctrl.dts");
 
 async function boot(extra: string[], dts = source): Promise<{ switches: number; writes: number; flushes: number }> {
   const r = await runXenon(["boot", "--stats", ...extra, compile("spec", dts)]);

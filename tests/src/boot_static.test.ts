@@ -1,12 +1,8 @@
 import assert from "node:assert/strict";
-import { spawnSync } from "node:child_process";
-import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
 import { describe, it } from "node:test";
-import { fileURLToPath } from "node:url";
 import { GUEST_RAM_BASE_GFN } from "@xenon/hypervisor";
 import { buildSystem, planFromFile } from "@xenon/toolstack";
+import { bootFixture } from "./helpers/boot_fixture.js";
 import { runXenon } from "./helpers/run.js";
 
 /**
@@ -14,23 +10,7 @@ import { runXenon } from "./helpers/run.js";
  * boot, their P2M maps only the frames the tree gave them (1:1 for the direct-mapped one), and
  * every bad tree is refused before anything runs, naming the node and the property.
  */
-const FIXTURE = fileURLToPath(new URL("../fixtures/boot/static.dts", import.meta.url));
-const source = readFileSync(FIXTURE, "utf8");
-const dir = mkdtempSync(join(tmpdir(), "xenon-boot-static-"));
-
-function compile(name: string, dts: string): string {
-  const src = join(dir, `${name}.dts`);
-  const out = join(dir, `${name}.dtb`);
-  writeFileSync(src, dts);
-  const r = spawnSync("dtc", ["-q", "-I", "dts", "-O", "dtb", "-o", out, src], { encoding: "utf8" });
-  assert.equal(r.status, 0, `dtc failed: ${r.stderr}`);
-  return out;
-}
-
-function variant(from: string, to: string): string {
-  assert.ok(source.includes(from), `fixture lacks ${from}`);
-  return source.replace(from, to);
-}
+const { source, compile, variant } = bootFixture("static.dts");
 
 describe("xenon boot: static memory", () => {
   it("boots heap-backed, static and direct-mapped domains", async () => {
