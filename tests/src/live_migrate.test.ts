@@ -4,6 +4,7 @@ import { guestImagePath } from "@xenon/guests";
 import { FrameAllocator, MachineMemory } from "@xenon/hw";
 import { createScheduler, Hypervisor, Machine } from "@xenon/hypervisor";
 import { buildSystem, localMigrationTarget, migrateDomain } from "@xenon/toolstack";
+import { until } from "./helpers/wait.js";
 
 /**
  * Live migration between two hosts in one process (each its own machine memory, hypervisor and
@@ -18,14 +19,6 @@ const spin = {
   memoryMiB: 2,
   bootargs: `name=mover report=${REPORT} total=${TOTAL}`,
 };
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-async function until(cond: () => boolean, ms = 20_000): Promise<void> {
-  const end = Date.now() + ms;
-  while (!cond()) {
-    if (Date.now() > end) throw new Error("timed out");
-    await sleep(5);
-  }
-}
 
 function emptyHost(): Machine {
   const memory = new MachineMemory({ bytes: 64 * 2 ** 20 });

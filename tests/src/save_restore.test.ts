@@ -5,6 +5,7 @@ import { join } from "node:path";
 import { after, describe, it } from "node:test";
 import { guestImagePath } from "@xenon/guests";
 import { type BuiltSystem, buildSystem, restoreDomainFromFile, saveDomainToFile } from "@xenon/toolstack";
+import { until } from "./helpers/wait.js";
 
 /**
  * xl save / xl restore on a running machine: a spin guest (xorshift chain; its checksum depends on
@@ -20,15 +21,6 @@ const spin = {
   memoryMiB: 2,
   bootargs: `name=counter report=${REPORT} total=${TOTAL}`,
 };
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-async function until(cond: () => boolean, ms = 20_000): Promise<void> {
-  const end = Date.now() + ms;
-  while (!cond()) {
-    if (Date.now() > end) throw new Error("timed out");
-    await sleep(5);
-  }
-}
 
 describe("xl save / restore of a running domain", () => {
   const dir = mkdtempSync(join(tmpdir(), "xenon-save-"));

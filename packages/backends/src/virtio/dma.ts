@@ -4,6 +4,7 @@
  * offset in it. A buffer of n pages uses n consecutive grant references. Addresses travel as two
  * u32 halves (hi, lo) so the hot path needs no BigInt.
  */
+import { pagesSpanned } from "./guest_memory.js";
 
 export const GRANT_DMA_HI_BIT = 0x8000_0000;
 
@@ -20,6 +21,31 @@ export function grantRefOf(hi: number, lo: number): number {
 
 export function pageOffsetOf(lo: number): number {
   return lo & 0xfff;
+}
+
+/** Largest range one map call covers (a blk segment or a ring area is far smaller). */
+export const MAX_MAP_BYTES = 4 << 20;
+
+/** A grant-DMA range: first grant reference, offset in its page, pages (one gref each). */
+export interface GrantRange {
+  readonly gref: number;
+  readonly first: number;
+  readonly pages: number;
+}
+
+/**
+ * Checks a device-supplied (hi, lo, len) range as both guest-memory implementations must: a grant
+ * address, 1..MAX_MAP_BYTES long, every grant reference it spans within 32 bits. The reason as a
+ * string when it is refused.
+ */
+export function grantRange(hi: number, lo: number, len: number): GrantRange | string {
+  if (!isGrantAddr(hi)) return "not a grant address (foreign mapping is not allowed)";
+  if (len <= 0 || len > MAX_MAP_BYTES) return `length ${len} out of range`;
+  const gref = grantRefOf(hi, lo);
+  const first = pageOffsetOf(lo);
+  const pages = pagesSpanned(first, len);
+  if (gref < 0 || gref + pages - 1 > 0xffff_ffff) return "grant reference out of range";
+  return { gref, first, pages };
 }
 
 /** The grant-DMA address of `offset` in page `gref`, as [hi, lo]. */

@@ -3,9 +3,8 @@
  * a region is a local copy of the granted bytes, fetched at map/refresh and pushed back at
  * flush/release. Same interface and same checks as the map implementation.
  */
-import { grantRefOf, isGrantAddr, pageOffsetOf } from "./dma.js";
-import { MAX_MAP_BYTES } from "./grant_map_memory.js";
-import { type GuestMemory, type MemoryRegion, PageRegion, pagesSpanned } from "./guest_memory.js";
+import { grantRange } from "./dma.js";
+import { type GuestMemory, type MemoryRegion, PageRegion } from "./guest_memory.js";
 
 /** What this needs of a HypercallClient. */
 export interface GrantCopier {
@@ -32,12 +31,9 @@ export class GrantCopyMemory implements GuestMemory {
   ) {}
 
   async map(hi: number, lo: number, len: number, writable: boolean): Promise<MemoryRegion | string> {
-    if (!isGrantAddr(hi)) return "not a grant address (foreign mapping is not allowed)";
-    if (len <= 0 || len > MAX_MAP_BYTES) return `length ${len} out of range`;
-    const gref = grantRefOf(hi, lo);
-    const first = pageOffsetOf(lo);
-    const n = pagesSpanned(first, len);
-    if (gref < 0 || gref + n - 1 > 0xffff_ffff) return "grant reference out of range";
+    const range = grantRange(hi, lo, len);
+    if (typeof range === "string") return range;
+    const { gref, first, pages: n } = range;
     const frames: Uint8Array[] = [];
     for (let i = 0; i < n; i++) frames.push(new Uint8Array(4096));
     const r = new CopiedRegion(frames, first, len, writable, gref);

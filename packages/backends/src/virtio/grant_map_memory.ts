@@ -6,8 +6,8 @@
  * backend does not have: they are refused.
  */
 import type { GrantView } from "@xenon/hypervisor";
-import { grantRefOf, isGrantAddr, pageOffsetOf } from "./dma.js";
-import { type GuestMemory, type MemoryRegion, PageRegion, pagesSpanned } from "./guest_memory.js";
+import { grantRange } from "./dma.js";
+import { type GuestMemory, type MemoryRegion, PageRegion } from "./guest_memory.js";
 
 /** What this needs of a HypercallClient. */
 export interface GrantMapper {
@@ -27,8 +27,7 @@ class MappedRegion extends PageRegion {
   }
 }
 
-/** Largest range one map call covers (a blk segment or a ring area is far smaller). */
-export const MAX_MAP_BYTES = 4 << 20;
+export { MAX_MAP_BYTES } from "./dma.js";
 
 export class GrantMapMemory implements GuestMemory {
   constructor(
@@ -38,12 +37,9 @@ export class GrantMapMemory implements GuestMemory {
   ) {}
 
   async map(hi: number, lo: number, len: number, writable: boolean): Promise<MemoryRegion | string> {
-    if (!isGrantAddr(hi)) return "not a grant address (foreign mapping is not allowed)";
-    if (len <= 0 || len > MAX_MAP_BYTES) return `length ${len} out of range`;
-    const gref = grantRefOf(hi, lo);
-    const first = pageOffsetOf(lo);
-    const n = pagesSpanned(first, len);
-    if (gref < 0 || gref + n - 1 > 0xffff_ffff) return "grant reference out of range";
+    const range = grantRange(hi, lo, len);
+    if (typeof range === "string") return range;
+    const { gref, first, pages: n } = range;
     const frames: Uint8Array[] = [];
     const handles: number[] = [];
     for (let i = 0; i < n; i++) {
