@@ -20,6 +20,16 @@
  *                                   this domain alone, summing to `memory`; `direct-map` puts it at
  *                                   gfn == mfn (the kernel must load inside a bank)
  *   /chosen/xen,static-heap         (addr,size)+ root cells, 64 KiB aligned: the hypervisor's heap
+ *   /chosen/<dd> "xen,domain" + xenon,driver-domain
+ *                                   a driver domain: a TypeScript domain (its own worker thread) that
+ *                                   runs the VirtIO backends of the devices naming it; no kernel
+ *                                   module, no memory/cpus (it has no guest RAM and no vCPU on a pCPU)
+ *   <dom>/<dev> "xenon,virtio-device"
+ *                                   a virtio-mmio device of the guest <dom>: xenon,backend = <&dd> (a
+ *                                   driver domain), xenon,device = "blk" | "rng", and for blk
+ *                                   xenon,path (the raw image, beside the tree) and optional
+ *                                   read-only; the guest finds it in its tree as virtio,mmio with a
+ *                                   xen,grant-dma link to the backend (grants only)
  *   <dom>/<shm> "xen,domain-shared-memory-v1"
  *                                   xen,shm-id (< 16 bytes), xen,shared-mem = <host guest size>
  *                                   (domain node's cells), role = owner|borrower (absent: DOMID_IO
@@ -46,7 +56,14 @@ import {
   type XenCmdline,
   XenCmdlineError,
 } from "@xenon/hypervisor";
-import type { DomainSpec, PoolSpec, SharedMemSpec, StaticEvtchn } from "../run/system.js";
+import type {
+  DomainSpec,
+  DriverDomainSpec,
+  PoolSpec,
+  SharedMemSpec,
+  StaticEvtchn,
+  VirtioAttach,
+} from "../run/system.js";
 
 export class BootTreeError extends Error {
   constructor(
@@ -71,6 +88,10 @@ export interface BootPlan {
   readonly pools: readonly PoolSpec[];
   readonly domains: readonly DomainSpec[];
   readonly evtchns: readonly StaticEvtchn[];
+  /** Driver domains (`xenon,driver-domain`), in tree order; launched after the guests are built. */
+  readonly driverDomains: readonly DriverDomainSpec[];
+  /** Virtio devices of guests (`xenon,virtio-device`), each naming its driver domain by index. */
+  readonly virtio: readonly VirtioAttach[];
 }
 
 const SCHEDULERS = new Set(["credit2", "rtds", "null"]);
@@ -246,8 +267,12 @@ export function planFromTree(fdt: Fdt, treeFile: string, extraXenBootargs = ""):
       throw new BootTreeError(pathOf(c), null, "static shared memory for dom0, but a dom0less boot has no dom0");
   }
 
-  // Domains, in DT order: domids 1, 2, ...
-  const domainNodes = chosen.children.filter((c) => compatible(c).includes("xen,domain"));
+  // Driver domains: TypeScript domains, domids after the guests'.
+  const allDomainNodes = chosen.children.filter((c) => compatible(c).includes("xen,domain"));
+  const driverNodes = allDomainNodes.filter((c) => c.get("xenon,driver-domain") !== undefined);
+  const driverDomains = driverNodes.map((dd) => driverDomain(pathOf(dd), dd));
+  // Guest domains, in DT order: domids 1, 2, ...
+  const domainNodes = allDomainNodes.filter((c) => !driverNodes.includes(c));
   if (domainNodes.length === 0) throw new BootTreeError(pathOf(chosen), null, "no xen,domain nodes");
   const domains: DomainSpec[] = [];
   const domOfNode = new Map<FdtNode, number>();
@@ -322,6 +347,16 @@ export function planFromTree(fdt: Fdt, treeFile: string, extraXenBootargs = ""):
       ...(roles.roles.length > 0 ? { roles: roles.roles } : {}),
     });
     domOfNode.set(dn, i + 1);
+  }
+  const virtio = domainNodes.flatMap((dn, i) =>
+    dn.children
+      .filter((c) => compatible(c).includes("xenon,virtio-device"))
+      .map((c) => virtioDevice(pathOf(c), c, i + 1, treeDir, phandleMap, driverNodes)),
+  );
+  for (const [i, dd] of driverNodes.entries()) {
+    const served = virtio.filter((v) => v.backend === i).length;
+    if (served === 0)
+      throw new BootTreeError(pathOf(dd), "xenon,driver-domain", "no xenon,virtio-device names it as its backend");
   }
   for (const region of shmById.values()) {
     const owners = region.users.filter((u) => u.role === "owner");
@@ -409,7 +444,68 @@ export function planFromTree(fdt: Fdt, treeFile: string, extraXenBootargs = ""):
     pools: pools.map((p) => p.spec),
     domains,
     evtchns,
+    driverDomains,
+    virtio,
   };
+}
+
+const VIRTIO_KINDS = new Set(["blk", "rng"]);
+
+/** A driver domain node: no kernel, no RAM, no vCPUs of its own (its backends run in a worker). */
+function driverDomain(path: string, n: FdtNode): DriverDomainSpec {
+  const v = n.get("xenon,driver-domain");
+  if (v !== undefined && v.length !== 0)
+    throw new BootTreeError(path, "xenon,driver-domain", "is a flag: it takes no value");
+  if (n.children.some((c) => compatible(c).includes("multiboot,kernel")))
+    throw new BootTreeError(path, "xenon,driver-domain", "a driver domain runs the backends, not a kernel module");
+  for (const prop of ["memory", "xen,static-mem", "direct-map", "domain-cpupool"])
+    if (n.get(prop) !== undefined)
+      throw new BootTreeError(path, prop, "a driver domain has no guest RAM or vCPUs (its backends run in a worker)");
+  for (const c of n.children)
+    if (compatible(c).includes("xen,evtchn-v1") || compatible(c).includes("xen,domain-shared-memory-v1"))
+      throw new BootTreeError(pathOfChild(path, c), "compatible", "a driver domain takes no static channels or memory");
+  return { name: n.name };
+}
+
+const pathOfChild = (parent: string, c: FdtNode) => `${parent}/${c.name}`;
+
+/** One `xenon,virtio-device` of guest `guest` (1-based position): its backend and its model. */
+function virtioDevice(
+  path: string,
+  n: FdtNode,
+  guest: number,
+  treeDir: string,
+  phandleMap: ReadonlyMap<number, FdtNode>,
+  driverNodes: readonly FdtNode[],
+): VirtioAttach {
+  const ph = n.get("xenon,backend");
+  if (ph === undefined) throw new BootTreeError(path, "xenon,backend", "missing: names the driver domain by phandle");
+  if (ph.length !== 4) throw new BootTreeError(path, "xenon,backend", "must be one phandle");
+  const target = phandleMap.get(n.getU32("xenon,backend")!);
+  if (target === undefined) throw new BootTreeError(path, "xenon,backend", "the phandle names no node");
+  const backend = driverNodes.indexOf(target);
+  if (backend < 0)
+    throw new BootTreeError(
+      path,
+      "xenon,backend",
+      `${target.name} is not a driver domain (a xen,domain with xenon,driver-domain)`,
+    );
+  const kind = n.getString("xenon,device");
+  if (kind === undefined) throw new BootTreeError(path, "xenon,device", "missing: the device kind (blk, rng)");
+  if (!VIRTIO_KINDS.has(kind))
+    throw new BootTreeError(path, "xenon,device", `unknown device kind '${kind}' (${[...VIRTIO_KINDS].join(", ")})`);
+  if (kind === "rng") {
+    for (const prop of ["xenon,path", "read-only"])
+      if (n.get(prop) !== undefined) throw new BootTreeError(path, prop, "an rng device has no image");
+    return { domain: guest, backend, device: { kind: "rng" } };
+  }
+  const image = n.getString("xenon,path");
+  if (image === undefined) throw new BootTreeError(path, "xenon,path", "missing: names the disk image file");
+  const file = isAbsolute(image) ? image : join(treeDir, image);
+  if (!existsSync(file)) throw new BootTreeError(path, "xenon,path", `disk image '${image}' not found beside the tree`);
+  const ro = n.get("read-only");
+  if (ro !== undefined && ro.length !== 0) throw new BootTreeError(path, "read-only", "is a flag: it takes no value");
+  return { domain: guest, backend, device: { kind: "blk", path: file, readOnly: ro !== undefined } };
 }
 
 /** Hyperlaunch `permissions` bits (docs/designs/launch/hyperlaunch-devicetree.rst). */

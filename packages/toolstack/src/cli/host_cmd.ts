@@ -8,7 +8,7 @@ import type { SchedName, TimeMode } from "@xenon/hypervisor";
 import type { BootPlan } from "../boot/dom0less.js";
 import { XenonHost } from "../host/host.js";
 import { parseCpuList } from "../libxl/cpulist.js";
-import { buildSystem, type PoolSpec } from "../run/system.js";
+import { buildSystem, launchBackends, type PoolSpec } from "../run/system.js";
 
 export const HOST_USAGE = `  xenon host [--pcpus N] [--sched credit2|rtds|null] [--cpupool NAME:SCHED:CPULIST]... [--memory MiB]
              [--listen ADDR] [--port PORT] [--xenstore-socket PATH] [--deterministic] [--console]
@@ -138,12 +138,24 @@ export async function serveBootPlan(
     domains: plan.domains,
     pools: plan.pools,
     evtchns: plan.evtchns,
+    driverDomains: plan.driverDomains,
+    virtio: plan.virtio,
     hostRam: plan.hostRam,
     ...(plan.staticHeap !== undefined ? { staticHeap: plan.staticHeap } : {}),
     specCtrl: plan.xenCmdline.specCtrl,
     timeMode: opts.timeMode,
     console: () => {},
   });
+  const print = linePrinter();
+  let backends: Awaited<ReturnType<typeof launchBackends>>;
+  try {
+    backends = await launchBackends(built.hv, built.virtio, (name, line) =>
+      print(name, Buffer.from(`${line}\n`, "latin1")),
+    );
+  } catch (e) {
+    await built.machine.close();
+    throw e;
+  }
   let host: XenonHost;
   try {
     host = await XenonHost.serve(
@@ -152,12 +164,16 @@ export async function serveBootPlan(
         machine: built.machine,
         pools: plan.pools.map((p, id) => ({ id, name: p.name })),
         domains: built.domids.map((domid, i) => ({ domid, name: plan.domains[i]!.name })),
-        console: linePrinter(),
+        console: print,
+        close: async () => {
+          for (const b of backends) await b.close();
+        },
       },
       opts.xenstoreSocket !== undefined ? { xenstoreSocket: opts.xenstoreSocket } : {},
     );
   } catch (e) {
     await built.machine.close();
+    for (const b of backends) await b.close();
     throw e;
   }
   await serveUntilSignal(host);

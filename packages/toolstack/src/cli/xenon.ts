@@ -202,6 +202,8 @@ async function cmdBoot(args: string[]): Promise<void> {
       domains: plan.domains,
       pools: plan.pools,
       evtchns: plan.evtchns,
+      driverDomains: plan.driverDomains,
+      virtio: plan.virtio,
       hostRam: plan.hostRam,
       ...(plan.staticHeap !== undefined ? { staticHeap: plan.staticHeap } : {}),
       specCtrl: plan.xenCmdline.specCtrl,

@@ -44,6 +44,8 @@ export interface AdoptedSystem {
   readonly domains: ReadonlyArray<{ readonly domid: number; readonly name: string }>;
   /** Where every domain's console output also goes (the boot's own printer, `--console`). */
   readonly console?: (name: string, bytes: Uint8Array) => void;
+  /** Stops what came with the system (its driver domains), once its Machine has stopped. */
+  readonly close?: () => Promise<void>;
 }
 
 const CONTROL_DOMID = 0;
@@ -58,6 +60,7 @@ export class XenonHost {
     readonly xenstore: XenstoreLink,
     readonly xenstorePath: string,
     private readonly tmpDir: string | null,
+    private readonly closeAdopted?: () => Promise<void>,
   ) {}
 
   get url(): string {
@@ -142,7 +145,7 @@ export class XenonHost {
     }
     machine.start();
     hv.log("toolstack: host up");
-    return new XenonHost(libxl, machine, mgmt, xs, sock, tmpDir);
+    return new XenonHost(libxl, machine, mgmt, xs, sock, tmpDir, sys.close);
   }
 
   /** Stops serving, stops every pCPU, and removes what the host created. */
@@ -151,6 +154,7 @@ export class XenonHost {
     this.closed = true;
     await this.mgmt.close();
     await this.machine.close();
+    await this.closeAdopted?.();
     await this.xenstore.close();
     if (this.tmpDir !== null) rmSync(this.tmpDir, { recursive: true, force: true });
   }

@@ -109,6 +109,12 @@ export interface SystemConfig {
    * own (domids after the guests'), reached through grants only.
    */
   readonly virtio?: readonly VirtioAttach[];
+  /**
+   * Named driver domains (the boot tree's `xenon,driver-domain` nodes): a VirtioAttach with
+   * `backend` set is served by that one instead of a driver domain of its own. Their domids follow
+   * the guests'.
+   */
+  readonly driverDomains?: readonly DriverDomainSpec[];
   readonly pcpus?: number;
   readonly scheduler?: SchedName;
   readonly timeMode?: TimeMode;
@@ -264,6 +270,13 @@ export interface BuiltSystem {
 export interface VirtioAttach {
   readonly domain: number;
   readonly device: VirtioDeviceSpec;
+  /** Index into SystemConfig.driverDomains; absent: a driver domain of its own. */
+  readonly backend?: number;
+}
+
+/** A driver domain declared up front (a TypeScript domain running VirtIO backends). */
+export interface DriverDomainSpec {
+  readonly name: string;
 }
 
 /** First guest port of virtio interrupt channels (above what static --evtchn specs usually use). */
@@ -317,20 +330,7 @@ export function buildSystem(cfg: Omit<SystemConfig, "timeoutMs">): BuiltSystem {
   try {
     const built: Array<{ domid: number; state: Int32Array }> = [];
     const domids = pickDomids(cfg.domains);
-    const virtio: VirtioBackendOptions[] = [];
-    for (const v of cfg.virtio ?? []) {
-      if (v.domain < 1 || v.domain > cfg.domains.length)
-        throw new ConfigError(`virtio ${v.device.kind}: no domain ${v.domain}`);
-      const slot = virtio.filter((o) => o.guest === v.domain).length;
-      virtio.push({
-        guest: v.domain,
-        domid: cfg.domains.length + 1 + virtio.length,
-        base: GUEST_VIRTIO_MMIO_BASE + slot * GUEST_VIRTIO_MMIO_SIZE,
-        size: GUEST_VIRTIO_MMIO_SIZE,
-        guestIrqPort: VIRTIO_IRQ_PORT_BASE + slot,
-        device: v.device,
-      });
-    }
+    const virtio = virtioBackends(cfg, domids);
     for (const [i, spec] of cfg.domains.entries()) {
       let kernel: Uint8Array;
       try {
@@ -384,7 +384,7 @@ export function buildSystem(cfg: Omit<SystemConfig, "timeoutMs">): BuiltSystem {
         ...(spec.directMap === true ? { ramBanks: banks } : {}),
         ...(spec.sharedMem !== undefined ? { sharedMemory: spec.sharedMem } : {}),
         virtio: virtio
-          .filter((o) => o.guest === i + 1)
+          .filter((o) => o.guest === domids[i])
           .map((o) => ({ base: o.base, size: o.size, evtchn: o.guestIrqPort, backendDomid: o.domid!, grants: true })),
       });
       let placement: ReturnType<typeof buildDomainMemory>;
@@ -448,6 +448,54 @@ export function buildSystem(cfg: Omit<SystemConfig, "timeoutMs">): BuiltSystem {
   }
 }
 
+/**
+ * The driver domains to launch and the devices they serve: one per named driver domain (domids
+ * after every guest's), one of its own for each device without one. Each device gets the next
+ * virtio-mmio window and interrupt port of its guest.
+ */
+function virtioBackends(cfg: Omit<SystemConfig, "timeoutMs">, domids: readonly number[]): VirtioBackendOptions[] {
+  const named = cfg.driverDomains ?? [];
+  const taken = new Set(domids);
+  let next = 1;
+  const freeDomid = () => {
+    while (taken.has(next)) next++;
+    taken.add(next);
+    return next;
+  };
+  const namedDomids = named.map(() => freeDomid());
+  const out: VirtioBackendOptions[] = [];
+  const slots = new Map<number, number>();
+  for (const v of cfg.virtio ?? []) {
+    if (v.domain < 1 || v.domain > cfg.domains.length)
+      throw new ConfigError(`virtio ${v.device.kind}: no domain ${v.domain}`);
+    const guest = domids[v.domain - 1]!;
+    const slot = slots.get(guest) ?? 0;
+    slots.set(guest, slot + 1);
+    let domid: number;
+    let name: string | undefined;
+    if (v.backend === undefined) domid = freeDomid();
+    else {
+      const dd = named[v.backend];
+      if (dd === undefined) throw new ConfigError(`virtio ${v.device.kind}: no driver domain ${v.backend}`);
+      // One device per driver domain until the launcher serves several from one domain.
+      if (out.some((o) => o.name === dd.name))
+        throw new ConfigError(`${dd.name}: a driver domain serves one device for now`);
+      domid = namedDomids[v.backend]!;
+      name = dd.name;
+    }
+    out.push({
+      guest,
+      domid,
+      ...(name !== undefined ? { name } : {}),
+      base: GUEST_VIRTIO_MMIO_BASE + slot * GUEST_VIRTIO_MMIO_SIZE,
+      size: GUEST_VIRTIO_MMIO_SIZE,
+      guestIrqPort: VIRTIO_IRQ_PORT_BASE + slot,
+      device: v.device,
+    });
+  }
+  return out;
+}
+
 /** Domain ids: those asked for, the rest 1, 2, ... in order, skipping ids taken. */
 function pickDomids(domains: readonly DomainSpec[]): number[] {
   const taken = new Set(domains.flatMap((d) => (d.domid === undefined ? [] : [d.domid])));
@@ -480,18 +528,39 @@ function ramBanks(spec: DomainSpec, kernel: Uint8Array, ramBytes: number): RamBa
   return banks;
 }
 
+/**
+ * Launches the driver domains of a built system (before its Machine starts); their log lines go to
+ * `console` under the driver domain's name. On failure, closes those already up and throws
+ * ConfigError.
+ */
+export async function launchBackends(
+  hv: Hypervisor,
+  virtio: readonly VirtioBackendOptions[],
+  console: (name: string, line: string) => void,
+): Promise<VirtioBackendHandle[]> {
+  const backends: VirtioBackendHandle[] = [];
+  try {
+    for (const o of virtio) {
+      const name = o.name ?? `virtio-d${o.domid}`;
+      backends.push(await VirtioBackendHandle.launch(hv, { ...o, log: (l) => console(name, l) }));
+    }
+  } catch (e) {
+    for (const b of backends) await b.close();
+    throw new ConfigError(`virtio: ${(e as Error).message}`);
+  }
+  return backends;
+}
+
 export async function runSystem(cfg: SystemConfig): Promise<SystemResult> {
   const t0 = performance.now();
   const { machine, hv, domids, virtio } = buildSystem(cfg);
   // Driver domains first: their domids are the ones the guests' trees name.
-  const backends: VirtioBackendHandle[] = [];
+  let backends: VirtioBackendHandle[];
   try {
-    for (const o of virtio)
-      backends.push(await VirtioBackendHandle.launch(hv, { ...o, log: (l) => cfg.console(`virtio-d${o.domid}`, l) }));
+    backends = await launchBackends(hv, virtio, cfg.console);
   } catch (e) {
-    for (const b of backends) await b.close();
     await machine.close();
-    throw new ConfigError(`virtio: ${(e as Error).message}`);
+    throw e;
   }
   let xs: XenstoreLink | null = null;
   if (cfg.xenstore === true || cfg.xenstoreSocket !== undefined) {

@@ -1,0 +1,109 @@
+import assert from "node:assert/strict";
+import { readFileSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { describe, it } from "node:test";
+import { planFromFile } from "@xenon/toolstack";
+import { bootFixture } from "./helpers/boot_fixture.js";
+import { runXenon } from "./helpers/run.js";
+
+/**
+ * Virtio devices declared in the boot tree: driver domains (`xenon,driver-domain`) and the
+ * guests' `xenon,virtio-device` nodes naming them by phandle. Static: every refusal happens at
+ * plan time and names the node and property.
+ */
+const { source, compile, variant, dir } = bootFixture("virtio.dts");
+const disk = join(dir, "disk.img");
+writeFileSync(disk, new Uint8Array(1 << 20));
+
+describe("xenon boot: virtio devices from the tree", () => {
+  it("plans driver domains after the guests, each device naming its backend", () => {
+    const plan = planFromFile(compile("plan"));
+    assert.deepEqual(
+      plan.domains.map((d) => d.name),
+      ["disk_user", "rng_user"],
+    );
+    assert.deepEqual(plan.driverDomains, [{ name: "storage" }, { name: "entropy" }]);
+    assert.deepEqual(plan.virtio, [
+      { domain: 1, backend: 0, device: { kind: "blk", path: disk, readOnly: false } },
+      { domain: 2, backend: 1, device: { kind: "rng" } },
+    ]);
+  });
+
+  it("launches the driver domains and the guests use their devices through grants", async () => {
+    writeFileSync(disk, new Uint8Array(1 << 20));
+    const r = await runXenon(["boot", compile("system")], 120_000);
+    const out = r.stdout.toString();
+    const why = `${out}\n${r.stderr}`;
+    assert.equal(r.status, 0, why);
+    // domids: the guests 1 and 2, then storage 3 and entropy 4.
+    assert.match(out, /^\(disk_user\) blkstress: disk 2048 sectors, id xenon-1048576, backend d3 grants 1$/m, why);
+    assert.match(out, /^\(disk_user\) blkstress: done 1 rounds, 0 errors$/m, why);
+    assert.match(out, /^\(rng_user\) rngcat: got 64 random bytes in 1 requests$/m, why);
+    assert.notDeepEqual(readFileSync(disk).subarray(0, 4096), Buffer.alloc(4096), "the blocks reached the image");
+  });
+
+  it("a read-only disk refuses the guest's writes", async () => {
+    writeFileSync(disk, new Uint8Array(1 << 20));
+    const tree = compile(
+      "ro",
+      variant('xenon,path = "disk.img";', 'xenon,path = "disk.img";\n                read-only;'),
+    );
+    assert.deepEqual(planFromFile(tree).virtio[0]?.device, { kind: "blk", path: disk, readOnly: true });
+    const r = await runXenon(["boot", tree], 120_000);
+    assert.match(r.stdout.toString(), /^\(disk_user\) blkstress: round 0 wrote 0 verified 0 errors \d+$/m);
+    assert.equal(r.status, 1, "the guest failed its writes");
+    assert.deepEqual(readFileSync(disk), Buffer.alloc(1 << 20));
+  });
+
+  const refusals: Array<[string, string, RegExp]> = [
+    [
+      "an unknown device kind",
+      variant('xenon,device = "rng";', 'xenon,device = "gpu";'),
+      /\/chosen\/rng_user\/rng: xenon,device: unknown device kind 'gpu'/,
+    ],
+    [
+      "a device without a backend",
+      variant("xenon,backend = <&entropy>;", ""),
+      /\/chosen\/rng_user\/rng: xenon,backend: missing/,
+    ],
+    [
+      "a backend that is not a driver domain",
+      variant("xenon,backend = <&entropy>;", "xenon,backend = <&dus>;").replace("disk_user {", "dus: disk_user {"),
+      /\/chosen\/rng_user\/rng: xenon,backend: disk_user is not a driver domain/,
+    ],
+    [
+      "a missing disk image",
+      variant('xenon,path = "disk.img";', 'xenon,path = "nope.img";'),
+      /\/chosen\/disk_user\/disk: xenon,path: disk image 'nope\.img' not found beside the tree/,
+    ],
+    [
+      "a driver domain with a kernel",
+      variant(
+        "xenon,driver-domain;\n        };\n\n        entropy",
+        'xenon,driver-domain;\n            kernel { compatible = "multiboot,kernel"; xenon,path = "hello.elf"; };\n        };\n\n        entropy',
+      ),
+      /\/chosen\/storage: xenon,driver-domain: a driver domain runs the backends, not a kernel module/,
+    ],
+    [
+      "a driver domain with memory",
+      variant(
+        "xenon,driver-domain;\n        };\n\n        entropy",
+        "xenon,driver-domain;\n            memory = <0x0 0x800>;\n        };\n\n        entropy",
+      ),
+      /\/chosen\/storage: memory: a driver domain has no guest RAM/,
+    ],
+    [
+      "a driver domain no device names",
+      source.replace("xenon,backend = <&entropy>;", "xenon,backend = <&storage>;"),
+      /\/chosen\/entropy: xenon,driver-domain: no xenon,virtio-device names it/,
+    ],
+  ];
+  for (const [name, dts, message] of refusals) {
+    it(`refuses ${name}, naming the node and property`, async () => {
+      const r = await runXenon(["boot", compile(name.replace(/\W+/g, "_"), dts)]);
+      assert.equal(r.status, 1, `status ${r.status}: ${r.stdout}`);
+      assert.match(r.stderr.toString(), message);
+      assert.equal(r.stdout.toString(), "", "nothing ran");
+    });
+  }
+});
