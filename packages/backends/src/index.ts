@@ -1,9 +1,16 @@
 /** @xenon/backends — public face. */
 
 export { IoreqClient, type IoreqHandler, type IoreqRange } from "./driver_domain/ioreq_client.js";
-// Driver domains: a virtio device model in its own domain and worker thread, serving a guest through an IOREQ server.
-export { VirtioBackendHandle, type VirtioBackendOptions } from "./driver_domain/launch.js";
-export type { VirtioDeviceSpec } from "./driver_domain/protocol.js";
+// Driver domains: virtio device models in a domain of their own (worker thread or child process), serving guests through IOREQ servers.
+export type { DriverDomainMode } from "./driver_domain/kernel.js";
+export {
+  DriverDomain,
+  type DriverDomainDevice,
+  type DriverDomainOptions,
+  VirtioBackendHandle,
+  type VirtioBackendOptions,
+} from "./driver_domain/launch.js";
+export { FAULT_KINDS, type FaultKind, type VirtioDeviceSpec } from "./driver_domain/protocol.js";
 export { BlkDevice, BlkFeature, type BlkOptions } from "./virtio/blk/device.js";
 // VirtIO: the virtio-mmio transport, split virtqueues, guest memory through grants, devices.
 export type { DeviceBus } from "./virtio/bus.js";

@@ -1,15 +1,31 @@
 /**
- * Starting a virtio driver domain (thread mode) from the host: the domain is created in the core
- * (unprivileged, no RAM of its own), named device model for its guest (XEN_DOMCTL_set_target),
- * linked to the guest by the device's interrupt channel (a static interdomain event channel: the
- * guest's end is the port in its device tree), given a hypercall port, and its kernel (main.ts)
- * runs in a worker thread. Only the guest's grants let it reach guest memory.
+ * Driver domains from the host's side (the toolstack's part): creates the domain in the core
+ * (unprivileged, no RAM of its own), names it device model for each of its guests
+ * (XEN_DOMCTL_set_target), links each device's interrupt with a static interdomain event channel
+ * (the guest's end is the port its device tree names), starts the kernel in a worker thread or a
+ * child process, and supervises it.
+ *
+ * Supervision: the kernel answers a ping every `heartbeatMs`; one that throws, exits, outgrows
+ * its memory limit or misses pongs for `hangTimeoutMs` is killed and its domain destroyed — the
+ * core then tears its IOREQ servers down (a vCPU waiting on one reads all-ones). With `restart`
+ * the same device slots come back in a new domain with the same domid (the guests' grants and
+ * trees name it); each device starts with DEVICE_NEEDS_RESET and a config interrupt.
  */
-import { MessageChannel, type MessagePort, Worker } from "node:worker_threads";
+import { MessageChannel, Worker } from "node:worker_threads";
 import { evtchnBindStatic, type Hypervisor, p2mPoolPagesFor, servePort } from "@xenon/hypervisor";
-import type { DriverDomainDown, DriverDomainUp, DriverDomainWorkerData, VirtioDeviceSpec } from "./protocol.js";
+import type { DriverDomainMode } from "./kernel.js";
+import type { DriverDomainWorkerData } from "./main.js";
+import type {
+  DeviceSlot,
+  DriverDomainBoot,
+  DriverDomainDown,
+  DriverDomainUp,
+  FaultKind,
+  VirtioDeviceSpec,
+} from "./protocol.js";
 
-export interface VirtioBackendOptions {
+/** One device of a driver domain, as the toolstack places it. */
+export interface DriverDomainDevice {
   readonly guest: number;
   /** The guest's virtio-mmio window. */
   readonly base: number;
@@ -17,87 +33,272 @@ export interface VirtioBackendOptions {
   /** The guest's end of the interrupt channel (its device tree's `interrupts` cell). */
   readonly guestIrqPort: number;
   readonly device: VirtioDeviceSpec;
-  /** The driver domain's domid (default: the lowest free one). */
-  readonly domid?: number;
-  /** Driver domain name (default "virtio-<kind>-d<guest>"). */
-  readonly name?: string;
-  readonly log?: (line: string) => void;
 }
 
-/** The driver domain's end of the interrupt channel (fixed: a fresh domain has it free). */
-const DD_IRQ_PORT = 1;
+export interface DriverDomainOptions {
+  readonly devices: readonly DriverDomainDevice[];
+  /** "thread" (default): a worker thread, shared views; "process": a child process, grant copy. */
+  readonly mode?: DriverDomainMode;
+  /** The driver domain's domid (default: the lowest free one); kept across restarts. */
+  readonly domid?: number;
+  /** Domain name (default "dd-<kinds>"). */
+  readonly name?: string;
+  readonly log?: (line: string) => void;
+  /** Restart the domain when it fails (default false). */
+  readonly restart?: boolean;
+  /** Ping interval (default 500 ms) and how long without a pong means hung (default 10 s). */
+  readonly heartbeatMs?: number;
+  readonly hangTimeoutMs?: number;
+  /** Old-generation heap limit of the kernel (default 256 MiB). */
+  readonly memoryLimitMiB?: number;
+  /** Let inject() reach the kernel (tests). */
+  readonly faultHooks?: boolean;
+  /** Called after each restart, with the reason the previous incarnation died. */
+  readonly onRestart?: (count: number, reason: string) => void;
+}
 
-export class VirtioBackendHandle {
-  private stopping: Promise<void> | null = null;
+/** A running kernel, whichever its mode. */
+export interface KernelRun {
+  send(m: DriverDomainDown): void;
+  /** Ends it at once (terminate / SIGKILL) and closes its hypercall port. */
+  kill(): Promise<void>;
+}
+
+export interface KernelEvents {
+  up(m: DriverDomainUp): void;
+  /** It died on its own (threw, exited, ran out of memory). */
+  died(reason: string): void;
+}
+
+export interface KernelStart {
+  readonly hv: Hypervisor;
+  readonly domid: number;
+  readonly boot: DriverDomainBoot;
+  readonly memoryLimitMiB: number;
+}
+
+function startThreadKernel(s: KernelStart, ev: KernelEvents): KernelRun {
+  const hc = new MessageChannel();
+  servePort(s.hv, s.domid, hc.port1);
+  const ctl = new MessageChannel();
+  const data: DriverDomainWorkerData = { hypercall: hc.port2, control: ctl.port2, boot: s.boot };
+  const worker = new Worker(new URL("./main.js", import.meta.url), {
+    workerData: data,
+    transferList: [hc.port2, ctl.port2],
+    resourceLimits: { maxOldGenerationSizeMb: s.memoryLimitMiB },
+  });
+  let dead = false;
+  const die = (why: string) => {
+    if (dead) return;
+    dead = true;
+    ev.died(why);
+  };
+  ctl.port1.on("message", (m: DriverDomainUp) => ev.up(m));
+  worker.on("error", (e) =>
+    die((e as { code?: string }).code === "ERR_WORKER_OUT_OF_MEMORY" ? "out of memory" : `threw: ${e.message}`),
+  );
+  worker.on("exit", (code) => die(`exited (${code})`));
+  return {
+    send: (m) => ctl.port1.postMessage(m),
+    kill: async () => {
+      dead = true;
+      ctl.port1.close();
+      hc.port1.close();
+      await worker.terminate();
+    },
+  };
+}
+
+export class DriverDomain {
+  private run: KernelRun | null = null;
+  private closing: Promise<void> | null = null;
+  private lastPong = 0;
+  private pingSeq = 0;
+  private heartbeat: NodeJS.Timeout | null = null;
+  private recovering: Promise<void> | null = null;
+  /** How many times the domain was restarted. */
+  restarts = 0;
+  readonly mode: DriverDomainMode;
+  private readonly slots: DeviceSlot[];
 
   private constructor(
     private readonly hv: Hypervisor,
-    private readonly worker: Worker,
-    private readonly control: MessagePort,
+    private readonly o: DriverDomainOptions,
     readonly domid: number,
-  ) {}
+  ) {
+    this.mode = o.mode ?? "thread";
+    this.slots = o.devices.map((d, i) => ({ ...d, irqPort: DD_IRQ_PORT_BASE + i }));
+  }
 
-  static async launch(hv: Hypervisor, o: VirtioBackendOptions): Promise<VirtioBackendHandle> {
-    const d = hv.domains.create({
-      ...(o.domid !== undefined ? { domid: o.domid } : {}),
-      name: o.name ?? `virtio-${o.device.kind}-d${o.guest}`,
-      maxVcpus: 1,
-      maxPages: 0,
-      p2mPoolPages: p2mPoolPagesFor(0),
-    });
-    if (typeof d === "number") throw new Error(`driver domain creation failed (${d})`);
-    const guest = hv.domains.get(o.guest);
-    if (guest === undefined) throw new Error(`no guest d${o.guest}`);
-    hv.ioreq.setDmTarget(d.domid, o.guest, true);
-    const rc = evtchnBindStatic(guest, o.guestIrqPort, d, DD_IRQ_PORT);
-    if (rc < 0) {
-      hv.domains.destroy(d.domid);
-      throw new Error(`interrupt channel d${o.guest}:${o.guestIrqPort} refused (${rc})`);
+  static async launch(hv: Hypervisor, o: DriverDomainOptions): Promise<DriverDomain> {
+    if (o.devices.length === 0) throw new Error("a driver domain needs at least one device");
+    const d = createDomain(hv, o, o.domid);
+    const dd = new DriverDomain(hv, o, d);
+    try {
+      for (const s of dd.slots) {
+        const guest = hv.domains.get(s.guest)!;
+        const rc = evtchnBindStatic(guest, s.guestIrqPort, hv.domains.get(d)!, s.irqPort);
+        if (rc < 0) throw new Error(`interrupt channel d${s.guest}:${s.guestIrqPort} refused (${rc})`);
+      }
+      await dd.start(false);
+    } catch (e) {
+      hv.domains.destroy(d);
+      throw e;
     }
-    const hc = new MessageChannel();
-    servePort(hv, d.domid, hc.port1);
-    const ctl = new MessageChannel();
-    const data: DriverDomainWorkerData = {
-      hypercall: hc.port2,
-      control: ctl.port2,
-      guest: o.guest,
-      base: o.base,
-      size: o.size,
-      irqPort: DD_IRQ_PORT,
-      device: o.device,
-    };
-    const worker = new Worker(new URL("./main.js", import.meta.url), {
-      workerData: data,
-      transferList: [hc.port2, ctl.port2],
-    });
-    return new Promise((resolve, reject) => {
-      const onMsg = (m: DriverDomainUp) => {
-        if ("log" in m) o.log?.(m.log);
-        else if ("failed" in m) {
-          void worker.terminate();
-          hv.domains.destroy(d.domid);
-          reject(new Error(`driver domain d${d.domid}: ${m.failed}`));
-        } else if ("ready" in m) resolve(new VirtioBackendHandle(hv, worker, ctl.port1, d.domid));
+    return dd;
+  }
+
+  /** The kernel's log lines go here. */
+  private log(line: string): void {
+    this.o.log?.(line);
+  }
+
+  /** Starts a kernel for the existing domain and waits for its ready. */
+  private start(restarted: boolean): Promise<void> {
+    const boot: DriverDomainBoot = { devices: this.slots, restarted, faultHooks: this.o.faultHooks === true };
+    const s: KernelStart = { hv: this.hv, domid: this.domid, boot, memoryLimitMiB: this.o.memoryLimitMiB ?? 256 };
+    return new Promise<void>((resolve, reject) => {
+      let ready = false;
+      const ev: KernelEvents = {
+        up: (m) => {
+          if ("log" in m) this.log(m.log);
+          else if ("pong" in m) this.lastPong = performance.now();
+          else if ("stopped" in m) this.stopWaiter?.();
+          else if ("failed" in m && !ready) {
+            void run.kill();
+            reject(new Error(`driver domain d${this.domid}: ${m.failed}`));
+          } else if ("ready" in m) {
+            ready = true;
+            this.lastPong = performance.now();
+            this.armHeartbeat();
+            resolve();
+          }
+        },
+        died: (why) => {
+          if (!ready) reject(new Error(`driver domain d${this.domid}: ${why} while starting`));
+          else this.failed(why);
+        },
       };
-      ctl.port1.on("message", onMsg);
-      worker.once("error", (e) => reject(e));
+      if (this.mode !== "thread") throw new Error(`driver domain mode ${this.mode}: not available`);
+      const run = startThreadKernel(s, ev);
+      this.run = run;
     });
   }
 
-  /** Stops the device model, ends the worker and destroys the driver domain. */
+  private armHeartbeat(): void {
+    if (this.heartbeat !== null) clearInterval(this.heartbeat);
+    const every = this.o.heartbeatMs ?? 500;
+    const limit = this.o.hangTimeoutMs ?? 10_000;
+    this.heartbeat = setInterval(() => {
+      if (performance.now() - this.lastPong > limit) this.failed(`stopped answering for ${limit} ms`);
+      else this.run?.send({ ping: ++this.pingSeq });
+    }, every);
+    this.heartbeat.unref();
+  }
+
+  /** The kernel died or hung: kill it, destroy the domain, and restart if asked. */
+  private failed(why: string): void {
+    if (this.closing !== null || this.recovering !== null) return;
+    this.log(`driver domain d${this.domid}: ${why}; domain destroyed`);
+    this.recovering = (async () => {
+      if (this.heartbeat !== null) clearInterval(this.heartbeat);
+      this.heartbeat = null;
+      await this.run?.kill();
+      this.run = null;
+      this.hv.domains.destroy(this.domid);
+      if (this.o.restart !== true || this.closing !== null) return;
+      try {
+        createDomain(this.hv, this.o, this.domid);
+        await this.start(true);
+        this.restarts++;
+        this.log(`driver domain d${this.domid}: restarted (${this.restarts})`);
+        this.o.onRestart?.(this.restarts, why);
+      } catch (e) {
+        this.log(`driver domain d${this.domid}: restart failed: ${(e as Error).message}`);
+        this.hv.domains.destroy(this.domid);
+      }
+    })().finally(() => {
+      this.recovering = null;
+    });
+  }
+
+  /** Test hook: make the kernel misbehave (needs faultHooks). */
+  inject(kind: FaultKind): void {
+    if (this.o.faultHooks !== true) throw new Error("fault hooks are off");
+    this.run?.send({ fault: kind });
+  }
+
+  /** Resolves once no restart is under way. */
+  async settled(): Promise<void> {
+    while (this.recovering !== null) await this.recovering;
+  }
+
+  /** Stops the kernel, ends it and destroys the driver domain. */
   close(): Promise<void> {
-    this.stopping ??= (async () => {
-      const stopped = new Promise<void>((resolve) => {
-        this.control.on("message", (m: DriverDomainUp) => {
-          if ("stopped" in m) resolve();
+    this.closing ??= (async () => {
+      if (this.heartbeat !== null) clearInterval(this.heartbeat);
+      await this.recovering;
+      const run = this.run;
+      if (run !== null) {
+        const stopped = new Promise<void>((resolve) => {
+          const prev = this.stopWaiter;
+          this.stopWaiter = () => {
+            prev?.();
+            resolve();
+          };
         });
-      });
-      this.control.postMessage({ stop: true } satisfies DriverDomainDown);
-      await Promise.race([stopped, new Promise<void>((r) => setTimeout(r, 2000).unref())]);
-      this.control.close();
-      await this.worker.terminate();
+        run.send({ stop: true });
+        await Promise.race([stopped, new Promise<void>((r) => setTimeout(r, 2000).unref())]);
+        await run.kill();
+      }
       this.hv.domains.destroy(this.domid);
     })();
-    return this.stopping;
+    return this.closing;
   }
+  private stopWaiter: (() => void) | null = null;
 }
+
+/** The driver domain's ends of the interrupt channels: 1, 2, ... (a fresh domain has them free). */
+const DD_IRQ_PORT_BASE = 1;
+
+function createDomain(hv: Hypervisor, o: DriverDomainOptions, domid: number | undefined): number {
+  const kinds = [...new Set(o.devices.map((d) => d.device.kind))].join("-");
+  const d = hv.domains.create({
+    ...(domid !== undefined ? { domid } : {}),
+    name: o.name ?? `dd-${kinds}`,
+    maxVcpus: 1,
+    maxPages: 0,
+    p2mPoolPages: p2mPoolPagesFor(0),
+  });
+  if (typeof d === "number") throw new Error(`driver domain creation failed (${d})`);
+  for (const g of new Set(o.devices.map((x) => x.guest))) {
+    if (hv.domains.get(g) === undefined) {
+      hv.domains.destroy(d.domid);
+      throw new Error(`no guest d${g}`);
+    }
+    hv.ioreq.setDmTarget(d.domid, g, true);
+  }
+  return d.domid;
+}
+
+/** One device in a driver domain of its own (the single-device form of DriverDomain.launch). */
+export interface VirtioBackendOptions extends DriverDomainDevice {
+  readonly domid?: number;
+  readonly name?: string;
+  readonly mode?: DriverDomainMode;
+  readonly log?: (line: string) => void;
+}
+
+export type VirtioBackendHandle = DriverDomain;
+export const VirtioBackendHandle = {
+  launch(hv: Hypervisor, o: VirtioBackendOptions): Promise<DriverDomain> {
+    const { domid, name, mode, log, ...device } = o;
+    return DriverDomain.launch(hv, {
+      devices: [device],
+      ...(domid !== undefined ? { domid } : {}),
+      name: name ?? `virtio-${o.device.kind}-d${o.guest}`,
+      ...(mode !== undefined ? { mode } : {}),
+      ...(log !== undefined ? { log } : {}),
+    });
+  },
+};

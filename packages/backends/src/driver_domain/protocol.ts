@@ -1,29 +1,52 @@
 /**
- * The driver domain's worker boundary: what the launcher hands the worker (workerData) and the
- * control messages between them (structured clone).
+ * The driver domain's boundary: what the launcher hands its kernel at boot and the control
+ * messages between them. Thread mode carries them by structured clone over a MessagePort; process
+ * mode as `{ ctl }` frames of the child's stream (PROTOCOL.md).
  *
- *   launcher -> domain  { stop: true }
- *   domain -> launcher  { ready: { domid } } | { failed } | { log } | { stopped }
+ *   launcher -> domain  { stop: true } | { ping: n } | { fault: kind }   (fault: test hook only)
+ *   domain -> launcher  { ready: { domid } } | { failed } | { log } | { stopped } | { pong: n }
+ *
+ * The guest never reaches this channel: it only has the device's registers and rings.
  */
-import type { MessagePort } from "node:worker_threads";
 
-/** Which device model the driver domain runs. */
+/** Which device model a device slot runs (the construction hook is devices.ts). */
 export type VirtioDeviceSpec =
   | { readonly kind: "rng" }
   | { readonly kind: "blk"; readonly path: string; readonly readOnly?: boolean };
 
-export interface DriverDomainWorkerData {
-  readonly hypercall: MessagePort;
-  readonly control: MessagePort;
+/** One device a driver domain serves: its guest, window, interrupt and model. */
+export interface DeviceSlot {
   /** The frontend guest. */
   readonly guest: number;
   /** The virtio-mmio window in the guest (base, bytes). */
   readonly base: number;
   readonly size: number;
-  /** Our end of the interrupt's interdomain event channel. */
+  /** The guest's end of the interrupt channel (its device tree's `interrupts` cell). */
+  readonly guestIrqPort: number;
+  /** The driver domain's end, bound statically by the launcher (first boot only). */
   readonly irqPort: number;
   readonly device: VirtioDeviceSpec;
 }
 
-export type DriverDomainDown = { stop: true };
-export type DriverDomainUp = { ready: { domid: number } } | { failed: string } | { log: string } | { stopped: true };
+export interface DriverDomainBoot {
+  readonly devices: readonly DeviceSlot[];
+  /**
+   * Set on a restarted domain: every device starts with DEVICE_NEEDS_RESET and a config
+   * interrupt, so the guest's driver learns that the device lost its state.
+   */
+  readonly restarted: boolean;
+  /** Accept `{ fault }` control messages (tests only; the toolstack never sets it). */
+  readonly faultHooks: boolean;
+}
+
+/** How a test makes a backend misbehave: throw from its event loop, stop answering, exit, eat memory. */
+export type FaultKind = "throw" | "hang" | "exit" | "oom";
+export const FAULT_KINDS: readonly FaultKind[] = ["throw", "hang", "exit", "oom"];
+
+export type DriverDomainDown = { stop: true } | { ping: number } | { fault: FaultKind };
+export type DriverDomainUp =
+  | { ready: { domid: number } }
+  | { failed: string }
+  | { log: string }
+  | { stopped: true }
+  | { pong: number };

@@ -43,4 +43,6 @@ export interface VirtioDevice {
   processQueue(q: SplitQueue, io: QueueIo): Promise<void>;
   /** Device reset: forget per-driver state. */
   reset(): void;
+  /** The driver domain stops: give back host resources (files, sockets). */
+  close?(): void;
 }

@@ -305,6 +305,15 @@ export class VirtioMmioTransport {
     this.bus.raiseInterrupt();
   }
 
+  /**
+   * The device's previous incarnation died (its driver domain was restarted): whatever the driver
+   * set up is gone. NEEDS_RESET and a config interrupt tell it to reset and set the device up again.
+   */
+  lostState(): void {
+    this.status = Status.DEVICE_NEEDS_RESET;
+    this.interrupt(InterruptBit.CONFIG);
+  }
+
   /** A broken rule (or a device bug): NEEDS_RESET, a config interrupt, one log line. */
   private fail(e: unknown): void {
     this.faults++;

@@ -27,6 +27,8 @@ const USAGE = `usage:
       --evtchn A:P-B:Q       static event channel: port P of domain A <-> port Q of domain B
       --virtio-rng N         a virtio-rng device for domain N (backend in its own driver domain, grants only)
       --virtio-blk N:IMG[:ro] a virtio-blk device on raw image IMG for domain N (read-only with :ro)
+      --virtio-shared        one driver domain for all virtio devices (default: one per device)
+      --driver-domain-mode thread|process  driver domains in worker threads (default) or child processes
       --pcpus N              pCPU worker threads (default 2)
       --sched credit2|rtds|null
       --deterministic        vCPU time from retired instructions
@@ -88,6 +90,8 @@ async function cmdRun(args: string[]): Promise<void> {
       evtchn: { type: "string", multiple: true, default: [] },
       "virtio-rng": { type: "string", multiple: true, default: [] },
       "virtio-blk": { type: "string", multiple: true, default: [] },
+      "virtio-shared": { type: "boolean", default: false },
+      "driver-domain-mode": { type: "string", default: "thread" },
       pcpus: { type: "string", default: "2" },
       sched: { type: "string", default: "credit2" },
       deterministic: { type: "boolean", default: false },
@@ -105,8 +109,12 @@ async function cmdRun(args: string[]): Promise<void> {
   if (sched !== "credit2" && sched !== "rtds" && sched !== "null") fail(`run: unknown scheduler '${sched}'`);
   const timeout = values.timeout === undefined ? undefined : Number(values.timeout);
   if (timeout !== undefined && !(timeout > 0)) fail(`run: bad --timeout '${values.timeout}'`);
+  const ddMode = values["driver-domain-mode"];
+  if (ddMode !== "thread" && ddMode !== "process") fail(`run: unknown driver domain mode '${ddMode}'`);
   try {
     const result = await runSystem({
+      virtioShared: values["virtio-shared"],
+      driverDomainMode: ddMode,
       domains: positionals.map((p, i) => parseDomainSpec(p, i)),
       evtchns: values.evtchn.map(parseStaticEvtchn),
       virtio: [

@@ -10,7 +10,7 @@
  */
 import { readFileSync } from "node:fs";
 import { basename } from "node:path";
-import { VirtioBackendHandle, type VirtioBackendOptions, type VirtioDeviceSpec } from "@xenon/backends";
+import { DriverDomain, type DriverDomainMode, type DriverDomainOptions, type VirtioDeviceSpec } from "@xenon/backends";
 import { createVcpuState, FrameAllocator, MachineMemory, parseElf32 } from "@xenon/hw";
 import {
   assignStaticMemory,
@@ -115,6 +115,10 @@ export interface SystemConfig {
    * the guests'.
    */
   readonly driverDomains?: readonly DriverDomainSpec[];
+  /** One driver domain for every virtio device without a named one (default: one per device). */
+  readonly virtioShared?: boolean;
+  /** Where driver domains run: worker threads (default) or child processes. */
+  readonly driverDomainMode?: DriverDomainMode;
   readonly pcpus?: number;
   readonly scheduler?: SchedName;
   readonly timeMode?: TimeMode;
@@ -263,7 +267,7 @@ export interface BuiltSystem {
   /** Domain ids in the order of cfg.domains. */
   readonly domids: readonly number[];
   /** Driver domains to start before the run (their guests' trees already name them). */
-  readonly virtio: readonly VirtioBackendOptions[];
+  readonly virtio: readonly DriverDomainOptions[];
 }
 
 /** A virtio device for domain `domain` (1-based position, as --evtchn counts). */
@@ -383,9 +387,11 @@ export function buildSystem(cfg: Omit<SystemConfig, "timeoutMs">): BuiltSystem {
         bootargs: spec.bootargs,
         ...(spec.directMap === true ? { ramBanks: banks } : {}),
         ...(spec.sharedMem !== undefined ? { sharedMemory: spec.sharedMem } : {}),
-        virtio: virtio
-          .filter((o) => o.guest === domids[i])
-          .map((o) => ({ base: o.base, size: o.size, evtchn: o.guestIrqPort, backendDomid: o.domid!, grants: true })),
+        virtio: virtio.flatMap((o) =>
+          o.devices
+            .filter((v) => v.guest === domids[i])
+            .map((v) => ({ base: v.base, size: v.size, evtchn: v.guestIrqPort, backendDomid: o.domid!, grants: true })),
+        ),
       });
       let placement: ReturnType<typeof buildDomainMemory>;
       try {
@@ -453,7 +459,7 @@ export function buildSystem(cfg: Omit<SystemConfig, "timeoutMs">): BuiltSystem {
  * after every guest's), one of its own for each device without one. Each device gets the next
  * virtio-mmio window and interrupt port of its guest.
  */
-function virtioBackends(cfg: Omit<SystemConfig, "timeoutMs">, domids: readonly number[]): VirtioBackendOptions[] {
+function virtioBackends(cfg: Omit<SystemConfig, "timeoutMs">, domids: readonly number[]): DriverDomainOptions[] {
   const named = cfg.driverDomains ?? [];
   const taken = new Set(domids);
   let next = 1;
@@ -463,7 +469,10 @@ function virtioBackends(cfg: Omit<SystemConfig, "timeoutMs">, domids: readonly n
     return next;
   };
   const namedDomids = named.map(() => freeDomid());
-  const out: VirtioBackendOptions[] = [];
+  const mode = cfg.driverDomainMode ?? "thread";
+  /** Named driver domains by index; the shared one (--virtio-shared) under -1. */
+  const groups = new Map<number, DriverDomainOptions>();
+  const out: DriverDomainOptions[] = [];
   const slots = new Map<number, number>();
   for (const v of cfg.virtio ?? []) {
     if (v.domain < 1 || v.domain > cfg.domains.length)
@@ -471,27 +480,34 @@ function virtioBackends(cfg: Omit<SystemConfig, "timeoutMs">, domids: readonly n
     const guest = domids[v.domain - 1]!;
     const slot = slots.get(guest) ?? 0;
     slots.set(guest, slot + 1);
-    let domid: number;
-    let name: string | undefined;
-    if (v.backend === undefined) domid = freeDomid();
-    else {
-      const dd = named[v.backend];
-      if (dd === undefined) throw new ConfigError(`virtio ${v.device.kind}: no driver domain ${v.backend}`);
-      // One device per driver domain until the launcher serves several from one domain.
-      if (out.some((o) => o.name === dd.name))
-        throw new ConfigError(`${dd.name}: a driver domain serves one device for now`);
-      domid = namedDomids[v.backend]!;
-      name = dd.name;
-    }
-    out.push({
+    const device = {
       guest,
-      domid,
-      ...(name !== undefined ? { name } : {}),
       base: GUEST_VIRTIO_MMIO_BASE + slot * GUEST_VIRTIO_MMIO_SIZE,
       size: GUEST_VIRTIO_MMIO_SIZE,
       guestIrqPort: VIRTIO_IRQ_PORT_BASE + slot,
       device: v.device,
-    });
+    };
+    const key = v.backend ?? (cfg.virtioShared === true ? -1 : undefined);
+    const group = key === undefined ? undefined : groups.get(key);
+    if (group !== undefined) {
+      out[out.indexOf(group)] = { ...group, devices: [...group.devices, device] };
+      groups.set(key!, out[out.indexOf(group)] ?? group);
+      continue;
+    }
+    let domid: number;
+    let name: string;
+    if (v.backend === undefined) {
+      domid = freeDomid();
+      name = key === -1 ? "dd-virtio" : `virtio-${v.device.kind}-d${guest}`;
+    } else {
+      const dd = named[v.backend];
+      if (dd === undefined) throw new ConfigError(`virtio ${v.device.kind}: no driver domain ${v.backend}`);
+      domid = namedDomids[v.backend]!;
+      name = dd.name;
+    }
+    const o: DriverDomainOptions = { domid, name, devices: [device], mode, restart: true };
+    out.push(o);
+    if (key !== undefined) groups.set(key, o);
   }
   return out;
 }
@@ -535,14 +551,14 @@ function ramBanks(spec: DomainSpec, kernel: Uint8Array, ramBytes: number): RamBa
  */
 export async function launchBackends(
   hv: Hypervisor,
-  virtio: readonly VirtioBackendOptions[],
+  virtio: readonly DriverDomainOptions[],
   console: (name: string, line: string) => void,
-): Promise<VirtioBackendHandle[]> {
-  const backends: VirtioBackendHandle[] = [];
+): Promise<DriverDomain[]> {
+  const backends: DriverDomain[] = [];
   try {
     for (const o of virtio) {
       const name = o.name ?? `virtio-d${o.domid}`;
-      backends.push(await VirtioBackendHandle.launch(hv, { ...o, log: (l) => console(name, l) }));
+      backends.push(await DriverDomain.launch(hv, { ...o, log: (l) => console(name, l) }));
     }
   } catch (e) {
     for (const b of backends) await b.close();
@@ -555,7 +571,7 @@ export async function runSystem(cfg: SystemConfig): Promise<SystemResult> {
   const t0 = performance.now();
   const { machine, hv, domids, virtio } = buildSystem(cfg);
   // Driver domains first: their domids are the ones the guests' trees name.
-  let backends: VirtioBackendHandle[];
+  let backends: DriverDomain[];
   try {
     backends = await launchBackends(hv, virtio, cfg.console);
   } catch (e) {

@@ -1,0 +1,141 @@
+/**
+ * A driver domain's kernel: a TypeScript domain with its hypercall port, one event loop and its
+ * grant mapper, serving a list of virtio-mmio devices (for one guest or several) through one
+ * IOREQ server per guest. The same kernel runs in a worker thread (main.ts, thread mode: ioreq
+ * pages and granted frames are shared views) and in a child process (process_main.ts, process
+ * mode: no shared memory; ioreqs travel over the port and guest data by grant copy).
+ *
+ * Guest memory is reached only through the guests' grants: with no foreign-mapping privilege, an
+ * ungranted page is out of reach.
+ */
+import type { HypercallClient } from "@xenon/hypervisor";
+import type { DeviceBus } from "../virtio/bus.js";
+import { Mmio } from "../virtio/constants.js";
+import { GrantCopyMemory } from "../virtio/grant_copy_memory.js";
+import { GrantMapMemory } from "../virtio/grant_map_memory.js";
+import { VirtioMmioTransport } from "../virtio/mmio_transport.js";
+import { makeDevice } from "./devices.js";
+import { IoreqClient, type IoreqRange } from "./ioreq_client.js";
+import type { DeviceSlot, DriverDomainBoot, DriverDomainDown, DriverDomainUp, FaultKind } from "./protocol.js";
+
+export type DriverDomainMode = "thread" | "process";
+
+/** The kernel's end of the control channel to its launcher. */
+export interface ControlChannel {
+  send(m: DriverDomainUp): void;
+  onMessage(fn: (m: DriverDomainDown) => void): void;
+  close(): void;
+}
+
+interface Served {
+  readonly slot: DeviceSlot;
+  readonly transport: VirtioMmioTransport;
+  readonly irqPort: number;
+}
+
+/** Boots the devices, reports ready, serves until { stop }. Rejects if a device cannot start. */
+export async function runKernel(
+  client: HypercallClient,
+  boot: DriverDomainBoot,
+  ctl: ControlChannel,
+  mode: DriverDomainMode,
+  /** Ends the domain at once (a test's `exit` fault). */
+  exit: (code: number) => never,
+): Promise<void> {
+  const log = (line: string) => ctl.send({ log: line });
+  const served: Served[] = [];
+  const servers: IoreqClient[] = [];
+  const loop = client.eventLoop().catch(() => {});
+  try {
+    for (const slot of boot.devices) {
+      // A restarted domain finds the guest's end unbound (its old peer is gone) and binds to it.
+      const irqPort = boot.restarted ? await client.evtchnBindInterdomain(slot.guest, slot.guestIrqPort) : slot.irqPort;
+      if (irqPort < 0)
+        throw new Error(`interrupt channel d${slot.guest}:${slot.guestIrqPort}: bind failed (${irqPort})`);
+      const memory =
+        mode === "thread" ? new GrantMapMemory(client, slot.guest) : new GrantCopyMemory(client, slot.guest);
+      const bus: DeviceBus = {
+        guest: slot.guest,
+        memory,
+        restricted: true,
+        raiseInterrupt: () => {
+          void client.evtchnSend(irqPort).catch(() => {});
+        },
+        log,
+      };
+      served.push({ slot, transport: new VirtioMmioTransport(await makeDevice(slot.device), bus), irqPort });
+    }
+    // One IOREQ server per guest, claiming the windows of all its devices.
+    for (const guest of new Set(served.map((s) => s.slot.guest))) {
+      const mine = served.filter((s) => s.slot.guest === guest);
+      const ranges: IoreqRange[] = mine.flatMap(({ slot: { base, size } }) => [
+        { start: base, end: base + size - 1 },
+        { start: base + Mmio.QUEUE_NOTIFY, end: base + Mmio.QUEUE_NOTIFY + 3, posted: true },
+      ]);
+      servers.push(
+        await IoreqClient.create(client, guest, ranges, (addr, size, write, value) => {
+          const s = mine.find((m) => addr >= m.slot.base && addr < m.slot.base + m.slot.size);
+          if (s === undefined) return 0xffff_ffff;
+          if (write) {
+            s.transport.write(addr - s.slot.base, size, value);
+            return 0;
+          }
+          return s.transport.read(addr - s.slot.base, size);
+        }),
+      );
+    }
+  } catch (e) {
+    for (const s of servers) await s.destroy().catch(() => {});
+    for (const s of served) s.transport.device.close?.();
+    client.close();
+    await loop;
+    throw e;
+  }
+  if (boot.restarted) for (const s of served) s.transport.lostState();
+  ctl.onMessage((m) => {
+    if ("ping" in m) ctl.send({ pong: m.ping });
+    else if ("fault" in m) {
+      if (boot.faultHooks) injectFault(m.fault, exit);
+    } else if ("stop" in m) {
+      void (async () => {
+        for (const s of servers) await s.destroy().catch(() => {});
+        for (const s of served) s.transport.device.close?.();
+        client.close();
+        await loop;
+        ctl.send({ stopped: true });
+        ctl.close();
+      })();
+    }
+  });
+  ctl.send({ ready: { domid: client.domid } });
+}
+
+/** Test hook: misbehave as a broken backend would. Only the launcher's control channel reaches it. */
+function injectFault(kind: FaultKind, exit: (code: number) => never): void {
+  switch (kind) {
+    case "throw":
+      setImmediate(() => {
+        throw new Error("injected fault: a backend threw");
+      });
+      return;
+    case "hang":
+      setImmediate(() => {
+        for (;;) {
+          // Stops answering: no ioreq, no ping, until killed.
+        }
+      });
+      return;
+    case "exit":
+      setImmediate(() => exit(3));
+      return;
+    case "oom": {
+      const hog: number[][] = [];
+      const grow = () => {
+        for (let i = 0; i < 64; i++) hog.push(new Array<number>(1 << 16).fill(i));
+        setImmediate(grow);
+      };
+      setImmediate(grow);
+      return;
+    }
+  }
+}
