@@ -489,9 +489,10 @@ function virtioBackends(cfg: Omit<SystemConfig, "timeoutMs">, domids: readonly n
     };
     const key = v.backend ?? (cfg.virtioShared === true ? -1 : undefined);
     const group = key === undefined ? undefined : groups.get(key);
-    if (group !== undefined) {
-      out[out.indexOf(group)] = { ...group, devices: [...group.devices, device] };
-      groups.set(key!, out[out.indexOf(group)] ?? group);
+    if (key !== undefined && group !== undefined) {
+      const merged = { ...group, devices: [...group.devices, device] };
+      out[out.indexOf(group)] = merged;
+      groups.set(key, merged);
       continue;
     }
     let domid: number;
