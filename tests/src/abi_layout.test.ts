@@ -5,6 +5,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { test } from "node:test";
 import { fileURLToPath } from "node:url";
+import { VirtioNetHdr } from "@xenon/backends";
 import { layout } from "@xenon/hypervisor";
 
 /**
@@ -123,4 +124,36 @@ test("every TypeScript ABI layout matches the guest runtime's C struct byte for 
   );
   assert.equal(r.error, undefined, `clang could not run: ${r.error}`);
   assert.equal(r.status, 0, `C and TypeScript layouts disagree (${checks} checks):\n${r.stderr}`);
+});
+
+test("virtio_net_hdr: the net device's layout matches the guest runtime's C struct byte for byte", () => {
+  const l = VirtioNetHdr;
+  const lines = ["#include <stddef.h>", '#include "virtio_net.h"'];
+  lines.push(`_Static_assert(sizeof(struct ${l.name}) == ${l.size}, "sizeof(struct ${l.name}) != ${l.size}");`);
+  for (const [field, spec] of Object.entries(l.fields)) {
+    lines.push(`_Static_assert(offsetof(struct ${l.name}, ${field}) == ${spec.offset}, "${field}: offset");`);
+    lines.push(
+      `_Static_assert(sizeof(((struct ${l.name} *)0)->${field}) == ${FIELD_BYTES[spec.type]}, "${field}: width");`,
+    );
+  }
+  assert.equal(Object.keys(l.fields).length, 7);
+  const dir = mkdtempSync(join(tmpdir(), "xenon-abi-"));
+  const file = join(dir, "net_hdr_check.c");
+  writeFileSync(file, `${lines.join("\n")}\n`);
+  const r = spawnSync(
+    "clang",
+    [
+      "--target=riscv32-unknown-elf",
+      "-march=rv32imac",
+      "-mabi=ilp32",
+      "-ffreestanding",
+      "-fsyntax-only",
+      "-I",
+      INCLUDE,
+      file,
+    ],
+    { encoding: "utf8" },
+  );
+  assert.equal(r.error, undefined, `clang could not run: ${r.error}`);
+  assert.equal(r.status, 0, `virtio_net_hdr: C and TypeScript disagree:\n${r.stderr}`);
 });

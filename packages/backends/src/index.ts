@@ -31,9 +31,29 @@ export { type GrantCopier, GrantCopyMemory } from "./virtio/grant_copy_memory.js
 export { GrantMapMemory, type GrantMapper } from "./virtio/grant_map_memory.js";
 export type { GuestMemory, MemoryRegion } from "./virtio/guest_memory.js";
 export { VirtioMmioTransport } from "./virtio/mmio_transport.js";
+export { NetConfigOffset, NetFeature, NetStatus } from "./virtio/net/config.js";
+export { NET_RX_QUEUE, NET_TX_QUEUE, NetDevice, type NetOptions } from "./virtio/net/device.js";
+export { NET_HDR_SIZE, VirtioNetHdr } from "./virtio/net/header.js";
+export type { NetLink } from "./virtio/net/link.js";
 export { QueueError, type QueueRule } from "./virtio/queue_error.js";
 export { RngDevice } from "./virtio/rng/device.js";
 export { SplitQueue } from "./virtio/split_queue.js";
+// The host's virtual switch (xenbr0): vifs and other frame transports plug in as ports.
+export {
+  BROADCAST_MAC,
+  defaultVifMac,
+  ETH_HLEN,
+  formatMac,
+  isGroupMac,
+  macBytes,
+  parseMac,
+} from "./vswitch/ethernet.js";
+export { DEFAULT_AGEING_MS, ForwardingDatabase } from "./vswitch/fdb.js";
+export { inProcessVif } from "./vswitch/in_process.js";
+export { MessagePortNetLink, MessagePortSwitchPort } from "./vswitch/message_port.js";
+export type { PortCounters, SwitchPort } from "./vswitch/port.js";
+export { frameOf, messageOf } from "./vswitch/protocol.js";
+export { VirtualSwitch, type VirtualSwitchOptions } from "./vswitch/switch.js";
 // XenStore daemon (the XenStore service domain): protocol engine, transports and socket server.
 export {
   type ConnectionIdentity,

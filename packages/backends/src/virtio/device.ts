@@ -22,6 +22,9 @@ export interface QueueIo {
   log(line: string): void;
 }
 
+/** What processQueue resolves to when it left buffers posted on purpose (see below). */
+export const QUEUE_WAIT = "wait";
+
 export interface VirtioDevice {
   /** Short name for logs: "rng", "blk". */
   readonly name: string;
@@ -38,9 +41,16 @@ export interface VirtioDevice {
   negotiated?(lo: number, hi: number): boolean;
   /**
    * Pops and completes chains of queue q until it is empty (or the device must wait). A broken
-   * rule is a thrown QueueError.
+   * rule is a thrown QueueError. Resolving to QUEUE_WAIT says the device left buffers on the ring
+   * on purpose (a receive queue with nothing to receive): the transport then does not spin on
+   * them, and the device calls its wake function when it has work. Anything else: done.
    */
-  processQueue(q: SplitQueue, io: QueueIo): Promise<void>;
+  processQueue(q: SplitQueue, io: QueueIo): Promise<unknown>;
+  /**
+   * Called once by the transport: `wake(q)` runs queue q as a notification would (ignored until
+   * the driver is live). For devices with work that does not start with the driver (received frames).
+   */
+  bindWake?(wake: (queue: number) => void): void;
   /** Device reset: forget per-driver state. */
   reset(): void;
   /** The driver domain stops: give back host resources (files, sockets). */

@@ -14,7 +14,7 @@
  */
 import type { DeviceBus } from "./bus.js";
 import { Feature, InterruptBit, MMIO_MAGIC, MMIO_VERSION, Mmio, Status } from "./constants.js";
-import type { QueueIo, VirtioDevice } from "./device.js";
+import { QUEUE_WAIT, type QueueIo, type VirtioDevice } from "./device.js";
 import type { MemoryRegion } from "./guest_memory.js";
 import { QueueError } from "./queue_error.js";
 import { SplitQueue } from "./split_queue.js";
@@ -59,6 +59,7 @@ export class VirtioMmioTransport {
     }
     if (bus.restricted) f[1] = (f[1] | bit(Feature.ACCESS_PLATFORM)[1]) >>> 0;
     this.offered = f;
+    device.bindWake?.((q) => this.kick(q));
     const mem = bus.memory;
     this.io = {
       guest: bus.guest,
@@ -288,10 +289,11 @@ export class VirtioMmioTransport {
       do {
         run.again = false;
         if (epoch !== this.epoch || !q.active) return;
-        await this.device.processQueue(q, this.io);
+        const waiting = (await this.device.processQueue(q, this.io)) === QUEUE_WAIT;
         if (epoch !== this.epoch) return;
         if (await q.needsInterrupt()) this.interrupt(InterruptBit.VRING);
-        if (await q.armNotify()) run.again = true;
+        // Buffers left on purpose are not new work: the device wakes the queue itself.
+        if ((await q.armNotify()) && !waiting) run.again = true;
       } while (run.again && epoch === this.epoch);
     } catch (e) {
       if (epoch === this.epoch) this.fail(e);

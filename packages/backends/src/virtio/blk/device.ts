@@ -11,8 +11,9 @@
 import { closeSync, fstatSync, fsyncSync, openSync, readSync, writeSync } from "node:fs";
 import { DeviceId } from "../constants.js";
 import type { QueueIo, VirtioDevice } from "../device.js";
+import { MappedChain } from "../mapped_chain.js";
 import type { SplitQueue } from "../split_queue.js";
-import { BLK_HEADER_SIZE, BLK_ID_BYTES, BlkStatus, BlkType, MappedChain, parseHeader, SECTOR_SIZE } from "./request.js";
+import { BLK_HEADER_SIZE, BLK_ID_BYTES, BlkStatus, BlkType, parseHeader, SECTOR_SIZE } from "./request.js";
 
 export const BlkFeature = { SEG_MAX: 2, RO: 5, BLK_SIZE: 6, FLUSH: 9, DISCARD: 13, WRITE_ZEROES: 14 } as const;
 const SEG_MAX = 126;
