@@ -16,6 +16,13 @@ export { BlkDevice, BlkFeature, type BlkOptions } from "./virtio/blk/device.js";
 export type { DeviceBus } from "./virtio/bus.js";
 export { FlatMemory, InProcessBus } from "./virtio/bus_inprocess.js";
 export {
+  CONSOLE_RECEIVEQ,
+  CONSOLE_TRANSMITQ,
+  ConsoleDevice,
+  ConsoleFeature,
+  type ConsoleOptions,
+} from "./virtio/console/device.js";
+export {
   DescFlag,
   DeviceId,
   Feature,

@@ -46,6 +46,7 @@ const NATIVE_RUNTIME = [
   "runtime/bootargs.c",
   "runtime/xenstore.c",
   "runtime/virtio.c",
+  "runtime/virtio_console.c",
   ...LIBC,
 ];
 const LINUX_RUNTIME = ["linux/crt.S", "linux/sys.c", ...LIBC];
@@ -67,6 +68,7 @@ const NATIVE_IMAGES = {
   shmem: ["images/shmem.c"],
   rngcat: ["images/rngcat.c"],
   blkstress: ["images/blkstress.c"],
+  vconsole: ["images/vconsole.c"],
   dirtier: ["images/dirtier.c"],
 };
 const LINUX_EXTRA = { cpubench: ["bench/cpubench_core.c"] };

@@ -51,6 +51,7 @@ export const NATIVE_IMAGES: readonly string[] = [
   "rngcat",
   "blkstress",
   "dirtier",
+  "vconsole",
 ];
 
 const NAME = /^[a-z0-9_-]+$/;

@@ -12,15 +12,24 @@ export interface ProcessResult {
   ms: number;
 }
 
-/** Runs a command to completion, capturing stdout and stderr as bytes. */
-export function runProcess(cmd: string, args: readonly string[], timeoutMs = 60_000): Promise<ProcessResult> {
+/** Runs a command to completion, capturing stdout and stderr as bytes; `input` (if any) is its stdin. */
+export function runProcess(
+  cmd: string,
+  args: readonly string[],
+  timeoutMs = 60_000,
+  input?: string,
+): Promise<ProcessResult> {
   return new Promise((resolve, reject) => {
     const t0 = performance.now();
-    const child = spawn(cmd, args, { stdio: ["ignore", "pipe", "pipe"], timeout: timeoutMs });
+    const child = spawn(cmd, args, {
+      stdio: [input === undefined ? "ignore" : "pipe", "pipe", "pipe"],
+      timeout: timeoutMs,
+    });
+    if (input !== undefined) child.stdin?.end(input);
     const out: Buffer[] = [];
     const err: Buffer[] = [];
-    child.stdout.on("data", (b: Buffer) => out.push(b));
-    child.stderr.on("data", (b: Buffer) => err.push(b));
+    child.stdout?.on("data", (b: Buffer) => out.push(b));
+    child.stderr?.on("data", (b: Buffer) => err.push(b));
     child.on("error", reject);
     child.on("close", (status, signal) =>
       resolve({ status, signal, stdout: Buffer.concat(out), stderr: Buffer.concat(err), ms: performance.now() - t0 }),
@@ -28,6 +37,6 @@ export function runProcess(cmd: string, args: readonly string[], timeoutMs = 60_
   });
 }
 
-export function runXenon(args: readonly string[], timeoutMs?: number): Promise<ProcessResult> {
-  return runProcess(process.execPath, [XENON_BIN, ...args], timeoutMs);
+export function runXenon(args: readonly string[], timeoutMs?: number, input?: string): Promise<ProcessResult> {
+  return runProcess(process.execPath, [XENON_BIN, ...args], timeoutMs, input);
 }

@@ -10,6 +10,7 @@
  */
 import type { HypercallClient } from "@xenon/hypervisor";
 import type { DeviceBus } from "../virtio/bus.js";
+import { ConsoleDevice } from "../virtio/console/device.js";
 import { Mmio } from "../virtio/constants.js";
 import { GrantCopyMemory } from "../virtio/grant_copy_memory.js";
 import { GrantMapMemory } from "../virtio/grant_map_memory.js";
@@ -47,7 +48,7 @@ export async function runKernel(
   const servers: IoreqClient[] = [];
   const loop = client.eventLoop().catch(() => {});
   try {
-    for (const slot of boot.devices) {
+    for (const [i, slot] of boot.devices.entries()) {
       // A restarted domain finds the guest's end unbound (its old peer is gone) and binds to it.
       const irqPort = boot.restarted ? await client.evtchnBindInterdomain(slot.guest, slot.guestIrqPort) : slot.irqPort;
       if (irqPort < 0)
@@ -63,7 +64,14 @@ export async function runKernel(
         },
         log,
       };
-      served.push({ slot, transport: new VirtioMmioTransport(await makeDevice(slot.device), bus), irqPort });
+      served.push({
+        slot,
+        transport: new VirtioMmioTransport(
+          await makeDevice(slot.device, { consoleOutput: (bytes) => ctl.send({ console: { slot: i, bytes } }) }),
+          bus,
+        ),
+        irqPort,
+      });
     }
     // One IOREQ server per guest, claiming the windows of all its devices.
     for (const guest of new Set(served.map((s) => s.slot.guest))) {
@@ -94,7 +102,10 @@ export async function runKernel(
   if (boot.restarted) for (const s of served) s.transport.lostState();
   ctl.onMessage((m) => {
     if ("ping" in m) ctl.send({ pong: m.ping });
-    else if ("fault" in m) {
+    else if ("input" in m) {
+      const d = served[m.input.slot]?.transport.device;
+      if (d instanceof ConsoleDevice) d.pushInput(m.input.bytes);
+    } else if ("fault" in m) {
       if (boot.faultHooks) injectFault(m.fault, exit);
     } else if ("stop" in m) {
       void (async () => {

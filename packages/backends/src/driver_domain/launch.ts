@@ -53,6 +53,12 @@ export interface DriverDomainOptions {
   readonly memoryLimitMiB?: number;
   /** Let inject() reach the kernel (tests). */
   readonly faultHooks?: boolean;
+  /**
+   * Where a virtio-console's transmitted bytes go (device index, bytes). Default: the console
+   * stream of that device's guest (the sink its CONSOLEIO output reaches, filtered and
+   * line-buffered the same way).
+   */
+  readonly consoleOutput?: (device: number, bytes: Uint8Array) => void;
   /** Called after each restart, with the reason the previous incarnation died. */
   readonly onRestart?: (count: number, reason: string) => void;
 }
@@ -161,7 +167,8 @@ export class DriverDomain {
       let ready = false;
       const ev: KernelEvents = {
         up: (m) => {
-          if ("log" in m) this.log(m.log);
+          if ("console" in m) this.consoleOutput(m.console.slot, m.console.bytes);
+          else if ("log" in m) this.log(m.log);
           else if ("pong" in m) this.lastPong = performance.now();
           else if ("stopped" in m) this.stopWaiter?.();
           else if ("failed" in m && !ready) {
@@ -220,6 +227,23 @@ export class DriverDomain {
     })().finally(() => {
       this.recovering = null;
     });
+  }
+
+  private consoleOutput(slot: number, bytes: Uint8Array): void {
+    if (this.o.consoleOutput !== undefined) this.o.consoleOutput(slot, bytes);
+    else {
+      const guest = this.slots[slot]?.guest;
+      if (guest !== undefined) this.hv.domains.get(guest)?.console.write(bytes);
+    }
+  }
+
+  /**
+   * Host input for a virtio-console: device `slot` (default: this domain's first console).
+   * Dropped while the kernel is down or closing.
+   */
+  sendInput(bytes: Uint8Array, slot = this.slots.findIndex((s) => s.device.kind === "console")): void {
+    if (slot < 0 || this.closing !== null) return;
+    this.run?.send({ input: { slot, bytes } });
   }
 
   /** Test hook: make the kernel misbehave (needs faultHooks). */
@@ -287,18 +311,21 @@ export interface VirtioBackendOptions extends DriverDomainDevice {
   readonly name?: string;
   readonly mode?: DriverDomainMode;
   readonly log?: (line: string) => void;
+  /** A console's transmitted bytes (default: its guest's console stream). */
+  readonly consoleOutput?: (bytes: Uint8Array) => void;
 }
 
 export type VirtioBackendHandle = DriverDomain;
 export const VirtioBackendHandle = {
   launch(hv: Hypervisor, o: VirtioBackendOptions): Promise<DriverDomain> {
-    const { domid, name, mode, log, ...device } = o;
+    const { domid, name, mode, log, consoleOutput, ...device } = o;
     return DriverDomain.launch(hv, {
       devices: [device],
       ...(domid !== undefined ? { domid } : {}),
       name: name ?? `virtio-${o.device.kind}-d${o.guest}`,
       ...(mode !== undefined ? { mode } : {}),
       ...(log !== undefined ? { log } : {}),
+      ...(consoleOutput !== undefined ? { consoleOutput: (_: number, b: Uint8Array) => consoleOutput(b) } : {}),
     });
   },
 };

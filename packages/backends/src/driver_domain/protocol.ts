@@ -4,7 +4,9 @@
  * mode as `{ ctl }` frames of the child's stream (PROTOCOL.md).
  *
  *   launcher -> domain  { stop: true } | { ping: n } | { fault: kind }   (fault: test hook only)
+ *                       | { input: { slot, bytes } }     (host input for the console in device slot `slot`)
  *   domain -> launcher  { ready: { domid } } | { failed } | { log } | { stopped } | { pong: n }
+ *                       | { console: { slot, bytes } }   (bytes the guest sent through that console)
  *
  * The guest never reaches this channel: it only has the device's registers and rings.
  */
@@ -12,7 +14,8 @@
 /** Which device model a device slot runs (the construction hook is devices.ts). */
 export type VirtioDeviceSpec =
   | { readonly kind: "rng" }
-  | { readonly kind: "blk"; readonly path: string; readonly readOnly?: boolean };
+  | { readonly kind: "blk"; readonly path: string; readonly readOnly?: boolean }
+  | { readonly kind: "console"; readonly cols?: number; readonly rows?: number };
 
 /** One device a driver domain serves: its guest, window, interrupt and model. */
 export interface DeviceSlot {
@@ -43,10 +46,15 @@ export interface DriverDomainBoot {
 export type FaultKind = "throw" | "hang" | "exit" | "oom";
 export const FAULT_KINDS: readonly FaultKind[] = ["throw", "hang", "exit", "oom"];
 
-export type DriverDomainDown = { stop: true } | { ping: number } | { fault: FaultKind };
+export type DriverDomainDown =
+  | { stop: true }
+  | { ping: number }
+  | { fault: FaultKind }
+  | { input: { slot: number; bytes: Uint8Array } };
 export type DriverDomainUp =
   | { ready: { domid: number } }
   | { failed: string }
   | { log: string }
   | { stopped: true }
-  | { pong: number };
+  | { pong: number }
+  | { console: { slot: number; bytes: Uint8Array } };

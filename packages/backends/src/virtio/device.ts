@@ -51,6 +51,8 @@ export interface VirtioDevice {
    * the driver is live). For devices with work that does not start with the driver (received frames).
    */
   bindWake?(wake: (queue: number) => void): void;
+  /** Called once by the transport: `changed()` bumps the config generation and raises the config interrupt. */
+  bindConfigChanged?(changed: () => void): void;
   /** Device reset: forget per-driver state. */
   reset(): void;
   /** The driver domain stops: give back host resources (files, sockets). */

@@ -60,6 +60,7 @@ export class VirtioMmioTransport {
     if (bus.restricted) f[1] = (f[1] | bit(Feature.ACCESS_PLATFORM)[1]) >>> 0;
     this.offered = f;
     device.bindWake?.((q) => this.kick(q));
+    device.bindConfigChanged?.(() => this.configChanged());
     const mem = bus.memory;
     this.io = {
       guest: bus.guest,

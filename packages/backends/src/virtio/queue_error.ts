@@ -20,6 +20,7 @@ export type QueueRule =
   | "length-overflow"
   | "buffer-unreachable"
   | "write-to-readable-buffer"
+  | "read-from-writable-buffer"
   | "request-malformed"
   | "too-many-in-flight";
 

@@ -48,6 +48,8 @@ export interface Rig {
   /** Publishes head `head` in queue q's avail ring slot and bumps avail.idx. */
   offer(q: number, ...heads: number[]): void;
   kick(q: number): Promise<void>;
+  /** The driver resets the same transport and brings it up again on zeroed rings. */
+  restart(): Promise<void>;
 }
 
 /**
@@ -68,49 +70,52 @@ export async function rig(
     return [hi, lo + off];
   };
   if (grants) for (let p = 0; p < (opts.pages ?? 256); p++) mem.grant(1000 + p, p);
-  assert.equal(t.read(Mmio.MAGIC_VALUE, 4), 0x74726976);
-  assert.equal(t.read(Mmio.VERSION, 4), 2);
-  t.write(Mmio.STATUS, 4, 0);
-  t.write(Mmio.STATUS, 4, Status.ACKNOWLEDGE);
-  t.write(Mmio.STATUS, 4, Status.ACKNOWLEDGE | Status.DRIVER);
-  t.write(Mmio.DEVICE_FEATURES_SEL, 4, 1);
-  const hiOffered = t.read(Mmio.DEVICE_FEATURES, 4);
-  t.write(Mmio.DEVICE_FEATURES_SEL, 4, 0);
-  const loOffered = t.read(Mmio.DEVICE_FEATURES, 4);
-  let lo = 0;
-  let hi = 1 << (Feature.VERSION_1 - 32);
-  if (grants) hi |= 1 << (Feature.ACCESS_PLATFORM - 32);
-  for (const f of opts.features ?? []) {
-    if (f < 32) lo |= 1 << f;
-    else hi |= 1 << (f - 32);
-  }
-  assert.equal(lo & ~loOffered, 0, "driver asks only for offered features");
-  assert.equal(hi & ~hiOffered, 0, "driver asks only for offered features");
-  t.write(Mmio.DRIVER_FEATURES_SEL, 4, 1);
-  t.write(Mmio.DRIVER_FEATURES, 4, hi);
-  t.write(Mmio.DRIVER_FEATURES_SEL, 4, 0);
-  t.write(Mmio.DRIVER_FEATURES, 4, lo >>> 0);
-  t.write(Mmio.STATUS, 4, Status.ACKNOWLEDGE | Status.DRIVER | Status.FEATURES_OK);
-  assert.equal(t.read(Mmio.STATUS, 4) & Status.FEATURES_OK, Status.FEATURES_OK, "FEATURES_OK sticks");
   const size = opts.size ?? 8;
-  for (let q = 0; q < device.queueMaxSizes.length; q++) {
-    t.write(Mmio.QUEUE_SEL, 4, q);
-    assert.equal(t.read(Mmio.QUEUE_READY, 4), 0);
-    assert.ok(t.read(Mmio.QUEUE_NUM_MAX, 4) >= size);
-    t.write(Mmio.QUEUE_NUM, 4, size);
-    const [dh, dl] = addr(descPage(q));
-    const [ah, al] = addr(availPage(q));
-    const [uh, ul] = addr(usedPage(q));
-    t.write(Mmio.QUEUE_DESC_LOW, 4, dl);
-    t.write(Mmio.QUEUE_DESC_HIGH, 4, dh);
-    t.write(Mmio.QUEUE_DRIVER_LOW, 4, al);
-    t.write(Mmio.QUEUE_DRIVER_HIGH, 4, ah);
-    t.write(Mmio.QUEUE_DEVICE_LOW, 4, ul);
-    t.write(Mmio.QUEUE_DEVICE_HIGH, 4, uh);
-    t.write(Mmio.QUEUE_READY, 4, 1);
-  }
-  t.write(Mmio.STATUS, 4, Status.ACKNOWLEDGE | Status.DRIVER | Status.FEATURES_OK | Status.DRIVER_OK);
-  await t.idle();
+  const up = async (): Promise<void> => {
+    assert.equal(t.read(Mmio.MAGIC_VALUE, 4), 0x74726976);
+    assert.equal(t.read(Mmio.VERSION, 4), 2);
+    t.write(Mmio.STATUS, 4, 0);
+    t.write(Mmio.STATUS, 4, Status.ACKNOWLEDGE);
+    t.write(Mmio.STATUS, 4, Status.ACKNOWLEDGE | Status.DRIVER);
+    t.write(Mmio.DEVICE_FEATURES_SEL, 4, 1);
+    const hiOffered = t.read(Mmio.DEVICE_FEATURES, 4);
+    t.write(Mmio.DEVICE_FEATURES_SEL, 4, 0);
+    const loOffered = t.read(Mmio.DEVICE_FEATURES, 4);
+    let lo = 0;
+    let hi = 1 << (Feature.VERSION_1 - 32);
+    if (grants) hi |= 1 << (Feature.ACCESS_PLATFORM - 32);
+    for (const f of opts.features ?? []) {
+      if (f < 32) lo |= 1 << f;
+      else hi |= 1 << (f - 32);
+    }
+    assert.equal(lo & ~loOffered, 0, "driver asks only for offered features");
+    assert.equal(hi & ~hiOffered, 0, "driver asks only for offered features");
+    t.write(Mmio.DRIVER_FEATURES_SEL, 4, 1);
+    t.write(Mmio.DRIVER_FEATURES, 4, hi);
+    t.write(Mmio.DRIVER_FEATURES_SEL, 4, 0);
+    t.write(Mmio.DRIVER_FEATURES, 4, lo >>> 0);
+    t.write(Mmio.STATUS, 4, Status.ACKNOWLEDGE | Status.DRIVER | Status.FEATURES_OK);
+    assert.equal(t.read(Mmio.STATUS, 4) & Status.FEATURES_OK, Status.FEATURES_OK, "FEATURES_OK sticks");
+    for (let q = 0; q < device.queueMaxSizes.length; q++) {
+      t.write(Mmio.QUEUE_SEL, 4, q);
+      assert.equal(t.read(Mmio.QUEUE_READY, 4), 0);
+      assert.ok(t.read(Mmio.QUEUE_NUM_MAX, 4) >= size);
+      t.write(Mmio.QUEUE_NUM, 4, size);
+      const [dh, dl] = addr(descPage(q));
+      const [ah, al] = addr(availPage(q));
+      const [uh, ul] = addr(usedPage(q));
+      t.write(Mmio.QUEUE_DESC_LOW, 4, dl);
+      t.write(Mmio.QUEUE_DESC_HIGH, 4, dh);
+      t.write(Mmio.QUEUE_DRIVER_LOW, 4, al);
+      t.write(Mmio.QUEUE_DRIVER_HIGH, 4, ah);
+      t.write(Mmio.QUEUE_DEVICE_LOW, 4, ul);
+      t.write(Mmio.QUEUE_DEVICE_HIGH, 4, uh);
+      t.write(Mmio.QUEUE_READY, 4, 1);
+    }
+    t.write(Mmio.STATUS, 4, Status.ACKNOWLEDGE | Status.DRIVER | Status.FEATURES_OK | Status.DRIVER_OK);
+    await t.idle();
+  };
+  await up();
   const dv = () => new DataView(mem.ram.buffer);
   const r: Rig = {
     bus,
@@ -133,6 +138,13 @@ export async function rig(
     kick: async (q) => {
       t.write(Mmio.QUEUE_NOTIFY, 4, q);
       await t.idle();
+    },
+    restart: async () => {
+      t.write(Mmio.STATUS, 4, 0);
+      await t.idle();
+      for (let q = 0; q < device.queueMaxSizes.length; q++)
+        for (const p of [descPage(q), availPage(q), usedPage(q)]) mem.ram.fill(0, p * 4096, p * 4096 + 4096);
+      await up();
     },
   };
   return r;

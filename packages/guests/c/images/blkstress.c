@@ -4,6 +4,7 @@
  * guest grants it for each request.
  *
  *   bootargs: rounds=<n, default 2; 0 = until stopped> blocks=<4 KiB blocks per round, default 16>
+ *             event_idx=0 indirect_desc=0 virtio_poll=1 (the frontend's switches, include/virtio.h)
  *
  * Prints "blkstress: disk N sectors, id ID", one "blkstress: round R wrote W verified V errors E"
  * line per round, then "blkstress: done R rounds, E errors" and powers off (crashes on errors).
@@ -61,7 +62,7 @@ int main(unsigned vcpu_id, void *fdt) {
     printf("blkstress: FAILED no virtio-blk device (%d)\n", rc);
     return 1;
   }
-  if ((rc = virtio_negotiate(&dev, 0)) < 0 || (rc = virtio_queue_setup(&dev, 0, 8)) < 0 ||
+  if ((rc = virtio_negotiate(&dev, 0, 0)) < 0 || (rc = virtio_queue_setup(&dev, 0, 8)) < 0 ||
       (rc = virtio_driver_ok(&dev)) < 0) {
     printf("blkstress: FAILED device setup (%d)\n", rc);
     return 1;
@@ -75,6 +76,7 @@ int main(unsigned vcpu_id, void *fdt) {
   id[20] = 0;
   printf("blkstress: disk %u sectors, id %s, backend d%u grants %d\n", (unsigned)capacity, id,
          (unsigned)dev.backend, dev.grants);
+  printf("blkstress: event_idx %d indirect %d poll %d\n", dev.event_idx, dev.indirect, dev.poll);
   if ((uint64_t)blocks * (BLOCK / 512) > capacity) blocks = capacity / (BLOCK / 512);
   uint32_t errors = 0;
   uint32_t r;
@@ -101,5 +103,7 @@ int main(unsigned vcpu_id, void *fdt) {
            (unsigned)verified, (unsigned)errors);
   }
   printf("blkstress: done %u rounds, %u errors\n", (unsigned)r, (unsigned)errors);
+  printf("blkstress: kicks %u skipped %u interrupts %u grant leaks %u\n", (unsigned)dev.queues[0].kicks,
+         (unsigned)dev.queues[0].kicks_skipped, (unsigned)dev.irqs, (unsigned)dev.grant_leaks);
   return errors ? 1 : 0;
 }

@@ -33,7 +33,7 @@ int main(unsigned vcpu_id, void *fdt) {
   }
   printf("rngcat: device at %#x port %u backend d%u grants %d\n", (unsigned)dev.base, (unsigned)dev.port,
          (unsigned)dev.backend, dev.grants);
-  if ((rc = virtio_negotiate(&dev, 0)) < 0 || (rc = virtio_queue_setup(&dev, 0, 8)) < 0 ||
+  if ((rc = virtio_negotiate(&dev, 0, 0)) < 0 || (rc = virtio_queue_setup(&dev, 0, 8)) < 0 ||
       (rc = virtio_driver_ok(&dev)) < 0) {
     printf("rngcat: FAILED device setup (%d)\n", rc);
     return 1;

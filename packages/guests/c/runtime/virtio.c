@@ -13,6 +13,7 @@
 #include "platform.h"
 #include "stdlib.h"
 #include "trap.h"
+#include "xenon.h"
 
 #define R_MAGIC 0x000
 #define R_VERSION 0x004
@@ -37,28 +38,44 @@
 #define R_QUEUE_DEVICE_HIGH 0x0a4
 #define R_CONFIG 0x100
 
-#define S_ACK 1
-#define S_DRIVER 2
-#define S_DRIVER_OK 4
-#define S_FEATURES_OK 8
-
-#define DESC_F_NEXT 1
-#define DESC_F_WRITE 2
 
 /*
- * Grant refs (one grant frame): 16..31 for rings, which stay granted for the device's life;
- * 32..511 for request buffers, handed out consecutively and wrapping (each ended before reuse).
- * Refs below 16 are reserved or the runtime's.
+ * Grant refs (one grant frame): 16..511 handed out as consecutive runs, first fit, from a bitmap;
+ * refs below 16 are reserved or the runtime's. Rings keep theirs for the device's life, requests
+ * until their used element comes back. A ref the backend still holds when we end it stays
+ * allocated for good (never handed out again while someone may use it).
  */
-#define RING_REF 16
-#define FIRST_REF 32
+#define FIRST_REF 16
 #define GRANT_FRAMES 1
-static grant_ref_t next_ring_ref = RING_REF;
-static grant_ref_t next_ref = FIRST_REF;
+#define NR_REFS (GRANT_FRAMES * GNTTAB_ENTRIES_PER_FRAME)
+static uint32_t ref_used[NR_REFS / 32];
 static int gnttab_ready;
+
+static int ref_busy(unsigned r) { return (ref_used[r >> 5] >> (r & 31)) & 1; }
+static void ref_mark(unsigned r, int on) {
+  if (on) ref_used[r >> 5] |= 1u << (r & 31);
+  else ref_used[r >> 5] &= ~(1u << (r & 31));
+}
+
+/* First run of `n` free refs, marked used; 0 when there is none. */
+static grant_ref_t ref_alloc(unsigned n) {
+  for (unsigned start = FIRST_REF; start + n <= NR_REFS; start++) {
+    unsigned i = 0;
+    while (i < n && !ref_busy(start + i)) i++;
+    if (i == n) {
+      for (i = 0; i < n; i++) ref_mark(start + i, 1);
+      return start;
+    }
+    start += i;
+  }
+  return 0;
+}
 
 static inline uint32_t rd(struct virtio_dev *d, unsigned off) { return *(volatile uint32_t *)(uintptr_t)(d->base + off); }
 static inline void wr(struct virtio_dev *d, unsigned off, uint32_t v) { *(volatile uint32_t *)(uintptr_t)(d->base + off) = v; }
+
+uint32_t virtio_reg_read(struct virtio_dev *dev, unsigned off) { return rd(dev, off); }
+void virtio_reg_write(struct virtio_dev *dev, unsigned off, uint32_t v) { wr(dev, off, v); }
 
 static int has_compat(const struct fdt *f, int node, const char *want) {
   int len;
@@ -100,65 +117,131 @@ int virtio_find(uint32_t device_id, unsigned nth, struct virtio_dev *dev) {
 
 uint32_t virtio_status(struct virtio_dev *dev) { return rd(dev, R_STATUS); }
 uint32_t virtio_config32(struct virtio_dev *dev, unsigned off) { return rd(dev, R_CONFIG + off); }
+uint16_t virtio_config16(struct virtio_dev *dev, unsigned off) {
+  return *(volatile uint16_t *)(uintptr_t)(dev->base + R_CONFIG + off);
+}
+void virtio_config_write8(struct virtio_dev *dev, unsigned off, uint8_t v) {
+  *(volatile uint8_t *)(uintptr_t)(dev->base + R_CONFIG + off) = v;
+}
 
-int virtio_negotiate(struct virtio_dev *dev, uint32_t features_lo) {
+uint64_t virtio_dma_map(struct virtio_dev *dev, const void *addr, uint32_t len, int readonly, grant_ref_t *first,
+                        unsigned *count) {
+  uint32_t a = (uint32_t)(uintptr_t)addr;
+  *first = 0;
+  *count = 0;
+  if (!dev->grants) return a;
+  unsigned pages = ((a & 0xfff) + len + 0xfff) >> 12;
+  if (pages == 0) pages = 1;
+  grant_ref_t ref = ref_alloc(pages);
+  if (ref == 0) return 0;
+  for (unsigned i = 0; i < pages; i++) gnttab_grant_access(ref + i, (domid_t)dev->backend, (a >> 12) + i, readonly);
+  *first = ref;
+  *count = pages;
+  return (1ull << 63) | ((uint64_t)ref << 12) | (a & 0xfff);
+}
+
+int virtio_dma_unmap(struct virtio_dev *dev, grant_ref_t first, unsigned count) {
+  int bad = 0;
+  for (unsigned i = 0; i < count; i++) {
+    if (gnttab_end_access(first + i) < 0) {
+      bad = -XEN_EBUSY;
+      dev->grant_leaks++;
+      continue; /* the backend still holds it: the ref stays allocated */
+    }
+    ref_mark(first + i, 0);
+  }
+  return bad;
+}
+
+/* Ends a grant the backend may be releasing right now (after a reset): a few tries. */
+static int end_ring_grant(struct virtio_dev *dev, grant_ref_t ref) {
+  for (int tries = 0; tries < 50; tries++) {
+    if (gnttab_end_access(ref) == 0) {
+      ref_mark(ref, 0);
+      return 0;
+    }
+    (void)rd(dev, R_STATUS); /* a round trip to the backend */
+    xen_yield();
+  }
+  dev->grant_leaks++;
+  return -XEN_EBUSY;
+}
+
+void virtio_reset(struct virtio_dev *dev) {
+  wr(dev, R_STATUS, 0);
+  (void)rd(dev, R_STATUS); /* the reset is done once this read is answered */
+  for (unsigned qi = 0; qi < VIRTIO_MAX_QUEUES; qi++) {
+    struct virtq *q = &dev->queues[qi];
+    if (q->size == 0) continue;
+    int kept = 0;
+    for (unsigned h = 0; h < VIRTQ_MAX; h++) {
+      struct virtq_req *r = &q->req[h];
+      if (!r->busy) continue;
+      for (unsigned b = 0; b < r->nbufs; b++)
+        for (unsigned i = 0; i < r->count[b]; i++)
+          if (dev->grants && end_ring_grant(dev, r->ref[b] + i) < 0) kept = 1;
+    }
+    for (unsigned i = 0; i < 4; i++)
+      if (dev->grants && q->ring_ref[i] && end_ring_grant(dev, q->ring_ref[i]) < 0) kept = 1;
+    if (!kept) {
+      /* Nobody can reach the ring pages any more: they are ours again. */
+      free((void *)q->desc);
+      free((void *)q->avail);
+      free((void *)q->used);
+      free((void *)q->indirect);
+    }
+    memset(q, 0, sizeof *q);
+  }
+}
+
+int virtio_negotiate(struct virtio_dev *dev, uint32_t features_lo, uint32_t optional_lo) {
   if (dev->grants && !gnttab_ready) {
     int rc = gnttab_init(GRANT_FRAMES);
     if (rc < 0) return rc;
     gnttab_ready = 1;
   }
-  wr(dev, R_STATUS, 0);
-  wr(dev, R_STATUS, S_ACK);
-  wr(dev, R_STATUS, S_ACK | S_DRIVER);
+  virtio_reset(dev);
+  dev->event_idx = dev->indirect = 0;
+  dev->poll = bootarg_u32("virtio_poll", 0) != 0;
+  wr(dev, R_STATUS, VIRTIO_S_ACKNOWLEDGE);
+  wr(dev, R_STATUS, VIRTIO_S_ACKNOWLEDGE | VIRTIO_S_DRIVER);
   wr(dev, R_DEVICE_FEATURES_SEL, 1);
   uint32_t hi = rd(dev, R_DEVICE_FEATURES);
   wr(dev, R_DEVICE_FEATURES_SEL, 0);
   uint32_t lo = rd(dev, R_DEVICE_FEATURES);
   uint32_t want_hi = VIRTIO_F_VERSION_1_HI | (dev->grants ? VIRTIO_F_ACCESS_PLATFORM_HI : 0);
   if ((hi & want_hi) != want_hi || (lo & features_lo) != features_lo) return -XEN_ENODEV;
+  uint32_t want_lo = features_lo | (lo & optional_lo);
+  if (bootarg_u32("event_idx", 1)) want_lo |= lo & VIRTIO_F_EVENT_IDX;
+  if (bootarg_u32("indirect_desc", 1)) want_lo |= lo & VIRTIO_F_INDIRECT_DESC;
   wr(dev, R_DRIVER_FEATURES_SEL, 1);
   wr(dev, R_DRIVER_FEATURES, want_hi);
   wr(dev, R_DRIVER_FEATURES_SEL, 0);
-  wr(dev, R_DRIVER_FEATURES, features_lo);
-  wr(dev, R_STATUS, S_ACK | S_DRIVER | S_FEATURES_OK);
-  if (!(rd(dev, R_STATUS) & S_FEATURES_OK)) return -XEN_ENODEV;
+  wr(dev, R_DRIVER_FEATURES, want_lo);
+  wr(dev, R_STATUS, VIRTIO_S_ACKNOWLEDGE | VIRTIO_S_DRIVER | VIRTIO_S_FEATURES_OK);
+  if (!(rd(dev, R_STATUS) & VIRTIO_S_FEATURES_OK)) return -XEN_ENODEV;
+  dev->features_lo = want_lo;
+  dev->event_idx = (want_lo & VIRTIO_F_EVENT_IDX) != 0;
+  dev->indirect = (want_lo & VIRTIO_F_INDIRECT_DESC) != 0;
   return 0;
 }
 
-/* Grants [addr, addr+len) page by page with consecutive refs; returns the grant-DMA address. */
-static uint64_t dma_map_refs(struct virtio_dev *dev, const void *addr, uint32_t len, int readonly, grant_ref_t *first,
-                             unsigned *count, grant_ref_t *next, grant_ref_t lo, grant_ref_t hi) {
-  uint32_t a = (uint32_t)(uintptr_t)addr;
-  if (!dev->grants) {
-    *count = 0;
-    return a;
+/* A zeroed page granted to the backend for the device's life (coherent memory in Linux's terms). */
+static void *ring_page(struct virtio_dev *dev, int readonly, grant_ref_t *ref, uint64_t *dma) {
+  void *p = aligned_alloc(4096, 4096);
+  if (!p) return 0;
+  memset(p, 0, 4096);
+  unsigned n;
+  *dma = virtio_dma_map(dev, p, 4096, readonly, ref, &n);
+  if (dev->grants && n == 0) {
+    free(p);
+    return 0;
   }
-  unsigned pages = ((a & 0xfff) + len + 0xfff) >> 12;
-  if (pages == 0) pages = 1;
-  if (*next + pages > hi) *next = lo;
-  *first = *next;
-  *count = pages;
-  for (unsigned i = 0; i < pages; i++)
-    gnttab_grant_access(*next + i, (domid_t)dev->backend, (a >> 12) + i, readonly);
-  *next += pages;
-  return (1ull << 63) | ((uint64_t)*first << 12) | (a & 0xfff);
-}
-
-static uint64_t dma_map(struct virtio_dev *dev, const void *addr, uint32_t len, int readonly, grant_ref_t *first,
-                        unsigned *count) {
-  return dma_map_refs(dev, addr, len, readonly, first, count, &next_ref, FIRST_REF,
-                      GRANT_FRAMES * GNTTAB_ENTRIES_PER_FRAME);
-}
-
-static int dma_unmap(grant_ref_t first, unsigned count) {
-  int bad = 0;
-  for (unsigned i = 0; i < count; i++)
-    if (gnttab_end_access(first + i) < 0) bad = -XEN_EBUSY;
-  return bad;
+  return p;
 }
 
 int virtio_queue_setup(struct virtio_dev *dev, unsigned index, unsigned size) {
-  if (index >= 2) return -XEN_EINVAL;
+  if (index >= VIRTIO_MAX_QUEUES) return -XEN_EINVAL;
   struct virtq *q = &dev->queues[index];
   wr(dev, R_QUEUE_SEL, index);
   if (rd(dev, R_QUEUE_READY) != 0) return -XEN_EBUSY;
@@ -166,24 +249,20 @@ int virtio_queue_setup(struct virtio_dev *dev, unsigned index, unsigned size) {
   if (max == 0) return -XEN_ENOENT;
   if (size > max) size = max;
   if (size > VIRTQ_MAX) size = VIRTQ_MAX;
+  memset(q, 0, sizeof *q);
   q->index = index;
+  uint64_t d, a, u;
+  q->desc = ring_page(dev, 1, &q->ring_ref[0], &d);
+  q->avail = ring_page(dev, 1, &q->ring_ref[1], &a);
+  q->used = ring_page(dev, 0, &q->ring_ref[2], &u);
+  if (dev->indirect) q->indirect = ring_page(dev, 1, &q->ring_ref[3], &q->indirect_dma);
+  if (!q->desc || !q->avail || !q->used || (dev->indirect && !q->indirect)) return -XEN_ENOMEM;
   q->size = size;
-  q->desc = aligned_alloc(4096, 4096);
-  q->avail = aligned_alloc(4096, 4096);
-  q->used = aligned_alloc(4096, 4096);
-  if (!q->desc || !q->avail || !q->used) return -XEN_ENOMEM;
-  memset((void *)q->desc, 0, 4096);
-  memset((void *)q->avail, 0, 4096);
-  memset((void *)q->used, 0, 4096);
-  q->avail_idx = 0;
-  q->last_used = 0;
-  grant_ref_t ref;
-  unsigned n;
-  /* Rings stay granted for the device's life (coherent allocations in Linux's terms). */
-  if (next_ring_ref + 3 > FIRST_REF) return -XEN_ENOSPC;
-  uint64_t d = dma_map_refs(dev, (void *)q->desc, 4096, 1, &ref, &n, &next_ring_ref, RING_REF, FIRST_REF);
-  uint64_t a = dma_map_refs(dev, (void *)q->avail, 4096, 1, &ref, &n, &next_ring_ref, RING_REF, FIRST_REF);
-  uint64_t u = dma_map_refs(dev, (void *)q->used, 4096, 0, &ref, &n, &next_ring_ref, RING_REF, FIRST_REF);
+  for (unsigned i = 0; i < size; i++) q->next_free[i] = (uint16_t)(i + 1);
+  q->free_head = 0;
+  q->num_free = (uint16_t)size;
+  /* EVENT_IDX: interrupt for the first used element. */
+  q->avail[2 + size] = 0;
   wr(dev, R_QUEUE_NUM, size);
   wr(dev, R_QUEUE_DESC_LOW, (uint32_t)d);
   wr(dev, R_QUEUE_DESC_HIGH, (uint32_t)(d >> 32));
@@ -202,48 +281,160 @@ static void on_irq(evtchn_port_t port, void *arg) {
 }
 
 int virtio_driver_ok(struct virtio_dev *dev) {
-  int rc = evtchn_bind_handler(dev->port, on_irq, dev);
-  if (rc < 0) return rc;
-  wr(dev, R_STATUS, S_ACK | S_DRIVER | S_FEATURES_OK | S_DRIVER_OK);
+  if (!dev->bound) {
+    int rc = evtchn_bind_handler(dev->port, on_irq, dev);
+    if (rc < 0) return rc;
+    dev->bound = 1;
+  }
+  wr(dev, R_STATUS, VIRTIO_S_ACKNOWLEDGE | VIRTIO_S_DRIVER | VIRTIO_S_FEATURES_OK | VIRTIO_S_DRIVER_OK);
   return 0;
 }
 
-long virtio_request(struct virtio_dev *dev, unsigned queue, const struct virtio_buf *bufs, unsigned n) {
-  if (queue >= 2 || n == 0 || n > 4) return -XEN_EINVAL;
+static uint16_t desc_alloc(struct virtq *q) {
+  uint16_t d = q->free_head;
+  q->free_head = q->next_free[d];
+  q->num_free--;
+  return d;
+}
+
+int virtio_submit(struct virtio_dev *dev, unsigned queue, const struct virtio_buf *bufs, unsigned n) {
+  if (queue >= VIRTIO_MAX_QUEUES || n == 0 || n > VIRTQ_MAX_BUFS) return -XEN_EINVAL;
   struct virtq *q = &dev->queues[queue];
-  if (q->size == 0 || n > q->size) return -XEN_EINVAL;
-  grant_ref_t refs[4];
-  unsigned counts[4];
+  if (q->size == 0) return -XEN_EINVAL;
+  int indirect = dev->indirect && n > 1;
+  unsigned need = indirect ? 1 : n;
+  if (q->num_free < need) return -XEN_ENOSPC;
+  uint64_t dma[VIRTQ_MAX_BUFS];
+  grant_ref_t refs[VIRTQ_MAX_BUFS];
+  unsigned counts[VIRTQ_MAX_BUFS];
   for (unsigned i = 0; i < n; i++) {
-    uint64_t dma = dma_map(dev, bufs[i].addr, bufs[i].len, !bufs[i].device_writes, &refs[i], &counts[i]);
-    q->desc[i].addr = dma;
-    q->desc[i].len = bufs[i].len;
-    q->desc[i].flags = (uint16_t)((bufs[i].device_writes ? DESC_F_WRITE : 0) | (i + 1 < n ? DESC_F_NEXT : 0));
-    q->desc[i].next = (uint16_t)(i + 1 < n ? i + 1 : 0);
+    dma[i] = virtio_dma_map(dev, bufs[i].addr, bufs[i].len, !bufs[i].device_writes, &refs[i], &counts[i]);
+    if (dev->grants && counts[i] == 0) {
+      for (unsigned j = 0; j < i; j++) virtio_dma_unmap(dev, refs[j], counts[j]);
+      return -XEN_ENOSPC;
+    }
   }
-  q->avail[2 + (q->avail_idx % q->size)] = 0; /* head descriptor 0 */
-  __sync_synchronize();
+  uint16_t head = desc_alloc(q);
+  struct virtq_req *r = &q->req[head];
+  r->busy = 1;
+  r->nbufs = (uint8_t)n;
+  r->ndesc = (uint8_t)need;
+  for (unsigned i = 0; i < n; i++) {
+    r->ref[i] = refs[i];
+    r->count[i] = (uint16_t)counts[i];
+  }
+  if (indirect) {
+    /* The table of head h sits at entry h * VIRTQ_MAX_BUFS of the queue's indirect page. */
+    volatile struct virtq_desc *t = q->indirect + head * VIRTQ_MAX_BUFS;
+    for (unsigned i = 0; i < n; i++) {
+      t[i].addr = dma[i];
+      t[i].len = bufs[i].len;
+      t[i].flags = (uint16_t)((bufs[i].device_writes ? VIRTQ_DESC_F_WRITE : 0) | (i + 1 < n ? VIRTQ_DESC_F_NEXT : 0));
+      t[i].next = (uint16_t)(i + 1 < n ? i + 1 : 0);
+    }
+    q->desc[head].addr = q->indirect_dma + (uint64_t)head * VIRTQ_MAX_BUFS * sizeof(struct virtq_desc);
+    q->desc[head].len = n * sizeof(struct virtq_desc);
+    q->desc[head].flags = VIRTQ_DESC_F_INDIRECT;
+    q->desc[head].next = 0;
+  } else {
+    uint16_t d = head;
+    for (unsigned i = 0; i < n; i++) {
+      uint16_t next = i + 1 < n ? desc_alloc(q) : 0;
+      q->desc[d].addr = dma[i];
+      q->desc[d].len = bufs[i].len;
+      q->desc[d].flags = (uint16_t)((bufs[i].device_writes ? VIRTQ_DESC_F_WRITE : 0) | (i + 1 < n ? VIRTQ_DESC_F_NEXT : 0));
+      q->desc[d].next = next;
+      d = next;
+    }
+  }
+  q->avail[2 + (q->avail_idx % q->size)] = head;
+  __sync_synchronize(); /* descriptors and the slot before the index */
   q->avail_idx++;
   q->avail[1] = q->avail_idx;
-  __sync_synchronize();
+  return head;
+}
+
+void virtio_notify(struct virtio_dev *dev, unsigned queue) {
+  struct virtq *q = &dev->queues[queue];
+  __sync_synchronize(); /* avail.idx before reading the device's wish */
+  uint16_t now = q->avail_idx, old = q->kicked_idx;
+  q->kicked_idx = now;
+  int need;
+  if (dev->event_idx) {
+    uint16_t event = ((volatile uint16_t *)q->used)[2 + 4 * q->size];
+    need = (uint16_t)(now - event - 1) < (uint16_t)(now - old);
+  } else {
+    need = !(q->used[0] & VIRTQ_USED_F_NO_NOTIFY);
+  }
+  if (!need) {
+    q->kicks_skipped++;
+    return;
+  }
+  q->kicks++;
   wr(dev, R_QUEUE_NOTIFY, queue); /* posted: the vCPU does not wait for the backend */
+}
+
+long virtio_get_used(struct virtio_dev *dev, unsigned queue, uint16_t *head) {
+  struct virtq *q = &dev->queues[queue];
+  uint16_t used_idx = (uint16_t)(q->used[0] >> 16);
+  if (used_idx == q->last_used) return -XEN_EAGAIN;
+  __sync_synchronize(); /* the element after the index */
+  unsigned slot = q->last_used % q->size;
+  uint32_t id = q->used[1 + 2 * slot];
+  uint32_t len = q->used[1 + 2 * slot + 1];
+  q->last_used++;
+  if (id >= q->size || !q->req[id].busy) return -XEN_EIO; /* a device bug: not ours */
+  struct virtq_req *r = &q->req[id];
+  int bad = 0;
+  for (unsigned i = 0; i < r->nbufs; i++)
+    if (dev->grants && virtio_dma_unmap(dev, r->ref[i], r->count[i]) < 0) bad = 1;
+  /* Give the chain's descriptors back (the device never writes the table: our copy is good). */
+  uint16_t d = (uint16_t)id;
+  for (unsigned i = 0; i < r->ndesc; i++) {
+    uint16_t next = q->desc[d].next;
+    q->next_free[d] = q->free_head;
+    q->free_head = d;
+    q->num_free++;
+    d = next;
+  }
+  r->busy = 0;
+  *head = (uint16_t)id;
+  if (bad) return -XEN_EBUSY; /* the backend kept a buffer mapped: Linux marks the device broken */
+  return (long)len;
+}
+
+long virtio_wait_used(struct virtio_dev *dev, unsigned queue, uint16_t *head) {
+  struct virtq *q = &dev->queues[queue];
   for (;;) {
     uint32_t seen = dev->irqs;
+    if (dev->poll) {
+      /* used_event just behind last_used is reached only after 65535 more: no interrupts. */
+      if (dev->event_idx) q->avail[2 + q->size] = (uint16_t)(q->last_used - 1);
+      else q->avail[0] = VIRTQ_AVAIL_F_NO_INTERRUPT;
+    } else if (dev->event_idx) {
+      q->avail[2 + q->size] = q->last_used; /* interrupt me for the next used element */
+    }
     __sync_synchronize();
-    uint16_t used_idx = (uint16_t)(q->used[0] >> 16);
-    if (used_idx != q->last_used) break;
-    if (rd(dev, R_STATUS) & 0x40) return -XEN_EIO;
+    long rc = virtio_get_used(dev, queue, head);
+    if (rc != -XEN_EAGAIN) return rc;
+    if (rd(dev, R_STATUS) & VIRTIO_S_NEEDS_RESET) return -XEN_EIO;
+    if (dev->poll) {
+      xen_yield();
+      continue;
+    }
     wait_for_change(&dev->irqs, seen);
     uint32_t isr = rd(dev, R_INTERRUPT_STATUS);
     if (isr) wr(dev, R_INTERRUPT_ACK, isr);
   }
-  __sync_synchronize();
-  unsigned slot = q->last_used % q->size;
-  uint32_t len = q->used[1 + 2 * slot + 1];
-  q->last_used++;
-  int bad = 0;
-  for (unsigned i = 0; i < n; i++)
-    if (dev->grants && dma_unmap(refs[i], counts[i]) < 0) bad = 1;
-  if (bad) return -XEN_EBUSY; /* the backend kept a buffer mapped: Linux marks the device broken */
-  return (long)len;
+}
+
+long virtio_request(struct virtio_dev *dev, unsigned queue, const struct virtio_buf *bufs, unsigned n) {
+  int head = virtio_submit(dev, queue, bufs, n);
+  if (head < 0) return head;
+  virtio_notify(dev, queue);
+  for (;;) {
+    uint16_t got;
+    long rc = virtio_wait_used(dev, queue, &got);
+    if (rc == -XEN_EIO || got == (uint16_t)head) return rc;
+  }
 }

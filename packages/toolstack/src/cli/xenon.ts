@@ -29,6 +29,8 @@ const USAGE = `usage:
       --virtio-blk N:IMG[:ro] a virtio-blk device on raw image IMG for domain N (read-only with :ro)
       --virtio-shared        one driver domain for all virtio devices (default: one per device)
       --driver-domain-mode thread|process  driver domains in worker threads (default) or child processes
+      --virtio-console N[:COLSxROWS] a virtio-console for domain N: its output joins the domain's console
+                             lines, xenon's stdin is its input (the first one's)
       --pcpus N              pCPU worker threads (default 2)
       --sched credit2|rtds|null
       --deterministic        vCPU time from retired instructions
@@ -92,6 +94,7 @@ async function cmdRun(args: string[]): Promise<void> {
       "virtio-blk": { type: "string", multiple: true, default: [] },
       "virtio-shared": { type: "boolean", default: false },
       "driver-domain-mode": { type: "string", default: "thread" },
+      "virtio-console": { type: "string", multiple: true, default: [] },
       pcpus: { type: "string", default: "2" },
       sched: { type: "string", default: "credit2" },
       deterministic: { type: "boolean", default: false },
@@ -120,7 +123,9 @@ async function cmdRun(args: string[]): Promise<void> {
       virtio: [
         ...values["virtio-rng"].map((v) => parseVirtio("rng", v)),
         ...values["virtio-blk"].map((v) => parseVirtio("blk", v)),
+        ...values["virtio-console"].map((v) => parseVirtio("console", v)),
       ],
+      ...(values["virtio-console"].length > 0 ? { consoleInput: process.stdin } : {}),
       pcpus: Number(values.pcpus),
       scheduler: sched,
       timeMode: values.deterministic ? "instructions" : "host",

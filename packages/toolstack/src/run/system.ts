@@ -119,6 +119,11 @@ export interface SystemConfig {
   readonly virtioShared?: boolean;
   /** Where driver domains run: worker threads (default) or child processes. */
   readonly driverDomainMode?: DriverDomainMode;
+  /**
+   * Host input for the first virtio-console (xenon run: its stdin); read only while the run
+   * lasts. Its output needs nothing: it joins its guest's console lines.
+   */
+  readonly consoleInput?: NodeJS.ReadableStream;
   readonly pcpus?: number;
   readonly scheduler?: SchedName;
   readonly timeMode?: TimeMode;
@@ -286,12 +291,20 @@ export interface DriverDomainSpec {
 /** First guest port of virtio interrupt channels (above what static --evtchn specs usually use). */
 export const VIRTIO_IRQ_PORT_BASE = 60;
 
-/** Parses --virtio-rng N and --virtio-blk N:IMAGE[:ro]. */
-export function parseVirtio(kind: "rng" | "blk", spec: string): VirtioAttach {
+/** Parses --virtio-rng N, --virtio-blk N:IMAGE[:ro] and --virtio-console N[:COLSxROWS]. */
+export function parseVirtio(kind: "rng" | "blk" | "console", spec: string): VirtioAttach {
   if (kind === "rng") {
     const n = Number(spec);
     if (!Number.isInteger(n) || n < 1) throw new ConfigError(`--virtio-rng '${spec}' is not a domain position`);
     return { domain: n, device: { kind: "rng" } };
+  }
+  if (kind === "console") {
+    const c = /^(\d+)(?::(\d+)x(\d+))?$/.exec(spec);
+    if (c === null || Number(c[1]) < 1) throw new ConfigError(`--virtio-console '${spec}' is not DOM[:COLSxROWS]`);
+    if (c[2] === undefined) return { domain: Number(c[1]), device: { kind: "console" } };
+    const [cols, rows] = [Number(c[2]), Number(c[3])];
+    if (cols > 0xffff || rows > 0xffff) throw new ConfigError(`--virtio-console '${spec}': size out of range`);
+    return { domain: Number(c[1]), device: { kind: "console", cols, rows } };
   }
   const m = /^(\d+):(.+?)(:ro)?$/.exec(spec);
   if (m === null) throw new ConfigError(`--virtio-blk '${spec}' is not DOM:IMAGE[:ro]`);
@@ -579,6 +592,15 @@ export async function runSystem(cfg: SystemConfig): Promise<SystemResult> {
     await machine.close();
     throw e;
   }
+  // Host input goes to the first virtio-console, for as long as the run lasts.
+  const consoleAt = virtio.findIndex((o) => o.devices.some((d) => d.device.kind === "console"));
+  const onInput = (b: Buffer | string) => backends[consoleAt]?.sendInput(typeof b === "string" ? Buffer.from(b) : b);
+  if (cfg.consoleInput !== undefined && consoleAt >= 0) cfg.consoleInput.on("data", onInput);
+  const stopInput = () => {
+    if (cfg.consoleInput === undefined || consoleAt < 0) return;
+    cfg.consoleInput.removeListener("data", onInput);
+    cfg.consoleInput.pause();
+  };
   let xs: XenstoreLink | null = null;
   if (cfg.xenstore === true || cfg.xenstoreSocket !== undefined) {
     try {
@@ -588,6 +610,7 @@ export async function runSystem(cfg: SystemConfig): Promise<SystemResult> {
       });
       for (const [i, domid] of domids.entries()) await xs.introduce(hv.domains.get(domid)!, cfg.domains[i]!.name);
     } catch (e) {
+      stopInput();
       await machine.close();
       await xs?.close();
       throw e instanceof ConfigError ? e : new ConfigError(`xenstore: ${(e as Error).message}`);
@@ -610,6 +633,7 @@ export async function runSystem(cfg: SystemConfig): Promise<SystemResult> {
     if (timer) clearTimeout(timer);
     return { ends, timedOut, ms: performance.now() - t0, specCtrl: machine.specCtrlStats() };
   } finally {
+    stopInput();
     await machine.close();
     await xs?.close();
     for (const b of backends) await b.close();
