@@ -8,7 +8,7 @@ import type { SchedName, TimeMode } from "@xenon/hypervisor";
 import type { BootPlan } from "../boot/dom0less.js";
 import { XenonHost } from "../host/host.js";
 import { parseCpuList } from "../libxl/cpulist.js";
-import { buildSystem, launchBackends, type PoolSpec } from "../run/system.js";
+import { type BuiltSystem, buildSystem, launchBackends, type PoolSpec } from "../run/system.js";
 
 export const HOST_USAGE = `  xenon host [--pcpus N] [--sched credit2|rtds|null] [--cpupool NAME:SCHED:CPULIST]... [--memory MiB]
              [--listen ADDR] [--port PORT] [--xenstore-socket PATH] [--deterministic] [--console]
@@ -55,12 +55,15 @@ export function poolsFromFlags(pcpus: number, sched: string, specs: readonly str
   return pools;
 }
 
-/** Prints the host's addresses and serves until a signal; resolves once it is shut down. */
-export async function serveUntilSignal(host: XenonHost): Promise<void> {
+/**
+ * Prints the host's addresses and serves until a signal (or until `done` settles); resolves once
+ * it is shut down.
+ */
+export async function serveUntilSignal(host: XenonHost, done?: Promise<unknown>): Promise<void> {
   process.stdout.write(`XENON_HOST=${host.url}\nXENSTORED_PATH=${host.xenstorePath}\n`);
   await new Promise<void>((resolve) => {
-    const stop = (sig: string) => {
-      process.stderr.write(`xenon: ${sig}: shutting the host down\n`);
+    const stop = (sig: string | null) => {
+      if (sig !== null) process.stderr.write(`xenon: ${sig}: shutting the host down\n`);
       process.off("SIGINT", onInt);
       process.off("SIGTERM", onTerm);
       resolve();
@@ -69,6 +72,7 @@ export async function serveUntilSignal(host: XenonHost): Promise<void> {
     const onTerm = () => stop("SIGTERM");
     process.on("SIGINT", onInt);
     process.on("SIGTERM", onTerm);
+    void done?.then(() => stop(null));
   });
   await host.close();
 }
@@ -128,11 +132,12 @@ function parse(args: string[]) {
 /**
  * `xenon boot SYSTEM.dtb --serve`: builds the tree's system as `xenon boot` does, then serves it
  * like `xenon host` (its domains listed by name, consoles still printed as "(name) line") until
- * a signal. Returns the exit status.
+ * a signal — or, with `untilDone`, until every domain of the tree has shut down (status 0 when all
+ * powered off, 1 otherwise, as `xenon boot`). Returns the exit status.
  */
 export async function serveBootPlan(
   plan: BootPlan,
-  opts: { timeMode: TimeMode; xenstoreSocket?: string },
+  opts: { timeMode: TimeMode; xenstoreSocket?: string; untilDone?: boolean },
 ): Promise<number> {
   const built = buildSystem({
     domains: plan.domains,
@@ -176,8 +181,31 @@ export async function serveBootPlan(
     for (const b of backends) await b.close();
     throw e;
   }
-  await serveUntilSignal(host);
-  return 0;
+  const done = opts.untilDone === true ? bootDomainsEnded(built.machine, built.domids) : undefined;
+  await serveUntilSignal(host, done);
+  if (done === undefined) return 0;
+  const ends = built.machine.endings().filter((e) => built.domids.includes(e.domid));
+  let status = ends.length === built.domids.length ? 0 : 1;
+  for (const end of ends) {
+    if (end.reason === 0) continue;
+    status = 1;
+    const why = end.reason < 0 ? `crashed: ${end.detail ?? "destroyed"}` : `shut down (reason ${end.reason})`;
+    process.stderr.write(`xenon: domain ${end.domid} (${end.name}) ${why}\n`);
+  }
+  return status;
+}
+
+/** Resolves once every one of `domids` has shut down (the machine's record of endings). */
+function bootDomainsEnded(machine: BuiltSystem["machine"], domids: readonly number[]): Promise<void> {
+  return new Promise((resolve) => {
+    const timer = setInterval(() => {
+      const ended = new Set(machine.endings().map((e) => e.domid));
+      if (domids.every((d) => ended.has(d))) {
+        clearInterval(timer);
+        resolve();
+      }
+    }, 50);
+  });
 }
 
 /** Console bytes -> "(name) line" on stdout, a partial line kept per domain until its newline. */

@@ -39,13 +39,15 @@ const USAGE = `usage:
       --xenstore-socket PATH serve XenStore there (XENSTORED_PATH=PATH xenstore-ls); domains are introduced
       --xenstore             run XenStore (every domain gets its ring) without a socket
   xenon boot [--deterministic] [--timeout SECONDS] [--xenstore] [--xenstore-socket PATH]
-             [--xen-bootargs 'OPTIONS'] SYSTEM.dtb
+             [--xen-bootargs 'OPTIONS'] [--serve [--until-done]] SYSTEM.dtb
                                               dom0less: cpupools, domains, static memory, event channels
                                               and shared memory from a dtc-compiled tree; exits when all
                                               domains shut down
       --xen-bootargs OPTS    added to the tree's xen,xen-bootargs (spec-ctrl=, dom0-cpuid=)
       --stats                timing and spec-ctrl counters on stderr
       --serve                then keep the host up for xl (prints XENON_HOST=, XENSTORED_PATH=)
+      --until-done           with --serve: shut the host down once every domain of the tree has
+                             shut down (exit status as without --serve)
   xenon xenstored --socket PATH              XenStore daemon on a Unix socket (XENSTORED_PATH for xenstore-*)
 ${HOST_USAGE}`;
 
@@ -193,6 +195,7 @@ async function cmdBoot(args: string[]): Promise<void> {
       "xenstore-socket": { type: "string" },
       xenstore: { type: "boolean", default: false },
       serve: { type: "boolean", default: false },
+      "until-done": { type: "boolean", default: false },
       "xen-bootargs": { type: "string", default: "" },
     },
     allowPositionals: true,
@@ -204,9 +207,11 @@ async function cmdBoot(args: string[]): Promise<void> {
   if (timeout !== undefined && !(timeout > 0)) fail(`boot: bad --timeout '${values.timeout}'`);
   try {
     const plan = planFromFile(dtb, values["xen-bootargs"]);
+    if (values["until-done"] && !values.serve) fail("boot: --until-done needs --serve");
     if (values.serve) {
       process.exitCode = await serveBootPlan(plan, {
         timeMode: values.deterministic ? "instructions" : "host",
+        untilDone: values["until-done"],
         ...(values["xenstore-socket"] !== undefined ? { xenstoreSocket: values["xenstore-socket"] } : {}),
       });
       return;

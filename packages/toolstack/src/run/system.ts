@@ -573,6 +573,8 @@ export async function launchBackends(
     for (const o of virtio) {
       const name = o.name ?? `virtio-d${o.domid}`;
       backends.push(await DriverDomain.launch(hv, { ...o, log: (l) => console(name, l) }));
+      // Its backends serve from its own worker from now on: its creation pause is only a count.
+      hv.domains.get(backends[backends.length - 1]!.domid)?.unpause();
     }
   } catch (e) {
     for (const b of backends) await b.close();
