@@ -53,6 +53,12 @@ export interface VirtioDevice {
   bindWake?(wake: (queue: number) => void): void;
   /** Called once by the transport: `changed()` bumps the config generation and raises the config interrupt. */
   bindConfigChanged?(changed: () => void): void;
+  /**
+   * Device-model state that must move with the guest beyond the transport's registers and rings
+   * (plain data); devices whose state is all in the transport and their spec leave these out.
+   */
+  getState?(): unknown;
+  setState?(s: unknown): void;
   /** Device reset: forget per-driver state. */
   reset(): void;
   /** The driver domain stops: give back host resources (files, sockets). */

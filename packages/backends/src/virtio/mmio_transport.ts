@@ -17,7 +17,29 @@ import { Feature, InterruptBit, MMIO_MAGIC, MMIO_VERSION, Mmio, Status } from ".
 import { QUEUE_WAIT, type QueueIo, type VirtioDevice } from "./device.js";
 import type { MemoryRegion } from "./guest_memory.js";
 import { QueueError } from "./queue_error.js";
-import { SplitQueue } from "./split_queue.js";
+import { SplitQueue, type SplitQueueState } from "./split_queue.js";
+
+/** Version of VirtioMmioState; setState refuses any other. */
+export const VIRTIO_MMIO_STATE_VERSION = 1;
+
+/**
+ * A device's transport as it moves with its guest (migration, a backend handing over): the
+ * register file, every queue's configuration and ring positions, and the device model's own
+ * state. Plain data (msgpackr-encodable). Taken only while idle, with no chain in flight.
+ */
+export interface VirtioMmioState {
+  readonly version: typeof VIRTIO_MMIO_STATE_VERSION;
+  readonly deviceId: number;
+  readonly status: number;
+  readonly deviceFeaturesSel: number;
+  readonly driverFeaturesSel: number;
+  readonly driverFeatures: readonly [number, number];
+  readonly queueSel: number;
+  readonly interruptStatus: number;
+  readonly configGeneration: number;
+  readonly queues: readonly SplitQueueState[];
+  readonly device?: unknown;
+}
 
 const bit = (n: number): [number, number] => (n < 32 ? [(1 << n) >>> 0, 0] : [0, (1 << (n - 32)) >>> 0]);
 
@@ -198,6 +220,63 @@ export class VirtioMmioTransport {
     if ((this.status & Status.DRIVER_OK) !== 0) this.interrupt(InterruptBit.CONFIG);
   }
 
+  /**
+   * The transport's state (VirtioMmioState). Throws while queue work runs or a chain is in
+   * flight: quiesce first (the guest paused, then snapshot()).
+   */
+  getState(): VirtioMmioState {
+    if (this.runs.some((r) => r.busy) || this.activating)
+      throw new Error(`virtio-${this.device.name} d${this.bus.guest}: busy, cannot snapshot`);
+    return {
+      version: VIRTIO_MMIO_STATE_VERSION,
+      deviceId: this.device.deviceId,
+      status: this.status,
+      deviceFeaturesSel: this.deviceFeaturesSel,
+      driverFeaturesSel: this.driverFeaturesSel,
+      driverFeatures: [this.driverFeatures[0]!, this.driverFeatures[1]!],
+      queueSel: this.queueSel,
+      interruptStatus: this.interruptStatus,
+      configGeneration: this.configGeneration,
+      queues: this.queues.map((q) => q.getState()),
+      ...(this.device.getState !== undefined ? { device: this.device.getState() } : {}),
+    };
+  }
+
+  /** Waits for queue work to finish, then getState() (the guest must not kick meanwhile). */
+  async snapshot(): Promise<VirtioMmioState> {
+    await this.idle();
+    return this.getState();
+  }
+
+  /**
+   * Takes over a snapshot (from getState, possibly on another host): the device is reset, the
+   * registers loaded and, if the driver had it running, the rings mapped again (through the
+   * guest's grants here) and each queue resumed at its ring positions, then kicked once in case
+   * the driver queued work meanwhile. A snapshot that fails the checks is refused with an Error
+   * and the device stays reset; rings that cannot be mapped give DEVICE_NEEDS_RESET, as any
+   * broken rule does.
+   */
+  async setState(s: VirtioMmioState): Promise<void> {
+    checkState(s, this.device, this.queues);
+    this.reset();
+    await this.idle();
+    this.deviceFeaturesSel = s.deviceFeaturesSel >>> 0;
+    this.driverFeaturesSel = s.driverFeaturesSel >>> 0;
+    this.driverFeatures[0] = s.driverFeatures[0] >>> 0;
+    this.driverFeatures[1] = s.driverFeatures[1] >>> 0;
+    this.queueSel = s.queueSel >>> 0;
+    this.configGeneration = s.configGeneration >>> 0;
+    for (const q of this.queues) q.setState(s.queues[q.index]!);
+    if (s.device !== undefined) this.device.setState?.(s.device);
+    if ((s.status & Status.FEATURES_OK) !== 0) this.device.negotiated?.(this.driverFeatures[0], this.driverFeatures[1]);
+    this.status = s.status;
+    this.interruptStatus = s.interruptStatus >>> 0;
+    if (!this.statusIs(Status.DRIVER_OK, 0)) return;
+    this.activate((q) => q.resume(s.queues[q.index]!));
+    if (!(await this.activation)) return;
+    for (let i = 0; i < this.queues.length; i++) this.kick(i);
+  }
+
   /** Waits until no queue work is running (tests; an orderly stop). */
   async idle(): Promise<void> {
     for (let i = 0; i < 1000 && (this.runs.some((r) => r.busy) || this.activating); i++)
@@ -255,12 +334,16 @@ export class VirtioMmioTransport {
     return true;
   }
 
-  private activate(): void {
+  private activate(resume?: (q: SplitQueue) => void): void {
     const epoch = this.epoch;
     this.activating = true;
     this.activation = (async () => {
       try {
-        for (const q of this.queues) if (q.ready) await q.activate(this.bus.memory);
+        for (const q of this.queues)
+          if (q.ready) {
+            await q.activate(this.bus.memory);
+            resume?.(q);
+          }
         return true;
       } catch (e) {
         if (epoch === this.epoch) this.fail(e);
@@ -338,4 +421,51 @@ export class VirtioMmioTransport {
     for (const q of this.queues) void q.reset();
     this.device.reset();
   }
+}
+
+/** The shape checks of setState: a snapshot from elsewhere is input like any other. */
+function checkState(s: VirtioMmioState, device: VirtioDevice, queues: readonly SplitQueue[]): void {
+  const bad = (why: string) => new Error(`virtio-${device.name} snapshot refused: ${why}`);
+  if (typeof s !== "object" || s === null) throw bad("not an object");
+  if (s.version !== VIRTIO_MMIO_STATE_VERSION)
+    throw bad(`version ${String(s.version)}, want ${VIRTIO_MMIO_STATE_VERSION}`);
+  if (s.deviceId !== device.deviceId) throw bad(`device id ${s.deviceId}, this device is ${device.deviceId}`);
+  const u32 = (v: unknown) => typeof v === "number" && Number.isInteger(v) && v >= 0 && v <= 0xffff_ffff;
+  for (const k of [
+    "status",
+    "deviceFeaturesSel",
+    "driverFeaturesSel",
+    "queueSel",
+    "interruptStatus",
+    "configGeneration",
+  ] as const)
+    if (!u32(s[k])) throw bad(`${k} is not a 32-bit value`);
+  if (!Array.isArray(s.driverFeatures) || s.driverFeatures.length !== 2 || !s.driverFeatures.every(u32))
+    throw bad("driverFeatures is not two 32-bit words");
+  const live = s.status & ~(Status.DEVICE_NEEDS_RESET | Status.FAILED);
+  const legal = [
+    0,
+    Status.ACKNOWLEDGE,
+    Status.ACKNOWLEDGE | Status.DRIVER,
+    Status.ACKNOWLEDGE | Status.DRIVER | Status.FEATURES_OK,
+    Status.ACKNOWLEDGE | Status.DRIVER | Status.FEATURES_OK | Status.DRIVER_OK,
+  ];
+  if (s.status > 0xff || !legal.includes(live))
+    throw bad(`status 0x${s.status.toString(16)} is not a state the device can be in`);
+  if (!Array.isArray(s.queues) || s.queues.length !== queues.length)
+    throw bad(`${Array.isArray(s.queues) ? s.queues.length : "no"} queues, the device has ${queues.length}`);
+  s.queues.forEach((q, i) => {
+    const max = queues[i]!.maxSize;
+    const pair = (p: unknown) => Array.isArray(p) && p.length === 2 && p.every(u32);
+    if (typeof q !== "object" || q === null) throw bad(`queue ${i} is not an object`);
+    if (!u32(q.size) || q.size === 0 || q.size > max || (q.size & (q.size - 1)) !== 0)
+      throw bad(`queue ${i}: size ${String(q.size)} (max ${max}, power of two)`);
+    if (!pair(q.desc) || !pair(q.avail) || !pair(q.used)) throw bad(`queue ${i}: ring addresses`);
+    for (const k of ["nextAvail", "nextUsed", "signalledUsed"] as const)
+      if (!u32(q[k]) || q[k] > 0xffff) throw bad(`queue ${i}: ${k} is not a 16-bit index`);
+    if (((q.nextAvail - q.nextUsed) & 0xffff) !== 0)
+      throw bad(`queue ${i}: chains in flight (avail ${q.nextAvail}, used ${q.nextUsed})`);
+    for (const k of ["ready", "eventIdx", "indirect"] as const)
+      if (typeof q[k] !== "boolean") throw bad(`queue ${i}: ${k} is not a boolean`);
+  });
 }

@@ -17,6 +17,23 @@ import { QueueError } from "./queue_error.js";
 
 const KNOWN_FLAGS = DescFlag.NEXT | DescFlag.WRITE | DescFlag.INDIRECT;
 
+/**
+ * What a queue carries across a device snapshot (migration): the driver's configuration and the
+ * device's ring positions. Taken only with no chain in flight (the caller quiesces first).
+ */
+export interface SplitQueueState {
+  readonly size: number;
+  readonly desc: readonly [number, number];
+  readonly avail: readonly [number, number];
+  readonly used: readonly [number, number];
+  readonly ready: boolean;
+  readonly eventIdx: boolean;
+  readonly indirect: boolean;
+  readonly nextAvail: number;
+  readonly nextUsed: number;
+  readonly signalledUsed: number;
+}
+
 export class SplitQueue {
   // Set by the transport while the queue is not ready.
   size: number;
@@ -92,6 +109,44 @@ export class SplitQueue {
     this.signalledUsed = 0;
     this.seenAvail = -1;
     this.inFlight = 0;
+  }
+
+  /** The queue's configuration and ring positions; throws while a chain is in flight. */
+  getState(): SplitQueueState {
+    if (this.inFlight !== 0) throw new Error(`queue ${this.index}: ${this.inFlight} chain(s) in flight`);
+    return {
+      size: this.size,
+      desc: [this.descHi, this.descLo],
+      avail: [this.availHi, this.availLo],
+      used: [this.usedHi, this.usedLo],
+      ready: this.ready,
+      eventIdx: this.eventIdx,
+      indirect: this.indirect,
+      nextAvail: this.nextAvail,
+      nextUsed: this.nextUsed,
+      signalledUsed: this.signalledUsed,
+    };
+  }
+
+  /**
+   * Loads a snapshot's configuration into a reset queue (the rings are not mapped: the transport
+   * activates the queue, then resume() puts the ring positions back).
+   */
+  setState(s: SplitQueueState): void {
+    this.size = s.size;
+    [this.descHi, this.descLo] = s.desc;
+    [this.availHi, this.availLo] = s.avail;
+    [this.usedHi, this.usedLo] = s.used;
+    this.ready = s.ready;
+    this.eventIdx = s.eventIdx;
+    this.indirect = s.indirect;
+  }
+
+  /** After activate(): continue at the snapshot's ring positions instead of from zero. */
+  resume(s: SplitQueueState): void {
+    this.nextAvail = s.nextAvail & 0xffff;
+    this.nextUsed = s.nextUsed & 0xffff;
+    this.signalledUsed = s.signalledUsed & 0xffff;
   }
 
   /** Unmaps the rings and forgets all state (device reset). */
