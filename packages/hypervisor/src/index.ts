@@ -91,7 +91,7 @@ export type { DomainInfoRec, EvtchnRec, GrantTableRec, PageBatch, VcpuRec } from
 export { VCPU_SAVED_SLOTS } from "./migrate/records.js";
 export type { RestoredDomain, RestoreOptions } from "./migrate/restore.js";
 export { DomainRestorer, restoreBodyLimit, StreamRestore } from "./migrate/restore.js";
-export type { SaveHost } from "./migrate/save.js";
+export type { SaveHost, SaveOptions } from "./migrate/save.js";
 export {
   checkSaveable,
   pauseDomain,

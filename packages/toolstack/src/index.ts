@@ -24,6 +24,8 @@ export { MgmtClient, MgmtError } from "./mgmt/client.js";
 export type { ErrorBody, Reply, Request } from "./mgmt/protocol.js";
 export { decodeReply, decodeRequest, encodeFrame, PROTOCOL_VERSION, ProtocolError } from "./mgmt/protocol.js";
 export { MGMT_OPS, MgmtServer } from "./mgmt/server.js";
+export type { DeviceModelSource, DeviceModelTarget, EmulatorState } from "./migrate/device_models.js";
+export { awaitDeviceModels } from "./migrate/device_models.js";
 // xl save / restore (and the outer layers of a migration stream): see packages/hypervisor/MIGRATION.md.
 export type {
   RestoreImageOptions,
@@ -43,7 +45,14 @@ export {
 export type { MigratePolicy, MigrateStats, MigrationTarget } from "./migrate/live_migrate.js";
 export { migrateDomain } from "./migrate/live_migrate.js";
 export type { OuterItem } from "./migrate/save_file.js";
-export { encodeLibxlHeader, encodeXlHeader, OuterReader, XL_MAGIC } from "./migrate/save_file.js";
+export {
+  EmulatorId,
+  encodeEmulatorContext,
+  encodeLibxlHeader,
+  encodeXlHeader,
+  OuterReader,
+  XL_MAGIC,
+} from "./migrate/save_file.js";
 export { FlatGuest } from "./run/flat_guest.js";
 export type { LinuxRunOptions, LinuxRunResult } from "./run/linux_abi.js";
 export { runLinuxUser, SYS_EXIT, SYS_EXIT_GROUP, SYS_WRITE } from "./run/linux_abi.js";

@@ -39,12 +39,24 @@ export interface SaveHost {
   now(): number;
 }
 
+/** How the domain's device models travel. */
+export interface SaveOptions {
+  /**
+   * The toolstack moves the domain's device models itself (their state in libxl's
+   * EMULATOR_CONTEXT records): the ports of their IOREQ servers are left out of the stream (the
+   * destination's device models make their own). A vCPU waiting for one is still refused: the
+   * caller lets the device model answer first. Without it, a domain with an IOREQ server cannot
+   * be saved.
+   */
+  readonly deviceModelsMove?: boolean;
+}
+
 /**
  * Refuses what the stream does not carry (see MIGRATION.md, "what survives"): mappings of other
  * domains' memory, read-only or device RAM, hypervisor-consumed ports (IOREQ), a vCPU waiting
  * for a device model.
  */
-export function checkSaveable(hv: Hypervisor, d: Domain): void {
+export function checkSaveable(hv: Hypervisor, d: Domain, opts: SaveOptions = {}): void {
   if (d.dying) throw new SaveError(`domain ${d.domid} is dying`);
   if (d.flags.directMap)
     throw new SaveError(`domain ${d.domid} is direct-mapped (gfn == mfn): its frames cannot move to another host`);
@@ -59,7 +71,7 @@ export function checkSaveable(hv: Hypervisor, d: Domain): void {
       );
   });
   for (const port of d.evtchn.boundPorts())
-    if (d.evtchn.isXenConsumer(port))
+    if (d.evtchn.isXenConsumer(port) && !opts.deviceModelsMove)
       throw new SaveError(`domain ${d.domid}: port ${port} belongs to an IOREQ server; destroy it before saving`);
   for (const v of d.vcpus)
     if (hv.ioreq.isWaiting(d.domid, v.id))
@@ -131,7 +143,13 @@ export function writePages(w: StreamWriter, hv: Hypervisor, d: Domain, gfns: rea
  * Everything but memory, then END. The domain must be paused with its vCPUs off the pCPUs (their
  * register blocks are read as they are).
  */
-export function writeDomainState(w: StreamWriter, hv: Hypervisor, d: Domain, host: SaveHost): void {
+export function writeDomainState(
+  w: StreamWriter,
+  hv: Hypervisor,
+  d: Domain,
+  host: SaveHost,
+  opts: SaveOptions = {},
+): void {
   const le = w.littleEndian;
   w.record(RecType.RV32_PHYSMAP, encodePhysmap(d.sharedInfoGfn, le));
   const si = hv.memory.frameOffset(d.sharedInfoMfn);
@@ -153,7 +171,8 @@ export function writeDomainState(w: StreamWriter, hv: Hypervisor, d: Domain, hos
     encodeGrantTable({ version: gt.version, gfns: gt.frameGfn.map((g) => (g < 0 ? NO_GFN : g)), frames }, le),
   );
 
-  const ports: EvtchnRec[] = d.evtchn.boundPorts().map((port) => ({
+  const kept = d.evtchn.boundPorts().filter((port) => !(opts.deviceModelsMove && d.evtchn.isXenConsumer(port)));
+  const ports: EvtchnRec[] = kept.map((port) => ({
     port,
     state: d.evtchn.state(port),
     vcpu: d.evtchn.notifyVcpu(port),
@@ -232,10 +251,11 @@ export function saveDomain(
   hv: Hypervisor,
   d: Domain,
   host: SaveHost,
+  opts: SaveOptions = {},
 ): { readonly bytes: number; readonly pages: number } {
-  checkSaveable(hv, d);
+  checkSaveable(hv, d, opts);
   writeStaticData(w, d);
   const pages = writePages(w, hv, d, ramGfns(d));
-  writeDomainState(w, hv, d, host);
+  writeDomainState(w, hv, d, host, opts);
   return { bytes: w.bytes, pages };
 }

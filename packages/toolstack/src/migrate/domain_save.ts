@@ -19,13 +19,28 @@ import {
   saveDomain,
   unpauseDomain,
 } from "@xenon/hypervisor";
-import { encodeLibxlHeader, encodeLibxlRecord, encodeXlHeader, LibxlRec, OuterReader } from "./save_file.js";
+import {
+  awaitDeviceModels,
+  type DeviceModelSource,
+  type DeviceModelTarget,
+  type EmulatorState,
+} from "./device_models.js";
+import {
+  encodeEmulatorContext,
+  encodeLibxlHeader,
+  encodeLibxlRecord,
+  encodeXlHeader,
+  LibxlRec,
+  OuterReader,
+} from "./save_file.js";
 
 export interface SaveImageOptions {
   /** xl save -c: the domain runs on after the save (default: it is destroyed). */
   readonly keepRunning?: boolean;
   /** Written without the xl header (a live-migration stream is a bare libxl stream). */
   readonly bare?: boolean;
+  /** The domain's device models: their state is saved with it (EMULATOR_CONTEXT records). */
+  readonly deviceModels?: DeviceModelSource;
 }
 
 export interface SaveResult {
@@ -63,15 +78,18 @@ export async function saveDomainImage(
   const hv = machine.hv;
   const d = hv.domains.getLive(domid);
   if (d === undefined) throw new Error(`no domain ${domid}`);
-  checkSaveable(hv, d);
+  const saveOpts = { deviceModelsMove: opts.deviceModels !== undefined };
+  checkSaveable(hv, d, saveOpts);
   const t0 = performance.now();
   const rc = pauseDomain(hv, d);
   if (rc < 0) throw new Error(`domain ${domid}: cannot pause (${rc})`);
   let ok = false;
   try {
     if (!(await machine.descheduled(domid))) throw new Error(`domain ${domid}: vCPUs did not leave the pCPUs`);
+    if (opts.deviceModels !== undefined) await awaitDeviceModels(hv, domid);
     // Checked again paused: nothing can change under the saver now.
-    checkSaveable(hv, d);
+    checkSaveable(hv, d, saveOpts);
+    const emulators = (await opts.deviceModels?.save(domid)) ?? [];
     const config: SavedConfig = { name: d.name, pool: poolOf(machine, domid) };
     let bytes = 0;
     const out: StreamSink = (c) => {
@@ -82,10 +100,20 @@ export async function saveDomainImage(
     out(encodeLibxlHeader());
     out(encodeLibxlRecord(LibxlRec.LIBXC_CONTEXT));
     const w = new StreamWriter(out);
-    const r = saveDomain(w, hv, d, { vcpuState: (v) => machine.vcpuState(domid, v), now: () => machine.now() });
+    const r = saveDomain(
+      w,
+      hv,
+      d,
+      { vcpuState: (v) => machine.vcpuState(domid, v), now: () => machine.now() },
+      saveOpts,
+    );
+    for (const e of emulators) out(encodeEmulatorContext(e.id, e.index, e.data));
     out(encodeLibxlRecord(LibxlRec.END));
     ok = true;
-    if (!opts.keepRunning) await destroyDomainNow(machine, domid);
+    if (!opts.keepRunning) {
+      await opts.deviceModels?.release(domid);
+      await destroyDomainNow(machine, domid);
+    }
     return { bytes, pages: r.pages, pausedMs: performance.now() - t0 };
   } finally {
     if (!ok || opts.keepRunning) unpauseDomain(hv, d);
@@ -122,6 +150,11 @@ export interface RestoreImageOptions {
   readonly console?: (bytes: Uint8Array) => void;
   /** Bare libxl stream (no xl header): a live migration's. */
   readonly bare?: boolean;
+  /**
+   * Starts the domain's device models from their saved state (completeAsync). A stream with
+   * EMULATOR_CONTEXT records cannot be restored without it.
+   */
+  readonly deviceModels?: DeviceModelTarget;
 }
 
 export interface RestoreResult {
@@ -140,6 +173,7 @@ export class ImageRestore {
   private inner: StreamRestore | null = null;
   private restored: RestoredDomain | null = null;
   private config: SavedConfig | null = null;
+  private readonly emulators: EmulatorState[] = [];
 
   constructor(
     private readonly machine: Machine,
@@ -164,7 +198,13 @@ export class ImageRestore {
   private handle(items: ReturnType<OuterReader["push"]>): void {
     for (const item of items) {
       if (item.kind === "config") this.config = parseConfig(item.json);
-      else if (item.kind === "libxc") {
+      else if (item.kind === "emulator") {
+        if (this.opts.deviceModels === undefined)
+          throw new MigrationStreamError(
+            `the domain has a device model (EMULATOR_CONTEXT id 0x${item.id.toString(16)}) and this restore cannot start one`,
+          );
+        this.emulators.push({ id: item.id, index: item.index, data: item.data });
+      } else if (item.kind === "libxc") {
         if (this.inner !== null) throw new MigrationStreamError("a second LIBXC_CONTEXT record");
         const name = this.opts.name ?? this.config?.name ?? "restored";
         this.inner = new StreamRestore(this.machine.hv, { name }, true);
@@ -182,8 +222,33 @@ export class ImageRestore {
     }
   }
 
+  /**
+   * The stream is complete: the domain joins the machine paused, its device models start from
+   * their saved state, then it runs (unless `paused`). If they cannot start, the domain is
+   * destroyed and the error thrown.
+   */
+  async completeAsync(): Promise<RestoreResult> {
+    const r = this.completePaused();
+    try {
+      await this.opts.deviceModels?.start(r.domid, this.emulators);
+    } catch (e) {
+      await destroyDomainNow(this.machine, r.domid).catch(() => {});
+      throw e;
+    }
+    if (!this.opts.paused) unpauseDomain(this.machine.hv, r.domain);
+    return r;
+  }
+
   /** The stream is complete: the domain joins the machine (and runs unless `paused`). */
   complete(): RestoreResult {
+    if (this.emulators.length > 0)
+      throw new MigrationStreamError("the domain has device models: restore it with completeAsync()");
+    const r = this.completePaused();
+    if (!this.opts.paused) unpauseDomain(this.machine.hv, r.domain);
+    return r;
+  }
+
+  private completePaused(): RestoreResult {
     try {
       this.outer.finish();
       if (this.restored === null) throw new MigrationStreamError("the save stream has no domain in it");
@@ -202,7 +267,6 @@ export class ImageRestore {
       this.machine.hv.domains.destroy(d.domid);
       throw e;
     }
-    if (!this.opts.paused) unpauseDomain(this.machine.hv, d);
     return { domid: d.domid, domain: d, config: this.config, pages: r.pages };
   }
 
@@ -254,7 +318,7 @@ export function localMigrationTarget(
       },
       commit: async () => {
         if (failed !== null) throw failed;
-        done = r.complete();
+        done = await r.completeAsync();
       },
       abort: () => r.abort(),
     },

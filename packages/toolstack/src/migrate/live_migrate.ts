@@ -20,8 +20,9 @@ import {
   writePages,
   writeStaticData,
 } from "@xenon/hypervisor";
+import { awaitDeviceModels, type DeviceModelSource } from "./device_models.js";
 import { destroyDomainNow } from "./domain_save.js";
-import { encodeLibxlHeader, encodeLibxlRecord, LibxlRec } from "./save_file.js";
+import { encodeEmulatorContext, encodeLibxlHeader, encodeLibxlRecord, LibxlRec } from "./save_file.js";
 
 export interface MigratePolicy {
   /** Go to stop-and-copy when a round dirtied fewer pages than this (libxc: 50). */
@@ -32,6 +33,8 @@ export interface MigratePolicy {
   readonly live?: boolean;
   /** Called after each round: pages sent so far, dirty pages found. */
   readonly progress?: (p: { round: number; sent: number; dirty: number }) => void;
+  /** The domain's device models (virtio driver domains): their state goes in EMULATOR_CONTEXT. */
+  readonly deviceModels?: DeviceModelSource;
 }
 
 /** The receiving end as the sender sees it. */
@@ -71,7 +74,8 @@ export async function migrateDomain(
   const hv = machine.hv;
   const d = hv.domains.getLive(domid);
   if (d === undefined) throw new Error(`no domain ${domid}`);
-  checkSaveable(hv, d);
+  const saveOpts = { deviceModelsMove: policy.deviceModels !== undefined };
+  checkSaveable(hv, d, saveOpts);
   const targetDirty = policy.targetDirty ?? 50;
   const maxRounds = policy.maxRounds ?? 5;
   const t0 = performance.now();
@@ -114,7 +118,10 @@ export async function migrateDomain(
     if (rc < 0) throw new Error(`domain ${domid}: cannot pause (${rc})`);
     paused = true;
     if (!(await machine.descheduled(domid))) throw new Error(`domain ${domid}: vCPUs did not leave the pCPUs`);
-    checkSaveable(hv, d);
+    if (policy.deviceModels !== undefined) await awaitDeviceModels(hv, domid);
+    checkSaveable(hv, d, saveOpts);
+    // Device models finish the guest's queued work first: what they write to it is sent below.
+    const emulators = (await policy.deviceModels?.save(domid)) ?? [];
     const last = new Set([...dirty, ...(live ? d.p2m.peekAndClean() : [])]);
     // Written without the vCPU's TLB, so never in the dirty log: vcpu_info blocks (event delivery
     // by the core and the workers) and pages other domains hold through grants (a backend writes
@@ -133,11 +140,13 @@ export async function migrateDomain(
       d,
       [...last].sort((a, b) => a - b),
     );
-    writeDomainState(w, hv, d, { vcpuState: (v) => machine.vcpuState(domid, v), now: () => machine.now() });
+    writeDomainState(w, hv, d, { vcpuState: (v) => machine.vcpuState(domid, v), now: () => machine.now() }, saveOpts);
+    for (const e of emulators) out(encodeEmulatorContext(e.id, e.index, e.data));
     out(encodeLibxlRecord(LibxlRec.END));
     await target.commit();
     const downtimeMs = performance.now() - tPause;
     if (live) d.p2m.disableLogDirty();
+    await policy.deviceModels?.release(domid);
     await destroyDomainNow(machine, domid);
     return {
       guestPages: all.length,

@@ -2,6 +2,8 @@ import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { MigrationStreamError } from "@xenon/hypervisor";
 import {
+  EmulatorId,
+  encodeEmulatorContext,
   encodeLibxlHeader,
   encodeLibxlRecord,
   encodeXlHeader,
@@ -93,5 +95,35 @@ describe("xl save file and libxl stream (outer layers)", () => {
     bad(mut(70, 0x02), /libxl record type 2 .* not supported/);
     bad(mut(74, 0x01), /body/);
     bad(cat(whole, hex("00")), /after libxl's END/);
+  });
+
+  // EMULATOR_CONTEXT type 3, body 8 + 3 bytes: id 0x10, index 1, state "a b c", padded to 16.
+  const EMU = "03 00 00 00 0b 00 00 00 10 00 00 00 01 00 00 00 61 62 63 00 00 00 00 00";
+
+  it("carries a device model's state in EMULATOR_CONTEXT after the domain, in every split", () => {
+    assert.deepEqual(encodeEmulatorContext(EmulatorId.XENON_VIRTIO, 1, hex("61 62 63")), hex(EMU));
+    const withEmu = cat(hex(XL), hex(LIBXL), hex(LIBXC_CTX), hex("aa bb cc"), hex(EMU), hex(END));
+    const want = [
+      { kind: "config", json: "{}" },
+      { kind: "libxc" },
+      { kind: "emulator", id: 0x10, index: 1, data: hex("61 62 63") },
+      { kind: "end" },
+    ];
+    for (let cut = 0; cut <= withEmu.length; cut++)
+      assert.deepEqual(drive([withEmu.subarray(0, cut), withEmu.subarray(cut)], 3).items, want, `split ${cut}`);
+    for (let n = 0; n < withEmu.length; n++)
+      assert.throws(() => drive([withEmu.subarray(0, n)], 3), MigrationStreamError, `prefix ${n}`);
+  });
+
+  it("refuses an EMULATOR_CONTEXT before the domain or with a body that cannot hold its header", () => {
+    assert.throws(
+      () => drive([cat(hex(XL), hex(LIBXL), hex(EMU), hex(LIBXC_CTX), hex("aa bb cc"), hex(END))], 3),
+      /EMULATOR_CONTEXT at offset 70 before the domain's LIBXC_CONTEXT/,
+    );
+    const short = hex("03 00 00 00 04 00 00 00 10 00 00 00 00 00 00 00");
+    assert.throws(
+      () => drive([cat(hex(XL), hex(LIBXL), hex(LIBXC_CTX), hex("aa bb cc"), short, hex(END))], 3),
+      /EMULATOR_CONTEXT at offset 78 has a 4-byte body/,
+    );
   });
 });

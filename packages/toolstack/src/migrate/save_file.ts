@@ -21,6 +21,13 @@ export const LIBXL_IDENT_LO = 0x6c466d74; // "lFmt"
 export const LIBXL_VERSION = 2;
 export const LIBXL_HEADER_SIZE = 16;
 export const LibxlRec = { END: 0, LIBXC_CONTEXT: 1, EMULATOR_XENSTORE_DATA: 2, EMULATOR_CONTEXT: 3 } as const;
+/**
+ * EMULATOR_CONTEXT's emulator ids (libxl's device_model_version: 1 qemu-traditional, 2
+ * qemu-xen). Xenon's virtio driver domains have their own, well clear of libxl's.
+ */
+export const EmulatorId = { XENON_VIRTIO: 0x10 } as const;
+/** A device model's state is small (registers and ring positions); bigger is refused. */
+export const EMULATOR_CONTEXT_MAX = 1 << 20;
 
 /** The xl header with the config (JSON text) as optional data. Little-endian writer. */
 export function encodeXlHeader(configJson: string): Uint8Array {
@@ -53,6 +60,20 @@ export function encodeLibxlRecord(type: number): Uint8Array {
   return encodeRecord(type, new Uint8Array(0));
 }
 
+/**
+ * libxl's EMULATOR_CONTEXT record: u32 emulator id, u32 index (which of the domain's emulators),
+ * then the emulator's own state, padded to 8 bytes like every record.
+ */
+export function encodeEmulatorContext(id: number, index: number, data: Uint8Array): Uint8Array {
+  if (data.length > EMULATOR_CONTEXT_MAX) throw new RangeError(`emulator state of ${data.length} bytes is too long`);
+  const body = new Uint8Array(8 + data.length);
+  const v = new DataView(body.buffer);
+  v.setUint32(0, id, true);
+  v.setUint32(4, index, true);
+  body.set(data, 8);
+  return encodeRecord(LibxlRec.EMULATOR_CONTEXT, body);
+}
+
 const fail = (msg: string): never => {
   throw new MigrationStreamError(msg);
 };
@@ -61,6 +82,8 @@ export type OuterItem =
   | { readonly kind: "config"; readonly json: string }
   /** The hypervisor's stream starts: feed it the bytes from here. */
   | { readonly kind: "libxc" }
+  /** A device model's state (EMULATOR_CONTEXT), after the hypervisor's stream. */
+  | { readonly kind: "emulator"; readonly id: number; readonly index: number; readonly data: Uint8Array }
   | { readonly kind: "end" };
 
 /**
@@ -72,6 +95,7 @@ export class OuterReader {
   private buf: Uint8Array = new Uint8Array(0);
   private state: "xl" | "libxl" | "records" | "inner" | "done";
   private offset = 0;
+  private sawLibxc = false;
 
   constructor(xlHeader = true) {
     this.state = xlHeader ? "xl" : "libxl";
@@ -158,11 +182,26 @@ export class OuterReader {
             break;
           }
           this.state = "inner";
+          this.sawLibxc = true;
           out.push({ kind: "libxc" });
           break;
         }
-        if ((type & 0x80000000) === 0)
-          fail(`libxl record type ${type} at offset ${this.offset} not supported (no device model state is expected)`);
+        if (type === LibxlRec.EMULATOR_CONTEXT) {
+          if (!this.sawLibxc) fail(`EMULATOR_CONTEXT at offset ${this.offset} before the domain's LIBXC_CONTEXT`);
+          if (len < 8 || len > 8 + EMULATOR_CONTEXT_MAX)
+            fail(`EMULATOR_CONTEXT at offset ${this.offset} has a ${len}-byte body`);
+          const total = 8 + len + ((8 - (len % 8)) % 8);
+          if (b.length < total) break;
+          out.push({
+            kind: "emulator",
+            id: v.getUint32(8, true),
+            index: v.getUint32(12, true),
+            data: b.slice(16, 8 + len),
+          });
+          this.consume(total);
+          continue;
+        }
+        if ((type & 0x80000000) === 0) fail(`libxl record type ${type} at offset ${this.offset} not supported`);
         if (len > 1 << 20) fail(`optional libxl record of ${len} bytes`);
         const total = 8 + len + ((8 - (len % 8)) % 8);
         if (b.length < total) break;
