@@ -69,6 +69,7 @@ const NATIVE_IMAGES = {
   rngcat: ["images/rngcat.c"],
   blkstress: ["images/blkstress.c"],
   vconsole: ["images/vconsole.c"],
+  virtioattack: ["images/virtioattack.c"],
   dirtier: ["images/dirtier.c"],
 };
 const LINUX_EXTRA = { cpubench: ["bench/cpubench_core.c"] };

@@ -52,6 +52,7 @@ export const NATIVE_IMAGES: readonly string[] = [
   "blkstress",
   "dirtier",
   "vconsole",
+  "virtioattack",
 ];
 
 const NAME = /^[a-z0-9_-]+$/;

@@ -4,6 +4,7 @@
  * offset in it. A buffer of n pages uses n consecutive grant references. Addresses travel as two
  * u32 halves (hi, lo) so the hot path needs no BigInt.
  */
+import { Gntst } from "@xenon/hypervisor";
 import { pagesSpanned } from "./guest_memory.js";
 
 export const GRANT_DMA_HI_BIT = 0x8000_0000;
@@ -65,4 +66,10 @@ export function addrAdd(hi: number, lo: number, n: number): [number, number] | n
 /** Printable 64-bit address. */
 export function fmtAddr(hi: number, lo: number): string {
   return `0x${hi.toString(16).padStart(8, "0")}${lo.toString(16).padStart(8, "0")}`;
+}
+
+/** A grant operation's status for a log line: "-1 (GNTST_general_error)". */
+export function fmtGntst(status: number): string {
+  const name = Object.entries(Gntst).find(([, v]) => v === status)?.[0];
+  return name === undefined ? String(status) : `${status} (GNTST_${name})`;
 }

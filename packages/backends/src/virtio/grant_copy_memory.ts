@@ -3,7 +3,7 @@
  * a region is a local copy of the granted bytes, fetched at map/refresh and pushed back at
  * flush/release. Same interface and same checks as the map implementation.
  */
-import { grantRange } from "./dma.js";
+import { fmtGntst, grantRange } from "./dma.js";
 import { type GuestMemory, type MemoryRegion, PageRegion } from "./guest_memory.js";
 
 /** What this needs of a HypercallClient. */
@@ -70,7 +70,7 @@ export class GrantCopyMemory implements GuestMemory {
         inPage,
         c.frames[a >>> 12]!.subarray(inPage, inPage + n),
       );
-      if (rc !== 0) throw new Error(`grant ${c.gref + (a >>> 12)} of d${this.domid}: copy status ${rc}`);
+      if (rc !== 0) throw new Error(`grant ${c.gref + (a >>> 12)} of d${this.domid}: copy status ${fmtGntst(rc)}`);
       done += n;
       a += n;
     }
@@ -86,7 +86,8 @@ export class GrantCopyMemory implements GuestMemory {
       const inPage = a & 0xfff;
       const n = Math.min(len - done, 4096 - inPage);
       const got = await this.client.copyFromGrant(this.domid, r.gref + (a >>> 12), inPage, n);
-      if (typeof got === "number") return `grant ${r.gref + (a >>> 12)} of d${this.domid}: copy status ${got}`;
+      if (typeof got === "number")
+        return `grant ${r.gref + (a >>> 12)} of d${this.domid}: copy status ${fmtGntst(got)}`;
       r.frames[a >>> 12]!.set(got, inPage);
       done += n;
       a += n;

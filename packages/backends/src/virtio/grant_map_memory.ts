@@ -6,7 +6,7 @@
  * backend does not have: they are refused.
  */
 import type { GrantView } from "@xenon/hypervisor";
-import { grantRange } from "./dma.js";
+import { fmtGntst, grantRange } from "./dma.js";
 import { type GuestMemory, type MemoryRegion, PageRegion } from "./guest_memory.js";
 
 /** What this needs of a HypercallClient. */
@@ -46,7 +46,7 @@ export class GrantMapMemory implements GuestMemory {
       const r = await this.client.mapGrant(this.domid, gref + i, !writable);
       if (r.status !== 0 || r.view === null) {
         for (const h of handles) await this.client.unmapGrant(h);
-        return `grant ${gref + i} of d${this.domid}: map status ${r.status}`;
+        return `grant ${gref + i} of d${this.domid}: map status ${fmtGntst(r.status)}`;
       }
       frames.push(r.view);
       handles.push(r.handle);

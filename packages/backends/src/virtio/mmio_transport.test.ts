@@ -87,6 +87,34 @@ describe("virtio-mmio v2 transport", () => {
     assert.equal(t.read(Mmio.QUEUE_READY, 4), 0);
   });
 
+  it("a reset while DRIVER_OK is still mapping the rings gives every mapping back", async () => {
+    // The driver's reset lands while the used ring's map is under way (after the addresses were read).
+    let t: VirtioMmioTransport | null = null;
+    class ResetDuringMap extends FlatMemory {
+      calls = 0;
+      override async map(hi: number, lo: number, len: number, writable: boolean) {
+        const r = await super.map(hi, lo, len, writable);
+        if (++this.calls === 3) t!.write(Mmio.STATUS, 4, 0);
+        return r;
+      }
+    }
+    const mem = new ResetDuringMap(0x8000_0000, 16 * 4096, false);
+    t = new VirtioMmioTransport(new RngDevice(), new InProcessBus(3, mem, false));
+    negotiate(t, 0, 1);
+    t.write(Mmio.QUEUE_NUM, 4, 4);
+    t.write(Mmio.QUEUE_DESC_LOW, 4, 0x8000_0000);
+    t.write(Mmio.QUEUE_DRIVER_LOW, 4, 0x8000_1000);
+    t.write(Mmio.QUEUE_DEVICE_LOW, 4, 0x8000_2000);
+    t.write(Mmio.QUEUE_READY, 4, 1);
+    t.write(Mmio.STATUS, 4, 15);
+    await t.idle();
+    assert.equal(mem.calls, 3);
+    assert.equal(t.read(Mmio.STATUS, 4), 0);
+    for (let i = 0; i < 10; i++) await new Promise((r) => setImmediate(r));
+    assert.equal(mem.mapped, 0, "no ring stays mapped");
+    assert.equal(t.queues[0]!.active, false);
+  });
+
   it("a config change bumps ConfigGeneration and, once live, raises the config interrupt", () => {
     const { t, bus } = make(false);
     const g0 = t.read(Mmio.CONFIG_GENERATION, 4);
@@ -108,5 +136,16 @@ describe("virtio-mmio v2 transport", () => {
     t.write(Mmio.QUEUE_NOTIFY, 4, 1);
     assert.equal(bus.lines.length, 0);
     assert.equal(t.read(Mmio.STATUS, 4) & Status.DEVICE_NEEDS_RESET, 0);
+  });
+
+  it("a QueueNotify for an existing queue the driver never made ready breaks the device once live", () => {
+    const { t, bus } = make(false);
+    negotiate(t, 0, 1);
+    t.write(Mmio.QUEUE_NOTIFY, 4, 0);
+    assert.equal(bus.lines.length, 0, "before DRIVER_OK it is ignored");
+    t.write(Mmio.STATUS, 4, 15);
+    t.write(Mmio.QUEUE_NOTIFY, 4, 0);
+    assert.equal(t.read(Mmio.STATUS, 4) & Status.DEVICE_NEEDS_RESET, Status.DEVICE_NEEDS_RESET);
+    assert.match(bus.lines.join(), /^virtio-rng d3: queue-not-ready: notify for queue 0/);
   });
 });

@@ -171,8 +171,10 @@ export class VirtioMmioTransport {
         this.queueSel = value;
         return;
       case Mmio.QUEUE_NOTIFY:
-        // Without NOTIFICATION_DATA the value is the queue index; a bad index is ignored.
-        this.kick(value & 0xffff);
+        // Without NOTIFICATION_DATA the value is the queue index; an index past the device's
+        // queues is ignored, a notify for one of its queues that the driver never made ready
+        // (once live) breaks the device: a driver that does that has lost track of its rings.
+        this.notify(value & 0xffff);
         return;
       case Mmio.INTERRUPT_ACK:
         if ((this.status & Status.DRIVER_OK) !== 0) this.interruptStatus &= ~value;
@@ -352,6 +354,15 @@ export class VirtioMmioTransport {
         this.activating = false;
       }
     })();
+  }
+
+  private notify(index: number): void {
+    const q = this.queues[index];
+    if (q !== undefined && !q.ready && this.statusIs(Status.DRIVER_OK, 0)) {
+      this.fail(new QueueError("queue-not-ready", `notify for queue ${index}, which the driver did not make ready`));
+      return;
+    }
+    this.kick(index);
   }
 
   private kick(index: number): void {

@@ -4,6 +4,7 @@
  */
 export type QueueRule =
   | "queue-size"
+  | "queue-not-ready"
   | "ring-alignment"
   | "ring-unreachable"
   | "avail-index-jump"

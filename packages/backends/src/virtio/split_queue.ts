@@ -58,6 +58,8 @@ export class SplitQueue {
   private signalledUsed = 0;
   /** avail.idx last read from the ring (copy mode refreshes the table when it moves). */
   private seenAvail = -1;
+  /** Bumped by reset(): an activation that was mapping meanwhile gives its mappings back. */
+  private gen = 0;
   /** Chains popped and not yet pushed (CVE-2016-5403: never more than the queue size). */
   inFlight = 0;
   readonly chain: DescriptorChain;
@@ -76,9 +78,11 @@ export class SplitQueue {
 
   /**
    * Checks size and alignment and maps the three areas (sized as with EVENT_IDX, as FC and
-   * crosvm do). Throws QueueError; on failure nothing stays mapped.
+   * crosvm do). Throws QueueError; on failure nothing stays mapped, nor when the device was
+   * reset while the maps were under way (the queue then stays inactive).
    */
   async activate(mem: GuestMemory): Promise<void> {
+    const gen = this.gen;
     const n = this.size;
     if (n === 0 || n > this.maxSize || (n & (n - 1)) !== 0)
       throw new QueueError("queue-size", `queue ${this.index}: size ${n} (max ${this.maxSize}, power of two)`);
@@ -99,6 +103,10 @@ export class SplitQueue {
       await mem.release(desc);
       await mem.release(avail);
       throw new QueueError("ring-unreachable", `used ring: ${used}`);
+    }
+    if (gen !== this.gen) {
+      for (const r of [desc, avail, used]) await mem.release(r);
+      return;
     }
     this.mem = mem;
     this.desc = desc;
@@ -151,6 +159,7 @@ export class SplitQueue {
 
   /** Unmaps the rings and forgets all state (device reset). */
   async reset(): Promise<void> {
+    this.gen++;
     const mem = this.mem;
     const regions = [this.desc, this.avail, this.used];
     this.mem = this.desc = this.avail = this.used = null;

@@ -155,7 +155,7 @@ int virtio_dma_unmap(struct virtio_dev *dev, grant_ref_t first, unsigned count) 
 
 /* Ends a grant the backend may be releasing right now (after a reset): a few tries. */
 static int end_ring_grant(struct virtio_dev *dev, grant_ref_t ref) {
-  for (int tries = 0; tries < 50; tries++) {
+  for (int tries = 0; tries < 1000; tries++) {
     if (gnttab_end_access(ref) == 0) {
       ref_mark(ref, 0);
       return 0;
