@@ -71,12 +71,24 @@ export {
 export { dispatchHypercall } from "./hypercall/dispatch.js";
 export { SCHED_VCPUINFO_MAX } from "./hypercall/guest_abi.js";
 // The hypercall port: TypeScript domains' way in (the client is what backends use).
-export type { GrantView } from "./hypercall/port/client.js";
+export type { GrantView, PortEndpoint } from "./hypercall/port/client.js";
 export { HypercallClient, PortClosedError } from "./hypercall/port/client.js";
+export type { IoreqBatch } from "./hypercall/port/ioreq_relay.js";
 export type { PortDown, PortOp, PortRequest } from "./hypercall/port/protocol.js";
 export { PORT_OPS } from "./hypercall/port/protocol.js";
 export type { PortSink } from "./hypercall/port/server.js";
 export { messagePortSink, PortServer, servePort } from "./hypercall/port/server.js";
+export {
+  decodeStreamValue,
+  encodeStreamFrame,
+  encodeStreamValue,
+  MAX_STREAM_FRAME,
+  STREAM_CHANNEL_CONTROL,
+  STREAM_CHANNEL_HYPERCALL,
+  StreamError,
+  type StreamFrame,
+  StreamParser,
+} from "./hypercall/port/stream.js";
 export { HypercallSemantics, SCHED_POLL_MAX_PORTS, schedKind } from "./hypercall/semantics.js";
 // The root object and its hooks.
 export type { HypervisorHooks, HypervisorOptions } from "./hypervisor.js";

@@ -6,6 +6,11 @@
  *
  * Order: the buffered ring is drained before every synchronous request, so a posted doorbell is
  * never overtaken by a later register access of the same vCPU.
+ *
+ * Two ways to reach the pages: "shared" (thread mode: the pages are views, worked on with
+ * Atomics) and "relayed" (process mode, no shared memory: HypercallClient.ioreqFetch drains and
+ * takes in one call, ioreqComplete answers and notifies in one; fetches are serialised so posted
+ * writes keep their order).
  */
 import type { HypercallClient } from "@xenon/hypervisor";
 
@@ -35,6 +40,8 @@ export class IoreqClient {
   private readonly page: DataView;
   private readonly buf: Int32Array;
   private readonly bufView: DataView;
+  private fetching = false;
+  private fetchAgain = false;
   /** Local port per guest vCPU. */
   private readonly ports: number[] = [];
   /** 1 MiB region base of the posted ranges (buf_ioreq carries only addr:20). */
@@ -65,6 +72,7 @@ export class IoreqClient {
     guest: number,
     ranges: readonly IoreqRange[],
     handler: IoreqHandler,
+    pages: "shared" | "relayed" = "shared",
   ): Promise<IoreqClient> {
     const check = (what: string, rc: number): number => {
       if (rc < 0) throw new Error(`ioreq server for d${guest}: ${what} failed (${rc})`);
@@ -76,20 +84,27 @@ export class IoreqClient {
         `map 0x${r.start.toString(16)}`,
         await client.mapIoRangeToIoreqServer(guest, id, r.posted ? RANGE_MEMORY_POSTED : RANGE_MEMORY, r.start, r.end),
       );
-    const page = await client.acquireIoreqServerPage(guest, id, 1);
-    const buf = await client.acquireIoreqServerPage(guest, id, 0);
-    if (typeof page === "number" || typeof buf === "number")
-      throw new Error(`ioreq server for d${guest}: no pages (${String(page)}, ${String(buf)})`);
+    const relayed = pages === "relayed";
+    let page: Uint8Array = new Uint8Array(4096);
+    let buf: Uint8Array = new Uint8Array(4096);
+    if (!relayed) {
+      const p = await client.acquireIoreqServerPage(guest, id, 1);
+      const b = await client.acquireIoreqServerPage(guest, id, 0);
+      if (typeof p === "number" || typeof b === "number")
+        throw new Error(`ioreq server for d${guest}: no pages (${String(p)}, ${String(b)})`);
+      page = p;
+      buf = b;
+    }
     const info = await client.getIoreqServerInfo(guest, id);
     if (typeof info === "number") throw new Error(`ioreq server for d${guest}: info failed (${info})`);
     const s = new IoreqClient(client, guest, id, page, buf, ranges, handler);
     for (const [vcpu, remote] of info.vcpuPorts.entries()) {
       const local = check(`bind vCPU ${vcpu}`, await client.evtchnBindInterdomain(guest, remote));
       s.ports.push(local);
-      client.bind(local, () => s.serveVcpu(vcpu));
+      client.bind(local, relayed ? () => s.fetch() : () => s.serveVcpu(vcpu));
     }
     const bufPort = check("bind buffered", await client.evtchnBindInterdomain(guest, info.bufioreqPort));
-    client.bind(bufPort, () => s.drainBuffered());
+    client.bind(bufPort, relayed ? () => s.fetch() : () => s.drainBuffered());
     check("enable", await client.setIoreqServerState(guest, id, true));
     return s;
   }
@@ -97,6 +112,50 @@ export class IoreqClient {
   /** Stops serving: disables and destroys the server (waiting vCPUs read all-ones). */
   async destroy(): Promise<void> {
     await this.client.destroyIoreqServer(this.guest, this.id);
+  }
+
+  /** Relayed: one fetch at a time; an event during it makes one more. */
+  private fetch(): void {
+    if (this.fetching) {
+      this.fetchAgain = true;
+      return;
+    }
+    this.fetching = true;
+    void (async () => {
+      try {
+        do {
+          this.fetchAgain = false;
+          const b = await this.client.ioreqFetch(this.guest, this.id);
+          if (typeof b === "number") return;
+          const p = b.posted;
+          for (let i = 0; i + 2 < p.length; i += 3) {
+            this.posted++;
+            this.answer(this.postedBase + p[i]!, p[i + 1]!, true, p[i + 2]!);
+          }
+          const r = b.reqs;
+          for (let i = 0; i + 4 < r.length; i += 5) {
+            const vcpu = r[i]!;
+            const out = this.answer(r[i + 1]!, r[i + 2]!, r[i + 3] === 1, r[i + 4]!);
+            this.served++;
+            const port = this.ports[vcpu];
+            if (port !== undefined)
+              void this.client.ioreqComplete(this.guest, this.id, vcpu, out, port).catch(() => {});
+          }
+        } while (this.fetchAgain);
+      } catch {
+        // The port closed: the domain is going away.
+      } finally {
+        this.fetching = false;
+      }
+    })();
+  }
+
+  private answer(addr: number, size: number, write: boolean, value: number): number {
+    try {
+      return this.handler(addr, size, write, value) >>> 0;
+    } catch {
+      return 0xffff_ffff;
+    }
   }
 
   private drainBuffered(): void {

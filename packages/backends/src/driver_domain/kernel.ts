@@ -81,15 +81,21 @@ export async function runKernel(
         { start: base + Mmio.QUEUE_NOTIFY, end: base + Mmio.QUEUE_NOTIFY + 3, posted: true },
       ]);
       servers.push(
-        await IoreqClient.create(client, guest, ranges, (addr, size, write, value) => {
-          const s = mine.find((m) => addr >= m.slot.base && addr < m.slot.base + m.slot.size);
-          if (s === undefined) return 0xffff_ffff;
-          if (write) {
-            s.transport.write(addr - s.slot.base, size, value);
-            return 0;
-          }
-          return s.transport.read(addr - s.slot.base, size);
-        }),
+        await IoreqClient.create(
+          client,
+          guest,
+          ranges,
+          (addr, size, write, value) => {
+            const s = mine.find((m) => addr >= m.slot.base && addr < m.slot.base + m.slot.size);
+            if (s === undefined) return 0xffff_ffff;
+            if (write) {
+              s.transport.write(addr - s.slot.base, size, value);
+              return 0;
+            }
+            return s.transport.read(addr - s.slot.base, size);
+          },
+          mode === "thread" ? "shared" : "relayed",
+        ),
       );
     }
   } catch (e) {

@@ -15,6 +15,7 @@ import { MessageChannel, Worker } from "node:worker_threads";
 import { evtchnBindStatic, type Hypervisor, p2mPoolPagesFor, servePort } from "@xenon/hypervisor";
 import type { DriverDomainMode } from "./kernel.js";
 import type { DriverDomainWorkerData } from "./main.js";
+import { startProcessKernel } from "./process_host.js";
 import type {
   DeviceSlot,
   DriverDomainBoot,
@@ -186,8 +187,7 @@ export class DriverDomain {
           else this.failed(why);
         },
       };
-      if (this.mode !== "thread") throw new Error(`driver domain mode ${this.mode}: not available`);
-      const run = startThreadKernel(s, ev);
+      const run = this.mode === "thread" ? startThreadKernel(s, ev) : startProcessKernel(s, ev);
       this.run = run;
     });
   }

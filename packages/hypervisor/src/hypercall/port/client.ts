@@ -7,10 +7,10 @@
  * with Atomics.waitAsync on evtchn_upcall_pending in the shared_info frame, scanning the pending
  * bitmap itself as a guest would; otherwise on the core's "upcall" message plus evtchnTakePending.
  */
-import type { MessagePort } from "node:worker_threads";
 import { pack, unpack } from "msgpackr";
 import type { IoreqServerInfo } from "../../ioreq/ioreq_servers.js";
 import { legacyVcpuInfo, type SharedRegion, takePendingPorts, upcallWordIndex } from "../../shared_info.js";
+import type { IoreqBatch } from "./ioreq_relay.js";
 import type { PortDown, PortFrame, PortHello, PortOp, PortReply, PortView } from "./protocol.js";
 
 export class PortClosedError extends Error {
@@ -18,6 +18,18 @@ export class PortClosedError extends Error {
     super("hypercall port closed");
     this.name = "PortClosedError";
   }
+}
+
+/**
+ * What the client needs of its transport: a MessagePort (thread mode) or anything shaped like one
+ * (process mode: the framed stream over the child's pipes).
+ */
+export interface PortEndpoint {
+  on(event: "message", fn: (raw: unknown) => void): unknown;
+  on(event: "close", fn: () => void): unknown;
+  off(event: "message", fn: (raw: unknown) => void): unknown;
+  postMessage(value: unknown): void;
+  close(): void;
 }
 
 export interface GrantView {
@@ -35,11 +47,16 @@ export class HypercallClient {
   private readonly shared: SharedRegion | null;
   private readonly vcpu: SharedRegion | null;
   private upcallSeen: (() => void) | null = null;
+  /**
+   * An upcall message that came while nobody waited (a stream can deliver it in the same chunk as
+   * the takePending reply, before the loop parks): the next wait returns at once.
+   */
+  private upcallEarly = false;
   private closed = false;
   private readonly scratch: number[] = [];
 
   private constructor(
-    private readonly port: MessagePort,
+    private readonly port: PortEndpoint,
     hello: PortHello["hello"],
   ) {
     this.domid = hello.domid;
@@ -56,7 +73,7 @@ export class HypercallClient {
   }
 
   /** Waits for the core's hello on `port` and returns a connected client. */
-  static connect(port: MessagePort): Promise<HypercallClient> {
+  static connect(port: PortEndpoint): Promise<HypercallClient> {
     return new Promise((resolve, reject) => {
       const first = (raw: unknown) => {
         const msg = decode(raw);
@@ -138,6 +155,18 @@ export class HypercallClient {
     return r.buffer === null ? r.status : new Uint8Array(r.buffer, r.byteOffset, 4096);
   }
 
+  /**
+   * Process mode (no shared pages): drains server `id`'s buffered ring and takes its READY
+   * requests in one call (ioreq_relay.ts), or -errno.
+   */
+  ioreqFetch(domid: number, id: number): Promise<IoreqBatch | number> {
+    return this.call("ioreqFetch", domid, id);
+  }
+  /** Process mode: answers vCPU `vcpu`'s request and sends on `port` (our end of its channel). */
+  ioreqComplete(domid: number, id: number, vcpu: number, value: number, port: number): Promise<number> {
+    return this.call("ioreqComplete", domid, id, vcpu, value, port);
+  }
+
   consoleWrite(text: string): Promise<number> {
     return this.call("consoleWrite", new TextEncoder().encode(text));
   }
@@ -183,6 +212,10 @@ export class HypercallClient {
       if (w.async) await w.value;
       return;
     }
+    if (this.upcallEarly) {
+      this.upcallEarly = false;
+      return;
+    }
     await new Promise<void>((resolve) => {
       this.upcallSeen = resolve;
     });
@@ -194,7 +227,8 @@ export class HypercallClient {
     if ("ev" in msg) {
       const r = this.upcallSeen;
       this.upcallSeen = null;
-      r?.();
+      if (r === null) this.upcallEarly = true;
+      else r();
       return;
     }
     if (!("id" in msg)) return;

@@ -6,7 +6,8 @@
  *
  * Wire: msgpackr-encoded messages. Over a MessagePort each message is one packed Uint8Array
  * (except `mapView` replies, which carry a SharedArrayBuffer handle and so use structured clone);
- * over a byte stream (a child process) each message is a msgpackr value in a stream of them.
+ * over a byte stream (a child process) each message is one msgpackr value in a length-prefixed
+ * frame (the framing is the stream owner's: backends' driver_domain/stream.ts).
  *
  *   client -> core  { id, op, args }         op is a key of PORT_OPS; args positional
  *   core -> client  { id, ok: result }       or { id, err: "message" } for a malformed request
@@ -46,6 +47,9 @@ export const PORT_OPS = [
   "dmopDestroyIoreqServer",
   "dmopNrVcpus",
   "acquireIoreqServerPage",
+  // the same without shared pages (process mode): fetch what waits, answer one request
+  "ioreqFetch",
+  "ioreqComplete",
   // sched
   "schedShutdown",
   // domctl (control domain; privileged callers only, else -EPERM)

@@ -10,6 +10,7 @@ import type { DomctlCreateDomainConfig } from "../../control.js";
 import type { Hypervisor } from "../../hypervisor.js";
 import type { PoolParamsUpdate, SchedParamsUpdate } from "../../sched/types.js";
 import { legacyVcpuInfo, takePendingPorts } from "../../shared_info.js";
+import { ioreqComplete, ioreqFetch } from "./ioreq_relay.js";
 import { PORT_OPS, type PortDown, type PortFrame, type PortOp, type PortRequest, type PortView } from "./protocol.js";
 
 /** Where replies go: a MessagePort (thread mode) or a byte sink (process mode). */
@@ -160,6 +161,10 @@ export class PortServer {
           byteOffset: this.hv.memory.frameOffset(mfn),
         } satisfies PortFrame;
       }
+      case "ioreqFetch":
+        return ioreqFetch(this.hv, c, n(0), n(1));
+      case "ioreqComplete":
+        return ioreqComplete(this.hv, c, n(0), n(1), n(2), n(3) >>> 0, n(4));
       case "schedShutdown":
         return s.schedShutdown(c, n(0));
       case "domctlCreateDomain":

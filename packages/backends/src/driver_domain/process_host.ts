@@ -1,0 +1,103 @@
+/**
+ * Process mode, the host's end: the driver domain's kernel runs in a child process (node on
+ * process_main.js) that shares no memory with the host. Its hypercall port and control channel
+ * are the two channels of one framed stream (the hypervisor's hypercall/port/stream.ts) over the child's stdin/stdout; the core
+ * serves the port without shared views (PortServer in stream mode: no shared_info, no grant
+ * views, ioreqs fetched and answered by hypercall), so guest data moves only by grant copy.
+ * The child's heap is capped with --max-old-space-size; stderr is kept for the failure reason.
+ */
+import { spawn } from "node:child_process";
+import { fileURLToPath } from "node:url";
+import {
+  decodeStreamValue,
+  encodeStreamValue,
+  PortServer,
+  STREAM_CHANNEL_CONTROL,
+  STREAM_CHANNEL_HYPERCALL,
+  StreamParser,
+} from "@xenon/hypervisor";
+import type { KernelEvents, KernelRun, KernelStart } from "./launch.js";
+import type { DriverDomainUp } from "./protocol.js";
+
+const UP_KEYS = new Set(["ready", "failed", "log", "stopped", "pong"]);
+
+export function startProcessKernel(s: KernelStart, ev: KernelEvents): KernelRun {
+  const entry = fileURLToPath(new URL("./process_main.js", import.meta.url));
+  const child = spawn(process.execPath, [`--max-old-space-size=${s.memoryLimitMiB}`, entry], {
+    stdio: ["pipe", "pipe", "pipe"],
+  });
+  let dead = false;
+  let stderr = "";
+  const die = (why: string) => {
+    if (dead) return;
+    dead = true;
+    child.kill("SIGKILL");
+    ev.died(why);
+  };
+  const write = (bytes: Uint8Array) => {
+    if (!dead && child.stdin.writable) child.stdin.write(bytes);
+  };
+  child.stdin.on("error", () => {}); // EPIPE after the child died: its exit reports it
+  // Boot first, so the kernel knows its devices before the port's hello arrives.
+  write(encodeStreamValue(STREAM_CHANNEL_CONTROL, { boot: s.boot }));
+  const server = new PortServer(
+    s.hv,
+    s.domid,
+    { send: (msg) => write(encodeStreamValue(STREAM_CHANNEL_HYPERCALL, msg)) },
+    false,
+  );
+  const prev = s.hv.hooks.upcall;
+  s.hv.hooks.upcall = (d, v) => {
+    prev?.(d, v);
+    if (d === s.domid && !dead) server.notifyUpcall();
+  };
+  const parser = new StreamParser();
+  child.stdout.on("data", (chunk: Buffer) => {
+    if (dead) return;
+    try {
+      for (const f of parser.feed(chunk)) {
+        if (f.channel === STREAM_CHANNEL_HYPERCALL) {
+          let req: unknown;
+          try {
+            req = decodeStreamValue(f);
+          } catch {
+            continue; // undecodable request: nothing to answer (no id), as over a MessagePort
+          }
+          server.handle(req);
+        } else {
+          const m = decodeStreamValue(f);
+          if (m === null || typeof m !== "object" || !Object.keys(m).some((k) => UP_KEYS.has(k)))
+            throw new Error("control message of unknown kind");
+          ev.up(m as DriverDomainUp);
+        }
+      }
+    } catch (e) {
+      die(`broken stream: ${(e as Error).message}`);
+    }
+  });
+  child.stderr.on("data", (chunk: Buffer) => {
+    stderr = (stderr + chunk.toString()).slice(-4096);
+    // XENON_DD_STDERR=1 passes the child's stderr through (debugging).
+    if (process.env.XENON_DD_STDERR) process.stderr.write(chunk);
+  });
+  const closed = new Promise<void>((resolve) => {
+    child.on("close", (code, signal) => {
+      const oom = /heap out of memory|Allocation failed/.test(stderr);
+      const first = stderr.split("\n").find((l) => /Error|error:/.test(l));
+      die(
+        oom
+          ? "out of memory"
+          : `exited (${signal ?? code})${first !== undefined ? `: ${first.trim().slice(0, 200)}` : ""}`,
+      );
+      resolve();
+    });
+  });
+  return {
+    send: (m) => write(encodeStreamValue(STREAM_CHANNEL_CONTROL, m)),
+    kill: async () => {
+      dead = true;
+      child.kill("SIGKILL");
+      await closed;
+    },
+  };
+}
