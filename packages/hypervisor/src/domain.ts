@@ -156,6 +156,16 @@ export class Domain {
   specCtrl = 0;
   /** gfn -> another domain's frame mapped there (XENMAPSPACE_gmfn_foreign), with its owner. */
   readonly foreignMaps = new Map<number, { readonly owner: Domain; readonly mfn: number }>();
+  /**
+   * handle -> another domain's frame a TypeScript domain holds as a view (mapForeignView: a
+   * privcmd foreign map without a physmap), with its owner, gfn and access.
+   */
+  readonly foreignViews = new Map<
+    number,
+    { readonly owner: Domain; readonly mfn: number; readonly gfn: number; readonly writable: boolean }
+  >();
+  /** Next foreign view handle (never reused while the domain lives). */
+  nextForeignView = 1;
 
   private pauseCount = 1;
   private shutdownReason = -1;

@@ -232,3 +232,29 @@ describe("foreign mappings (XENMAPSPACE_gmfn_foreign)", () => {
     assert.equal(d.pages.refCount(mfn), 0);
   });
 });
+
+describe("foreign views (a TypeScript domain's gmfn_foreign map)", () => {
+  it("only a privileged domain may map another's RAM; the view is the frame, referenced until unmapped or the mapper dies", () => {
+    const { hv } = makeHost();
+    const dd = makeDomain(hv, {}, 4);
+    const priv = makeDomain(hv, { flags: { privileged: true } }, 4);
+    const g = makeDomain(hv, {}, 4);
+    assert.equal(hv.hypercalls.mapForeignView(dd.domid, g.domid, RAM, true), -Errno.EPERM);
+    const r = hv.hypercalls.mapForeignView(priv.domid, g.domid, RAM + 1, true);
+    assert.ok(typeof r === "object");
+    const mfn = g.p2m.get(RAM + 1)!.mfn;
+    assert.equal(g.pages.refCount(mfn), 1);
+    r.view[8] = 0xab;
+    assert.equal(g.guest.readU8((RAM + 1) * 4096 + 8), 0xab, "the view is the guest's frame");
+    assert.equal(hv.hypercalls.mapForeignView(priv.domid, g.domid, 0x10, false), -Errno.EINVAL, "not RAM");
+    assert.equal(hv.hypercalls.mapForeignView(priv.domid, priv.domid, RAM, false), -Errno.EINVAL, "own RAM");
+    assert.equal(hv.hypercalls.mapForeignView(priv.domid, 999, RAM, false), -Errno.ESRCH);
+    assert.equal(hv.hypercalls.unmapForeignView(priv.domid, r.handle), 0);
+    assert.equal(g.pages.refCount(mfn), 0);
+    assert.equal(hv.hypercalls.unmapForeignView(priv.domid, r.handle), -Errno.EINVAL, "handle gone");
+    const again = hv.hypercalls.mapForeignView(priv.domid, g.domid, RAM, false);
+    assert.ok(typeof again === "object");
+    hv.domains.destroy(priv.domid);
+    assert.equal(g.pages.refCount(g.p2m.get(RAM)!.mfn), 0, "the mapper's death drops its views");
+  });
+});

@@ -211,13 +211,47 @@ export function mapForeign(d: Domain, owner: Domain, idx: number, gpfn: number):
   return 0;
 }
 
-/** Drops every foreign mapping d holds (its destruction). */
+/** Drops every foreign mapping and view d holds (its destruction). */
 export function releaseForeignMaps(d: Domain): void {
   for (const [gfn, f] of d.foreignMaps) {
     d.p2m.clear(gfn);
     f.owner.pages.put(f.mfn);
   }
   d.foreignMaps.clear();
+  for (const h of [...d.foreignViews.keys()]) unmapForeignView(d, h);
+}
+
+/**
+ * A foreign map for a TypeScript domain (a driver domain with no physmap of its own): `owner`'s
+ * RAM page at `gfn` becomes a view handle, with a reference on the frame so it outlives the owner
+ * releasing it until d unmaps it or dies. Privilege is the caller's check (as for gmfn_foreign).
+ * A writable view needs a writable page. { handle } or -EINVAL: own or dying domain, not the
+ * owner's RAM (or read-only RAM for a writable view).
+ */
+export function mapForeignView(
+  d: Domain,
+  owner: Domain,
+  gfn: number,
+  writable: boolean,
+): { handle: number; mfn: number } | number {
+  if (d.dying || owner.dying || owner === d || !isValidGfn(gfn)) return err("EINVAL");
+  const e = owner.p2m.get(gfn);
+  if (e === null || !owner.pages.ownsLive(e.mfn)) return err("EINVAL");
+  if (e.type !== P2mType.ram_rw && (writable || e.type !== P2mType.ram_ro)) return err("EINVAL");
+  if (!owner.pages.get(e.mfn)) return err("EINVAL");
+  const handle = d.nextForeignView++;
+  d.foreignViews.set(handle, { owner, mfn: e.mfn, gfn, writable });
+  return { handle, mfn: e.mfn };
+}
+
+/** Drops a foreign view: its frame reference; writes through it dirtied the owner's page. 0 or -EINVAL. */
+export function unmapForeignView(d: Domain, handle: number): number {
+  const v = d.foreignViews.get(handle);
+  if (v === undefined) return err("EINVAL");
+  d.foreignViews.delete(handle);
+  if (v.writable && !v.owner.dying) v.owner.p2m.markGfnDirty(v.gfn);
+  v.owner.pages.put(v.mfn);
+  return 0;
 }
 
 /**

@@ -23,6 +23,8 @@ export interface VirtioGuest {
   readonly image: string;
   readonly bootargs: string;
   readonly devices: readonly VirtioDeviceSpec[];
+  /** false: the devices have no grants (no `iommus`; guest-physical addresses). Default true. */
+  readonly grants?: boolean;
 }
 
 export interface VirtioRun {
@@ -42,6 +44,8 @@ export interface VirtioRunOptions {
   readonly hangTimeoutMs?: number;
   readonly memoryLimitMiB?: number;
   readonly timeoutMs?: number;
+  /** Privileged (dom0-like) driver domains, which may foreign-map. */
+  readonly privileged?: boolean;
   /** Runs beside the guests (e.g. injects faults); `outs` is live. */
   readonly during?: (run: VirtioRun) => Promise<void>;
 }
@@ -92,6 +96,7 @@ export async function runVirtioGuests(guests: readonly VirtioGuest[], o: VirtioR
           size: GUEST_VIRTIO_MMIO_SIZE,
           guestIrqPort: GUEST_IRQ_PORT + slot,
           device,
+          ...(g.grants === false ? { grants: false } : {}),
         });
     }
     const common = {
@@ -100,6 +105,7 @@ export async function runVirtioGuests(guests: readonly VirtioGuest[], o: VirtioR
       ...(o.faultHooks !== undefined ? { faultHooks: o.faultHooks } : {}),
       ...(o.hangTimeoutMs !== undefined ? { hangTimeoutMs: o.hangTimeoutMs } : {}),
       ...(o.memoryLimitMiB !== undefined ? { memoryLimitMiB: o.memoryLimitMiB } : {}),
+      ...(o.privileged !== undefined ? { privileged: o.privileged } : {}),
       log: (l: string) => run.log.push(l),
     };
     const groups = o.shared === true ? [placed] : placed.map((p) => [p]);
@@ -124,7 +130,7 @@ export async function runVirtioGuests(guests: readonly VirtioGuest[], o: VirtioR
             size: p.size,
             evtchn: p.guestIrqPort,
             backendDomid: backendOf.get(p)!,
-            grants: true,
+            grants: p.grants !== false,
           })),
       });
       const placement = buildDomainMemory(d, readFileSync(guestImagePath(g.image)), ram, fdt);

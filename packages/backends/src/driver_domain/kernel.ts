@@ -6,12 +6,14 @@
  * mode: no shared memory; ioreqs travel over the port and guest data by grant copy).
  *
  * Guest memory is reached only through the guests' grants: with no foreign-mapping privilege, an
- * ungranted page is out of reach.
+ * ungranted page is out of reach. A device without grants (slot.grants false) needs foreign
+ * mapping, which only a privileged driver domain has.
  */
 import type { HypercallClient } from "@xenon/hypervisor";
 import type { DeviceBus } from "../virtio/bus.js";
 import { ConsoleDevice } from "../virtio/console/device.js";
 import { Mmio } from "../virtio/constants.js";
+import { ForeignMapMemory } from "../virtio/foreign_map_memory.js";
 import { GrantCopyMemory } from "../virtio/grant_copy_memory.js";
 import { GrantMapMemory } from "../virtio/grant_map_memory.js";
 import { VirtioMmioTransport } from "../virtio/mmio_transport.js";
@@ -53,12 +55,16 @@ export async function runKernel(
       const irqPort = boot.restarted ? await client.evtchnBindInterdomain(slot.guest, slot.guestIrqPort) : slot.irqPort;
       if (irqPort < 0)
         throw new Error(`interrupt channel d${slot.guest}:${slot.guestIrqPort}: bind failed (${irqPort})`);
-      const memory =
-        mode === "thread" ? new GrantMapMemory(client, slot.guest) : new GrantCopyMemory(client, slot.guest);
+      const grants = slot.grants !== false;
+      const memory = !grants
+        ? new ForeignMapMemory(client, slot.guest)
+        : mode === "thread"
+          ? new GrantMapMemory(client, slot.guest)
+          : new GrantCopyMemory(client, slot.guest);
       const bus: DeviceBus = {
         guest: slot.guest,
         memory,
-        restricted: true,
+        restricted: grants,
         raiseInterrupt: () => {
           void client.evtchnSend(irqPort).catch(() => {});
         },

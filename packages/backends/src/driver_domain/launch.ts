@@ -34,6 +34,8 @@ export interface DriverDomainDevice {
   /** The guest's end of the interrupt channel (its device tree's `interrupts` cell). */
   readonly guestIrqPort: number;
   readonly device: VirtioDeviceSpec;
+  /** false: no grants, guest-physical addresses, foreign mapping (see DeviceSlot.grants). */
+  readonly grants?: boolean;
 }
 
 export interface DriverDomainOptions {
@@ -45,6 +47,11 @@ export interface DriverDomainOptions {
   /** Domain name (default "dd-<kinds>"). */
   readonly name?: string;
   readonly log?: (line: string) => void;
+  /**
+   * A privileged (dom0-like) driver domain: it may foreign-map its guests' memory, so it can
+   * serve devices without grants. Default false: only what the guests grant is reachable.
+   */
+  readonly privileged?: boolean;
   /** Restart the domain when it fails (default false). */
   readonly restart?: boolean;
   /** Ping interval (default 500 ms) and how long without a pong means hung (default 10 s). */
@@ -293,6 +300,7 @@ function createDomain(hv: Hypervisor, o: DriverDomainOptions, domid: number | un
     maxVcpus: 1,
     maxPages: 0,
     p2mPoolPages: p2mPoolPagesFor(0),
+    ...(o.privileged === true ? { flags: { privileged: true } } : {}),
   });
   if (typeof d === "number") throw new Error(`driver domain creation failed (${d})`);
   for (const g of new Set(o.devices.map((x) => x.guest))) {

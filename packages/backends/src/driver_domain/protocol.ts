@@ -29,6 +29,12 @@ export interface DeviceSlot {
   /** The driver domain's end, bound statically by the launcher (first boot only). */
   readonly irqPort: number;
   readonly device: VirtioDeviceSpec;
+  /**
+   * false: no grants (grant_usage=0): the guest's tree has no `iommus` for the device, addresses
+   * are guest-physical and the backend maps them by foreign mapping, which the core allows only
+   * to a privileged driver domain. Default true.
+   */
+  readonly grants?: boolean;
 }
 
 export interface DriverDomainBoot {

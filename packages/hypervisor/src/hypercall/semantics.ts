@@ -1,3 +1,4 @@
+import { PAGE_SIZE } from "@xenon/hw";
 import {
   type AffinityMasks,
   CPUPOOLID_NONE,
@@ -46,9 +47,11 @@ import {
   currentReservation,
   decreaseReservation,
   mapForeign,
+  mapForeignView,
   maximumReservation,
   populatePhysmap,
   removeFromPhysmap,
+  unmapForeignView,
 } from "../memory.js";
 import { GFN_BITS } from "../p2m/types.js";
 import { err } from "../public/errno.js";
@@ -171,6 +174,33 @@ export class HypercallSemantics {
     const fd = this.hv.domains.getLive(foreignDomid);
     if (fd === undefined) return err("ESRCH");
     return idxs.map((idx, i) => mapForeign(d, fd, idx, gpfns[i]!));
+  }
+
+  /**
+   * A foreign map of `foreignDomid`'s gfn as a view, for a TypeScript domain (what privcmd's
+   * gmfn_foreign mapping gives a backend in dom0). Privileged callers only (-EPERM), as
+   * XENMAPSPACE_gmfn_foreign. { handle, view } or a negative errno.
+   */
+  mapForeignView(
+    caller: number,
+    foreignDomid: number,
+    gfn: number,
+    writable: boolean,
+  ): { handle: number; view: Uint8Array } | number {
+    const c = this.self(caller);
+    if (c === undefined) return err("ESRCH");
+    if (!c.flags.privileged) return err("EPERM");
+    const fd = this.hv.domains.getLive(foreignDomid);
+    if (fd === undefined) return err("ESRCH");
+    const r = mapForeignView(c, fd, gfn, writable);
+    if (typeof r === "number") return r;
+    const chunk = this.hv.memory.chunk(r.mfn);
+    return { handle: r.handle, view: new Uint8Array(chunk.buffer, this.hv.memory.frameOffset(r.mfn), PAGE_SIZE) };
+  }
+
+  unmapForeignView(caller: number, handle: number): number {
+    const c = this.self(caller);
+    return c === undefined ? err("ESRCH") : unmapForeignView(c, handle);
   }
 
   removeFromPhysmap(caller: number, domid: number, gpfn: number): number {

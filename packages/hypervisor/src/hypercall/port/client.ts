@@ -129,6 +129,20 @@ export class HypercallClient {
     return this.call("gnttabCopyTo", dom, ref, offset, bytes);
   }
 
+  // ---- foreign views (privileged domains only) ----
+  /**
+   * Maps guest-physical page `gfn` of domain `dom` as a view (thread mode): status 0 with a handle
+   * and the frame, or a negative errno (-EPERM: this domain is not privileged).
+   */
+  async mapForeignView(dom: number, gfn: number, writable: boolean): Promise<GrantView> {
+    const r = await this.call<PortView>("mapForeignView", dom, gfn, writable);
+    const view = r.buffer === null ? null : new Uint8Array(r.buffer, r.byteOffset, 4096);
+    return { status: r.status, handle: r.handle, view };
+  }
+  unmapForeignView(handle: number): Promise<number> {
+    return this.call("unmapForeignView", handle);
+  }
+
   // ---- dm_op: IOREQ servers ----
   /** XEN_DMOP_create_ioreq_server for `domid`: the server id or -errno. */
   createIoreqServer(domid: number, handleBufioreq: number): Promise<number> {

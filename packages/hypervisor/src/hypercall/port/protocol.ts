@@ -36,6 +36,9 @@ export const PORT_OPS = [
   "gnttabUnmapGrantRef",
   "gnttabCopyFrom",
   "gnttabCopyTo",
+  // foreign views (privileged TS domains, thread mode): XENMAPSPACE_gmfn_foreign without a physmap
+  "mapForeignView",
+  "unmapForeignView",
   // TS-domain event helpers
   "evtchnTakePending",
   // dm_op: device models (IOREQ servers) and their pages (XENMEM_acquire_resource)

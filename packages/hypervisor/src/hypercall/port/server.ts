@@ -8,6 +8,7 @@ import { PAGE_SIZE } from "@xenon/hw";
 import { pack, unpack } from "msgpackr";
 import type { DomctlCreateDomainConfig } from "../../control.js";
 import type { Hypervisor } from "../../hypervisor.js";
+import { err } from "../../public/errno.js";
 import type { PoolParamsUpdate, SchedParamsUpdate } from "../../sched/types.js";
 import { legacyVcpuInfo, takePendingPorts } from "../../shared_info.js";
 import { ioreqComplete, ioreqFetch } from "./ioreq_relay.js";
@@ -127,6 +128,20 @@ export class PortServer {
           byteOffset: r.view === null ? 0 : r.view.byteOffset,
         } satisfies PortView;
       }
+      case "mapForeignView": {
+        if (!this.threadMode)
+          return { status: err("EOPNOTSUPP"), handle: 0, buffer: null, byteOffset: 0 } satisfies PortView;
+        const r = s.mapForeignView(c, n(0), n(1), a[2] === true);
+        if (typeof r === "number") return { status: r, handle: 0, buffer: null, byteOffset: 0 } satisfies PortView;
+        return {
+          status: 0,
+          handle: r.handle,
+          buffer: r.view.buffer as SharedArrayBuffer,
+          byteOffset: r.view.byteOffset,
+        } satisfies PortView;
+      }
+      case "unmapForeignView":
+        return s.unmapForeignView(c, n(0));
       case "gnttabUnmapGrantRef":
         return s.gnttabUnmapGrantRef(c, { hostAddr: 0, devBusAddr: 0, handle: n(0) });
       case "gnttabCopyFrom":
