@@ -3,6 +3,7 @@
  * reach it (shell assignments: XENON_HOST=…, XENSTORED_PATH=…), serve until SIGINT/SIGTERM, then
  * shut down cleanly. `serveUntilSignal` is shared with `xenon boot --serve`.
  */
+import { readFileSync } from "node:fs";
 import { parseArgs } from "node:util";
 import type { SchedName, TimeMode } from "@xenon/hypervisor";
 import type { BootPlan } from "../boot/dom0less.js";
@@ -11,10 +12,14 @@ import { parseCpuList } from "../libxl/cpulist.js";
 import { type BuiltSystem, buildSystem, launchBackends, type PoolSpec } from "../run/system.js";
 
 export const HOST_USAGE = `  xenon host [--pcpus N] [--sched credit2|rtds|null] [--cpupool NAME:SCHED:CPULIST]... [--memory MiB]
-             [--listen ADDR] [--port PORT] [--xenstore-socket PATH] [--deterministic] [--console]
+             [--listen HOST[:PORT]] [--port PORT] [--xenstore-socket PATH] [--deterministic] [--console]
+             [--pool-secret-file F [--join HOST:PORT] [--name NAME] [--heartbeat-ms MS]]
                                               a host that stays up for xl; prints XENON_HOST=URL and
                                               XENSTORED_PATH=PATH; SIGINT/SIGTERM shut it down;
-                                              --console prints every domain's console as "(name) line"`;
+                                              --console prints every domain's console as "(name) line";
+                                              --pool-secret-file makes it a pool member (links to other
+                                              hosts authenticated by the secret), --join joins the pool
+                                              of the host at HOST:PORT`;
 
 const SCHEDS = new Set(["credit2", "rtds", "null"]);
 
@@ -55,6 +60,29 @@ export function poolsFromFlags(pcpus: number, sched: string, specs: readonly str
   return pools;
 }
 
+/** `--listen` as HOST or HOST:PORT ([v6]:PORT); an explicit --port wins over the one in ADDR. */
+export function parseListen(addr: string): { host: string; port?: number } {
+  const m = /^\[([^\]]+)\](?::(\d+))?$/.exec(addr) ?? /^([^:]+)(?::(\d+))?$/.exec(addr);
+  if (m === null) return { host: addr };
+  const port = m[2] === undefined ? undefined : Number(m[2]);
+  if (port !== undefined && port > 65535) throw new HostArgError(`--listen ${addr}: not a port number`);
+  return { host: m[1]!, ...(port !== undefined ? { port } : {}) };
+}
+
+/** The pool secret: the file's bytes without a trailing newline; short secrets are refused. */
+export function readPoolSecret(file: string): Uint8Array {
+  let b: Buffer;
+  try {
+    b = readFileSync(file);
+  } catch (e) {
+    throw new HostArgError(`--pool-secret-file ${file}: ${(e as NodeJS.ErrnoException).code ?? String(e)}`);
+  }
+  let n = b.length;
+  while (n > 0 && (b[n - 1] === 0x0a || b[n - 1] === 0x0d)) n--;
+  if (n < 16) throw new HostArgError(`--pool-secret-file ${file}: the secret must be at least 16 bytes`);
+  return new Uint8Array(b.subarray(0, n));
+}
+
 /**
  * Prints the host's addresses and serves until a signal (or until `done` settles); resolves once
  * it is shut down.
@@ -90,14 +118,31 @@ export async function cmdHost(args: string[]): Promise<number> {
     const mem = Number(values.memory);
     if (!Number.isInteger(mem) || mem < 16 || mem > 64 * 1024)
       throw new HostArgError(`--memory ${values.memory}: out of range 16..65536 MiB`);
-    const port = values.port === undefined ? undefined : Number(values.port);
+    const listen = values.listen === undefined ? undefined : parseListen(values.listen);
+    const port = values.port === undefined ? listen?.port : Number(values.port);
     if (port !== undefined && (!Number.isInteger(port) || port < 0 || port > 65535))
       throw new HostArgError(`--port ${values.port}: not a port number`);
+    const secretFile = values["pool-secret-file"];
+    if (secretFile === undefined && (values.join !== undefined || values.name !== undefined))
+      throw new HostArgError("--join and --name need --pool-secret-file");
+    const hb = values["heartbeat-ms"] === undefined ? undefined : Number(values["heartbeat-ms"]);
+    if (hb !== undefined && (!Number.isInteger(hb) || hb < 10 || hb > 60_000))
+      throw new HostArgError(`--heartbeat-ms ${values["heartbeat-ms"]}: out of range 10..60000`);
+    const pool =
+      secretFile === undefined
+        ? undefined
+        : {
+            secret: readPoolSecret(secretFile),
+            ...(values.name !== undefined ? { name: values.name } : {}),
+            ...(values.join !== undefined ? { join: values.join } : {}),
+            ...(hb !== undefined ? { heartbeatMs: hb } : {}),
+          };
     const host = await XenonHost.start({
       pools,
       hostMemoryMiB: mem,
       timeMode: values.deterministic ? "instructions" : "host",
-      ...(values.listen !== undefined ? { listenHost: values.listen } : {}),
+      ...(listen !== undefined ? { listenHost: listen.host } : {}),
+      ...(pool !== undefined ? { pool } : {}),
       ...(port !== undefined ? { port } : {}),
       ...(values["xenstore-socket"] !== undefined ? { xenstoreSocket: values["xenstore-socket"] } : {}),
       ...(values.console ? { console: linePrinter() } : {}),
@@ -123,6 +168,10 @@ function parse(args: string[]) {
       "xenstore-socket": { type: "string" },
       deterministic: { type: "boolean", default: false },
       console: { type: "boolean", default: false },
+      "pool-secret-file": { type: "string" },
+      join: { type: "string" },
+      name: { type: "string" },
+      "heartbeat-ms": { type: "string" },
     },
     allowPositionals: false,
     strict: true,

@@ -4,6 +4,7 @@
  * Output formats and error wording follow Xen's xl; every failure exits non-zero.
  */
 import { readFileSync } from "node:fs";
+import { resolve } from "node:path";
 import { parseArgs } from "node:util";
 import type {
   CpupoolEntry,
@@ -14,6 +15,7 @@ import type {
   VcpuListEntry,
 } from "../libxl/types.js";
 import { MgmtClient, MgmtError } from "../mgmt/client.js";
+import type { PoolHostDomains } from "../pool/mgmt_ops.js";
 import { domainConfigFromText } from "../xlcfg/domain_config.js";
 import { parseXlCfg, XlCfgError } from "../xlcfg/parser.js";
 import {
@@ -21,6 +23,7 @@ import {
   formatCredit2,
   formatInfo,
   formatList,
+  formatPoolList,
   formatRtds,
   formatTop,
   formatVcpuList,
@@ -31,7 +34,11 @@ const USAGE = `Usage: xl [-H URL] <subcommand> [args]
 The host is XENON_HOST (printed by \`xenon host\`) or -H URL.
 
  create [-p] [-c] [-n] CONFIG [KEY=VALUE...]   create a domain from an xl.cfg file
- list [-l] [DOMAIN]                          list domains
+ list [-l] [DOMAIN]                          list domains (in a pool: every member's, per host)
+ save [-c] DOMAIN FILE                       save a domain to FILE on its host (-c: it keeps running)
+ restore [-p] FILE                           restore a domain from FILE on the host (-p: paused)
+ migrate DOMAIN HOST                         live-migrate a domain to pool member HOST (name or HOST:PORT)
+ pool-list                                   the pool's members
  destroy DOMAIN                              terminate a domain immediately
  shutdown DOMAIN / reboot DOMAIN             shut a domain down / reboot it
  pause DOMAIN / unpause DOMAIN               pause / unpause a domain
@@ -141,11 +148,72 @@ const VERBS: Record<string, Verb> = {
   async list(c, args) {
     const { values, positionals } = argsOf(args, { l: { type: "boolean" }, long: { type: "boolean" } }, "list");
     if (positionals.length > 1) usageError("list", "xl list: too many arguments");
+    const long = values.l === true || values.long === true;
+    if (positionals[0] === undefined && !long) {
+      const hosts = await c.request<PoolHostDomains[]>("pool.list");
+      out(
+        hosts.length === 1 && hosts[0]!.domains !== undefined ? formatList(hosts[0]!.domains) : formatPoolList(hosts),
+      );
+      return;
+    }
     const rows = await c.request<DomainListEntry[]>(
       "domain.list",
       positionals[0] === undefined ? {} : { dom: positionals[0] },
     );
-    out(values.l || values.long ? `${JSON.stringify(rows, null, 4)}\n` : formatList(rows));
+    out(long ? `${JSON.stringify(rows, null, 4)}\n` : formatList(rows));
+  },
+  async save(c, args) {
+    const { values, positionals } = argsOf(args, { c: { type: "boolean" } }, "save");
+    if (positionals.length !== 2) usageError("save", "xl save: DOMAIN FILE");
+    const file = resolve(positionals[1]!);
+    const r = await c.request<{ bytes: number; pages: number; pausedMs: number }>("domain.save", {
+      dom: positionals[0],
+      file,
+      keepRunning: values.c === true,
+    });
+    process.stderr.write(`Saving to ${file}: ${r.pages} pages, ${r.bytes} bytes, paused ${r.pausedMs.toFixed(1)} ms\n`);
+  },
+  async restore(c, args) {
+    const { values, positionals } = argsOf(args, { p: { type: "boolean" } }, "restore");
+    if (positionals.length !== 1) usageError("restore", "xl restore: FILE");
+    const file = resolve(positionals[0]!);
+    const r = await c.request<{ domid: number; name: string }>("domain.restore", { file, paused: values.p === true });
+    process.stderr.write(`Restored ${r.name} from ${file} as domain ${r.domid}\n`);
+  },
+  async migrate(c, args) {
+    const { positionals } = argsOf(
+      args,
+      { C: { type: "string" }, s: { type: "string" }, e: { type: "boolean" } },
+      "migrate",
+    );
+    if (positionals.length !== 2) usageError("migrate", "xl migrate: DOMAIN HOST");
+    const [dom, host] = positionals as [string, string];
+    const r = await c.requestWithEvents<{
+      host: string;
+      domid: number;
+      pagesSent: number;
+      bytes: number;
+      rounds: number;
+      downtimeMs: number;
+      totalMs: number;
+    }>("domain.migrate", { dom, host }, (e) => {
+      const n = (k: string) => (typeof e[k] === "number" ? (e[k] as number) : 0);
+      process.stderr.write(
+        `migration: round ${n("round")}: ${n("pages")} pages sent, ${n("dirty")} dirty, ${n("mbytes").toFixed(1)} MB at ${n("mbps").toFixed(1)} MB/s\n`,
+      );
+    });
+    process.stderr.write(
+      `migration: ${dom} is running on ${r.host} as domain ${r.domid}: ${r.pagesSent} pages, ` +
+        `${(r.bytes / 1e6).toFixed(1)} MB in ${r.totalMs.toFixed(0)} ms, ${r.rounds} live rounds, downtime ${r.downtimeMs.toFixed(1)} ms\n`,
+    );
+  },
+  async "pool-list"(c, args) {
+    argsOf(args, {}, "pool-list");
+    const rows = await c.request<Array<{ host: string; url: string; self: boolean; silentMs: number }>>("pool.members");
+    let s = "Host                 URL                            Heard(ms)\n";
+    for (const m of rows)
+      s += `${`${m.host}${m.self ? " *" : ""}`.padEnd(20)} ${m.url.padEnd(30)} ${m.self ? "-" : String(m.silentMs)}\n`;
+    out(s);
   },
   destroy: oneDomain("destroy", "domain.destroy"),
   pause: oneDomain("pause", "domain.pause"),

@@ -27,6 +27,26 @@ export function formatList(rows: readonly DomainListEntry[]): string {
   return out;
 }
 
+/** xl list across a pool: one header line and table per host (this host marked with '*'). */
+export function formatPoolList(
+  hosts: ReadonlyArray<{
+    host: string;
+    url: string;
+    self: boolean;
+    domains?: readonly DomainListEntry[];
+    error?: string;
+  }>,
+): string {
+  return hosts
+    .map((h) => {
+      const head = `Host ${h.host} (${h.url})${h.self ? " *" : ""}`;
+      return h.domains === undefined
+        ? `${head}: unreachable: ${h.error ?? "?"}\n`
+        : `${head}\n${formatList(h.domains)}`;
+    })
+    .join("\n");
+}
+
 export function formatVcpuList(rows: readonly VcpuListEntry[], nrCpus: number): string {
   let out = `${padR("Name", 32)} ${padL("ID", 5)} ${padL("VCPU", 5)} ${padL("CPU", 5)} ${padL("State", 5)} ${padL("Time(s)", 9)} Affinity (Hard / Soft)\n`;
   for (const v of rows) {

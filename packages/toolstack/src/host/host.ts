@@ -19,6 +19,10 @@ import {
 import type { HostPool } from "../libxl/ctx.js";
 import { Libxl } from "../libxl/libxl.js";
 import { MgmtServer } from "../mgmt/server.js";
+import { POOL_LINK_PATH, PoolAgent } from "../pool/agent.js";
+import type { PoolLink } from "../pool/link.js";
+import { poolOps } from "../pool/mgmt_ops.js";
+import { MIGRATION_OPS, PoolMigrations } from "../pool/migration.js";
 import type { PoolSpec } from "../run/system.js";
 import { XenstoreLink } from "../run/xenstore_link.js";
 
@@ -34,6 +38,19 @@ export interface HostOptions {
   readonly xenstoreSocket?: string;
   /** Every domain's console output, as it comes (`xenon host --console`). */
   readonly console?: (name: string, bytes: Uint8Array) => void;
+  /** Membership of a pool of hosts (`--pool-secret-file`, `--join`). */
+  readonly pool?: HostPoolOptions;
+}
+
+export interface HostPoolOptions {
+  readonly secret: Uint8Array;
+  /** This host's name in the pool (default: "host-<port>"). */
+  readonly name?: string;
+  /** A member to join through (HOST:PORT or ws://HOST:PORT); absent: a pool of one, for now. */
+  readonly join?: string;
+  readonly heartbeatMs?: number;
+  /** Where pool events are logged besides the hypervisor's log (default: stderr). */
+  readonly log?: (line: string) => void;
 }
 
 /** The parts of an already built system a host can adopt (`xenon boot --serve`). */
@@ -60,6 +77,9 @@ export class XenonHost {
     readonly xenstore: XenstoreLink,
     readonly xenstorePath: string,
     private readonly tmpDir: string | null,
+    /** Pool membership; null when the host was started without a pool secret. */
+    readonly pool: PoolAgent | null,
+    readonly migrations: PoolMigrations | null,
     private readonly closeAdopted?: () => Promise<void>,
   ) {}
 
@@ -93,6 +113,7 @@ export class XenonHost {
 
   /** Serves a system built elsewhere; its domains keep running and become visible to xl. */
   static async serve(sys: AdoptedSystem, opts: Omit<HostOptions, "pools"> = {}): Promise<XenonHost> {
+    const poolRef: { agent: PoolAgent | null; migrations: PoolMigrations | null } = { agent: null, migrations: null };
     const { hv, machine } = sys;
     const dom0 = hv.domains.create({
       domid: CONTROL_DOMID,
@@ -138,20 +159,73 @@ export class XenonHost {
       mgmt = await MgmtServer.start(libxl, {
         ...(opts.listenHost !== undefined ? { host: opts.listenHost } : {}),
         ...(opts.port !== undefined ? { port: opts.port } : {}),
+        extraOps: poolOps(libxl, poolRef),
+        paths: {
+          [POOL_LINK_PATH]: (ws, remote) => {
+            if (poolRef.agent !== null) poolRef.agent.accept(ws, remote);
+            else {
+              hv.log(`pool: refused a link from ${remote}: this host is in no pool`);
+              ws.close(4001, "this host is in no pool");
+            }
+          },
+        },
       });
     } catch (e) {
       await xs.close();
       throw e;
     }
+    if (opts.pool !== undefined) {
+      const po = opts.pool;
+      const print = po.log ?? ((line: string) => process.stderr.write(`xenon: ${line}\n`));
+      const log = (line: string) => {
+        hv.log(line);
+        print(line);
+      };
+      const port = new URL(mgmt.url).port;
+      const agent = new PoolAgent({
+        name: po.name ?? `host-${port}`,
+        url: mgmt.url,
+        secret: po.secret,
+        ...(po.heartbeatMs !== undefined ? { heartbeatMs: po.heartbeatMs } : {}),
+        log,
+        ops: {
+          "domain.list": () => libxl.list(),
+          "host.info": () => libxl.info(),
+          ...Object.fromEntries(
+            Object.entries(MIGRATION_OPS).map(([op, f]) => [
+              op,
+              (link: PoolLink, a: Readonly<Record<string, unknown>>) => f(poolRef.migrations!, link, a),
+            ]),
+          ),
+        },
+        data: (link, mig, bytes) => poolRef.migrations?.data(link, mig, bytes),
+      });
+      poolRef.agent = agent;
+      poolRef.migrations = new PoolMigrations(libxl, machine, agent, log);
+      if (po.join !== undefined) {
+        try {
+          await agent.join(po.join);
+        } catch (e) {
+          agent.close();
+          await mgmt.close();
+          await xs.close();
+          await machine.close();
+          await sys.close?.();
+          if (tmpDir !== null) rmSync(tmpDir, { recursive: true, force: true });
+          throw e;
+        }
+      }
+    }
     machine.start();
     hv.log("toolstack: host up");
-    return new XenonHost(libxl, machine, mgmt, xs, sock, tmpDir, sys.close);
+    return new XenonHost(libxl, machine, mgmt, xs, sock, tmpDir, poolRef.agent, poolRef.migrations, sys.close);
   }
 
   /** Stops serving, stops every pCPU, and removes what the host created. */
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
+    this.pool?.close();
     await this.mgmt.close();
     await this.machine.close();
     await this.closeAdopted?.();

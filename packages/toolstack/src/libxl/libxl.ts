@@ -5,6 +5,12 @@
  * control domain, except the domain builder's memory setup (libxenguest's part).
  */
 import type { Domain, Hypervisor, Machine } from "@xenon/hypervisor";
+import {
+  type RestoreResult,
+  restoreDomainFromFile,
+  type SaveResult,
+  saveDomainToFile,
+} from "../migrate/domain_save.js";
 import type { ConsoleListener } from "./console.js";
 import * as cpupool from "./cpupool.js";
 import { type DomainEvent, type HostPool, LibxlCtx } from "./ctx.js";
@@ -49,6 +55,46 @@ export class Libxl {
   /** Registers a domain made elsewhere (a boot-time domain) so it has a name and a console log. */
   adopt(domid: number, name: string, tee?: (bytes: Uint8Array) => void): void {
     this.ctx.track(domid, name, undefined, tee);
+  }
+
+  /**
+   * Tracks a domain that arrived by restore or migration (it is already under the machine): its
+   * name, config if known, and console, teed like a created domain's.
+   */
+  adoptRestored(domid: number, name: string, config?: DomainConfig): void {
+    const tee = this.ctx.consoleTee;
+    this.ctx.track(domid, name, config, tee === undefined ? undefined : (bytes) => tee(name, bytes));
+    this.ctx.emit({ type: "created", domid, name });
+  }
+
+  /** xl save [-c]: the domain's image to `file` (on this host); destroyed unless keepRunning. */
+  async save(ident: DomainIdent, file: string, keepRunning = false): Promise<SaveResult> {
+    const domid = this.domid(ident);
+    if (domid === this.ctx.self) throw new LibxlError("EINVAL", "cannot save the control domain");
+    try {
+      return await saveDomainToFile(this.ctx.machine, domid, file, { keepRunning });
+    } catch (e) {
+      if (e instanceof LibxlError) throw e;
+      throw new LibxlError("EIO", `Domain ${domid}: saving to ${file} failed: ${(e as Error).message}`);
+    }
+  }
+
+  /** xl restore [-p]: a domain from a save file (on this host); its id and name. */
+  restore(file: string, opts: { paused?: boolean; name?: string } = {}): { domid: number; name: string } {
+    let r: RestoreResult;
+    try {
+      r = restoreDomainFromFile(this.ctx.machine, file, { paused: true, ...(opts.name ? { name: opts.name } : {}) });
+    } catch (e) {
+      throw new LibxlError("EIO", `restoring from ${file} failed: ${(e as Error).message}`);
+    }
+    const name = opts.name ?? r.config?.name ?? r.domain.name;
+    if (this.list().some((d) => d.name === name && d.domid !== r.domid)) {
+      void domain.destroyDomainNow(this.ctx, r.domid);
+      throw new LibxlError("EEXIST", `domain '${name}' already exists`);
+    }
+    this.adoptRestored(r.domid, name);
+    if (!opts.paused) this.unpause(r.domid);
+    return { domid: r.domid, name };
   }
 
   onEvent(l: (e: DomainEvent) => void): () => void {

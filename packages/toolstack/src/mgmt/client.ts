@@ -108,6 +108,21 @@ export class MgmtClient {
     return this.sendRequest(op, args).reply as Promise<T>;
   }
 
+  /** A request whose `event` messages (progress) go to `onEvent` until its reply. */
+  async requestWithEvents<T = unknown>(
+    op: string,
+    args: Record<string, unknown>,
+    onEvent: (e: Readonly<Record<string, unknown>>) => void,
+  ): Promise<T> {
+    const id = this.nextId;
+    this.streams.set(id, { event: onEvent, end: () => {} });
+    try {
+      return (await this.sendRequest(op, args).reply) as T;
+    } finally {
+      this.streams.delete(id);
+    }
+  }
+
   /** Opens a stream: its id (for stream.cancel) once the host accepted it, and its end reason. */
   async openStream(
     op: string,

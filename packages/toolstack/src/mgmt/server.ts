@@ -5,6 +5,7 @@
  * frames and failed operations get error replies; nothing a client sends can stop the host.
  */
 import type { AddressInfo } from "node:net";
+import { isAbsolute } from "node:path";
 import { type WebSocket, WebSocketServer } from "ws";
 import { LibxlError } from "../libxl/errors.js";
 import type { DomainIdent, Libxl } from "../libxl/libxl.js";
@@ -133,6 +134,17 @@ const OPS: Record<string, Handler> = {
     s.close();
     send(c.ws, { id: sid, end: "cancelled" });
   },
+  "domain.save": (lx, a) => {
+    const file = str(a, "file");
+    if (!isAbsolute(file)) throw new ArgError("argument 'file' must be an absolute path (on the host)");
+    return lx.save(dom(a), file, a.keepRunning === true);
+  },
+  "domain.restore": (lx, a) => {
+    const file = str(a, "file");
+    if (!isAbsolute(file)) throw new ArgError("argument 'file' must be an absolute path (on the host)");
+    const name = optStr(a, "name");
+    return lx.restore(file, { paused: a.paused === true, ...(name !== undefined ? { name } : {}) });
+  },
   "host.info": (lx) => lx.info(),
   "host.dmesg": (lx, a) => lx.dmesg(a.clear === true),
   "vcpu.list": (lx, a) => lx.vcpuList(a.doms === undefined ? undefined : strList(a, "doms")),
@@ -167,6 +179,21 @@ const OPS: Record<string, Handler> = {
 
 export const MGMT_OPS: readonly string[] = Object.keys(OPS);
 
+/**
+ * An op the host adds (the pool's): its args, and a way to send `event` messages under the
+ * request's id before its reply (progress).
+ */
+export type ExtraOp = (a: Args, event: (e: Readonly<Record<string, unknown>>) => void) => unknown;
+
+export interface MgmtServerOptions {
+  host?: string;
+  port?: number;
+  /** More ops, served like the built-in ones. */
+  extraOps?: Readonly<Record<string, ExtraOp>>;
+  /** Connections to other paths than "/" (the pool link): path -> handler. */
+  paths?: Readonly<Record<string, (ws: WebSocket, remote: string) => void>>;
+}
+
 function send(ws: WebSocket, msg: Reply): void {
   if (ws.readyState !== ws.OPEN) return;
   ws.send(encodeFrame(msg));
@@ -186,9 +213,10 @@ export class MgmtServer {
   ) {}
 
   /** Listens on host:port (port 0 = any free one) and serves `lx`. */
-  static async start(lx: Libxl, opts: { host?: string; port?: number } = {}): Promise<MgmtServer> {
+  static async start(lx: Libxl, opts: MgmtServerOptions = {}): Promise<MgmtServer> {
     const host = opts.host ?? "127.0.0.1";
-    const wss = new WebSocketServer({ host, port: opts.port ?? 0, maxPayload: 1 << 20 });
+    // Pool links carry migration data in bigger messages; the management ops check their own limit.
+    const wss = new WebSocketServer({ host, port: opts.port ?? 0, maxPayload: 4 << 20 });
     await new Promise<void>((resolve, reject) => {
       wss.once("listening", resolve);
       wss.once("error", reject);
@@ -196,7 +224,18 @@ export class MgmtServer {
     const port = (wss.address() as AddressInfo).port;
     const conns = new Set<Conn>();
     const server = new MgmtServer(wss, `ws://${host.includes(":") ? `[${host}]` : host}:${port}`, conns);
-    wss.on("connection", (ws) => {
+    server.extraOps = opts.extraOps ?? {};
+    wss.on("connection", (ws, req) => {
+      const path = req.url ?? "/";
+      if (path !== "/") {
+        const h = opts.paths !== undefined && Object.hasOwn(opts.paths, path) ? opts.paths[path] : undefined;
+        if (h === undefined) {
+          ws.close(4004, `nothing is served at ${path}`);
+          return;
+        }
+        h(ws, `${req.socket.remoteAddress ?? "?"}:${req.socket.remotePort ?? "?"}`);
+        return;
+      }
       const c: Conn = { ws, streams: new Map() };
       conns.add(c);
       ws.on("message", (data, isBinary) => {
@@ -228,8 +267,16 @@ export class MgmtServer {
     return server;
   }
 
+  private extraOps: Readonly<Record<string, ExtraOp>> = {};
+
   private async handle(lx: Libxl, c: Conn, req: Request): Promise<void> {
-    const h = Object.hasOwn(OPS, req.op) ? OPS[req.op] : undefined;
+    const extra = Object.hasOwn(this.extraOps, req.op) ? this.extraOps[req.op] : undefined;
+    const h: Handler | undefined =
+      extra !== undefined
+        ? (_lx, a, conn, id) => extra(a, (event) => send(conn.ws, { id, event }))
+        : Object.hasOwn(OPS, req.op)
+          ? OPS[req.op]
+          : undefined;
     if (h === undefined) {
       send(c.ws, { id: req.id, ok: false, error: { code: "ENOSYS", message: `unknown op '${req.op}'` } });
       return;

@@ -48,6 +48,11 @@ export interface MigrationTarget {
   commit(): Promise<void>;
   /** The migration failed on the sending side: drop what was received. */
   abort(): void;
+  /**
+   * Called between batches of pages while the guest runs: resolves when the target can take more
+   * (a socket's queue drained); rejects to fail the migration (the link is gone).
+   */
+  drain?(): Promise<void>;
 }
 
 export interface MigrateStats {
@@ -100,7 +105,7 @@ export async function migrateDomain(
       await machine.enableLogDirty(domid);
       // Round 0: everything, while the guest runs; later rounds: what it dirtied meanwhile.
       for (const g of all) sent.add(g);
-      pagesSent += await sendInBatches(w, machine, d, all);
+      pagesSent += await sendInBatches(w, machine, d, all, target);
       dirty = await machine.logDirtyRound(domid);
       policy.progress?.({ round: 0, sent: pagesSent, dirty: dirty.length });
     }
@@ -108,7 +113,7 @@ export async function migrateDomain(
     while (live && dirty.length >= targetDirty && round < maxRounds) {
       round++;
       dirtyPerRound.push(dirty.length);
-      pagesSent += await sendInBatches(w, machine, d, dirty);
+      pagesSent += await sendInBatches(w, machine, d, dirty, target);
       dirty = await machine.logDirtyRound(domid);
       policy.progress?.({ round, sent: pagesSent, dirty: dirty.length });
     }
@@ -167,12 +172,19 @@ export async function migrateDomain(
   }
 }
 
-async function sendInBatches(w: StreamWriter, machine: Machine, d: Domain, gfns: readonly number[]): Promise<number> {
+async function sendInBatches(
+  w: StreamWriter,
+  machine: Machine,
+  d: Domain,
+  gfns: readonly number[],
+  target: MigrationTarget,
+): Promise<number> {
   let n = 0;
   for (let i = 0; i < gfns.length; i += MAX_BATCH_SIZE) {
     n += writePages(w, machine.hv, d, gfns.slice(i, i + MAX_BATCH_SIZE));
     // The core thread serves the running guest's exits between batches.
     await yieldToLoop();
+    await target.drain?.();
   }
   return n;
 }
