@@ -755,6 +755,11 @@ export class Machine {
             s[VcpuSlot.MMIO_VALUE]!,
           );
           if (sent === "posted") continue;
+          if (sent === "dropped") {
+            // A parked window (its device model died): the bus reads all-ones.
+            if (!write) completeMmioLoad(rec.state, 0xffff_ffff);
+            continue;
+          }
           if (sent === "wait") {
             this.control.block(domid, rec.vcpuId);
             return;

@@ -42,11 +42,14 @@ export class GrantCopyMemory implements GuestMemory {
     if (why !== null) return why;
     if (writable) {
       // Each page: write back one byte just read, so a read-only grant is refused at map time.
-      for (let i = 0; i < n; i++) {
-        const at = i === 0 ? first : 0;
-        const w = await this.client.copyToGrant(this.domid, gref + i, at, frames[i]!.subarray(at, at + 1));
-        if (w !== 0) return `grant ${gref + i} of d${this.domid}: not writable (${w})`;
-      }
+      const ws = await Promise.all(
+        frames.map((f, i) => {
+          const at = i === 0 ? first : 0;
+          return this.client.copyToGrant(this.domid, gref + i, at, f.subarray(at, at + 1));
+        }),
+      );
+      const bad = ws.findIndex((w) => w !== 0);
+      if (bad >= 0) return `grant ${gref + bad} of d${this.domid}: not writable (${ws[bad]})`;
     }
     return r;
   }
@@ -60,19 +63,20 @@ export class GrantCopyMemory implements GuestMemory {
   async flush(r: MemoryRegion, off: number, len: number): Promise<void> {
     const c = r as CopiedRegion;
     if (!c.writable) throw new Error("flush of a read-only region");
-    let a = c.first + off;
-    for (let done = 0; done < len; ) {
-      const inPage = a & 0xfff;
-      const n = Math.min(len - done, 4096 - inPage);
-      const rc = await this.client.copyToGrant(
-        this.domid,
-        c.gref + (a >>> 12),
-        inPage,
-        c.frames[a >>> 12]!.subarray(inPage, inPage + n),
-      );
-      if (rc !== 0) throw new Error(`grant ${c.gref + (a >>> 12)} of d${this.domid}: copy status ${fmtGntst(rc)}`);
-      done += n;
-      a += n;
+    const rcs = await Promise.all(
+      pieces(c.first + off, len).map(([a, inPage, n]) =>
+        this.client.copyToGrant(
+          this.domid,
+          c.gref + (a >>> 12),
+          inPage,
+          c.frames[a >>> 12]!.subarray(inPage, inPage + n),
+        ),
+      ),
+    );
+    const bad = rcs.findIndex((rc) => rc !== 0);
+    if (bad >= 0) {
+      const a = pieces(c.first + off, len)[bad]![0];
+      throw new Error(`grant ${c.gref + (a >>> 12)} of d${this.domid}: copy status ${fmtGntst(rcs[bad]!)}`);
     }
   }
 
@@ -81,17 +85,31 @@ export class GrantCopyMemory implements GuestMemory {
   }
 
   private async pull(r: CopiedRegion, off: number, len: number): Promise<string | null> {
-    let a = r.first + off;
-    for (let done = 0; done < len; ) {
-      const inPage = a & 0xfff;
-      const n = Math.min(len - done, 4096 - inPage);
-      const got = await this.client.copyFromGrant(this.domid, r.gref + (a >>> 12), inPage, n);
-      if (typeof got === "number")
-        return `grant ${r.gref + (a >>> 12)} of d${this.domid}: copy status ${fmtGntst(got)}`;
-      r.frames[a >>> 12]!.set(got, inPage);
-      done += n;
-      a += n;
+    const ps = pieces(r.first + off, len);
+    const got = await Promise.all(
+      ps.map(([a, inPage, n]) => this.client.copyFromGrant(this.domid, r.gref + (a >>> 12), inPage, n)),
+    );
+    for (const [i, g] of got.entries()) {
+      const [a, inPage] = ps[i]!;
+      if (typeof g === "number") return `grant ${r.gref + (a >>> 12)} of d${this.domid}: copy status ${fmtGntst(g)}`;
+      r.frames[a >>> 12]!.set(g, inPage);
     }
     return null;
   }
+}
+
+/**
+ * [address in the region, offset in its page, bytes] of each page-sized piece of [a, a+len): the
+ * copies of one range go out together (the port keeps their order; they share round trips).
+ */
+function pieces(a: number, len: number): Array<[number, number, number]> {
+  const out: Array<[number, number, number]> = [];
+  for (let done = 0; done < len; ) {
+    const inPage = a & 0xfff;
+    const n = Math.min(len - done, 4096 - inPage);
+    out.push([a, inPage, n]);
+    done += n;
+    a += n;
+  }
+  return out;
 }

@@ -40,18 +40,22 @@ export class GrantMapMemory implements GuestMemory {
     const range = grantRange(hi, lo, len);
     if (typeof range === "string") return range;
     const { gref, first, pages: n } = range;
-    const frames: Uint8Array[] = [];
-    const handles: number[] = [];
-    for (let i = 0; i < n; i++) {
-      const r = await this.client.mapGrant(this.domid, gref + i, !writable);
-      if (r.status !== 0 || r.view === null) {
-        for (const h of handles) await this.client.unmapGrant(h);
-        return `grant ${gref + i} of d${this.domid}: map status ${fmtGntst(r.status)}`;
-      }
-      frames.push(r.view);
-      handles.push(r.handle);
+    // All pages at once: the port carries the calls in order, so n maps cost one round trip.
+    const got = await Promise.all(
+      Array.from({ length: n }, (_, i) => this.client.mapGrant(this.domid, gref + i, !writable)),
+    );
+    const bad = got.findIndex((r) => r.status !== 0 || r.view === null);
+    if (bad >= 0) {
+      await Promise.all(got.filter((r) => r.status === 0).map((r) => this.client.unmapGrant(r.handle)));
+      return `grant ${gref + bad} of d${this.domid}: map status ${fmtGntst(got[bad]!.status)}`;
     }
-    return new MappedRegion(frames, first, len, writable, handles);
+    return new MappedRegion(
+      got.map((r) => r.view!),
+      first,
+      len,
+      writable,
+      got.map((r) => r.handle),
+    );
   }
 
   refresh(): undefined {
@@ -63,6 +67,6 @@ export class GrantMapMemory implements GuestMemory {
 
   async release(r: MemoryRegion): Promise<void> {
     if (!(r instanceof MappedRegion)) throw new TypeError("region of another memory");
-    for (const h of r.handles.splice(0)) await this.client.unmapGrant(h);
+    await Promise.all(r.handles.splice(0).map((h) => this.client.unmapGrant(h)));
   }
 }

@@ -20,17 +20,19 @@ export class MappedChain {
     m.readable = c.readable;
     m.readableBytes = c.readableBytes;
     m.writableBytes = c.writableBytes;
-    try {
-      for (let i = 0; i < c.count; i++) m.regions.push(await io.mapBuffer(q, i));
-    } catch (e) {
+    // Every buffer at once: a driver domain's map hypercalls then share their round trips.
+    const got = await Promise.allSettled(Array.from({ length: c.count }, (_, i) => io.mapBuffer(q, i)));
+    for (const g of got) if (g.status === "fulfilled") m.regions.push(g.value);
+    const failed = got.find((g) => g.status === "rejected");
+    if (failed !== undefined) {
       await m.release(io);
-      throw e;
+      throw failed.reason;
     }
     return m;
   }
 
   async release(io: QueueIo): Promise<void> {
-    for (const r of this.regions.splice(0)) await io.release(r);
+    await Promise.all(this.regions.splice(0).map((r) => io.release(r)));
   }
 
   /** Calls fn for each piece of stream bytes [off, off+len) (readable or writable stream). */

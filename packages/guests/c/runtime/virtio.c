@@ -15,6 +15,11 @@
 #include "trap.h"
 #include "xenon.h"
 
+/* What a register reads while no backend serves the window (the bus reads all-ones). */
+#define STATUS_GONE 0xffffffffu
+/* Recoveries in a row before a lost device is given up. */
+#define MAX_RECOVERY_TRIES 64
+
 #define R_MAGIC 0x000
 #define R_VERSION 0x004
 #define R_DEVICE_ID 0x008
@@ -201,6 +206,8 @@ int virtio_negotiate(struct virtio_dev *dev, uint32_t features_lo, uint32_t opti
     gnttab_ready = 1;
   }
   virtio_reset(dev);
+  dev->asked_lo = features_lo;
+  dev->optional_lo = optional_lo;
   dev->event_idx = dev->indirect = 0;
   dev->poll = bootarg_u32("virtio_poll", 0) != 0;
   wr(dev, R_STATUS, VIRTIO_S_ACKNOWLEDGE);
@@ -405,6 +412,7 @@ long virtio_get_used(struct virtio_dev *dev, unsigned queue, uint16_t *head) {
 
 long virtio_wait_used(struct virtio_dev *dev, unsigned queue, uint16_t *head) {
   struct virtq *q = &dev->queues[queue];
+  int woke = 0;
   for (;;) {
     uint32_t seen = dev->irqs;
     if (dev->poll) {
@@ -417,24 +425,67 @@ long virtio_wait_used(struct virtio_dev *dev, unsigned queue, uint16_t *head) {
     __sync_synchronize();
     long rc = virtio_get_used(dev, queue, head);
     if (rc != -XEN_EAGAIN) return rc;
-    if (rd(dev, R_STATUS) & VIRTIO_S_NEEDS_RESET) return -XEN_EIO;
+    /*
+     * Register reads are round trips to the backend, so the common path has one: the status
+     * before the first wait (a config interrupt may have come, coalesced, with an earlier used
+     * one). Woken with nothing used, the interrupt was for something else: acknowledge it and
+     * look again. The event channel is an edge: an unacknowledged InterruptStatus blocks nothing.
+     */
+    if (woke && !dev->poll) {
+      uint32_t isr = rd(dev, R_INTERRUPT_STATUS);
+      if (isr && isr != STATUS_GONE) wr(dev, R_INTERRUPT_ACK, isr);
+    }
+    uint32_t st = rd(dev, R_STATUS);
+    if (st == STATUS_GONE || st == VIRTIO_S_NEEDS_RESET) return -XEN_ENODEV;
+    if (st & VIRTIO_S_NEEDS_RESET) return -XEN_EIO;
     if (dev->poll) {
       xen_yield();
       continue;
     }
     wait_for_change(&dev->irqs, seen);
-    uint32_t isr = rd(dev, R_INTERRUPT_STATUS);
-    if (isr) wr(dev, R_INTERRUPT_ACK, isr);
+    woke = 1;
   }
 }
 
-long virtio_request(struct virtio_dev *dev, unsigned queue, const struct virtio_buf *bufs, unsigned n) {
-  int head = virtio_submit(dev, queue, bufs, n);
-  if (head < 0) return head;
-  virtio_notify(dev, queue);
-  for (;;) {
-    uint16_t got;
-    long rc = virtio_wait_used(dev, queue, &got);
-    if (rc == -XEN_EIO || got == (uint16_t)head) return rc;
+int virtio_recover(struct virtio_dev *dev) {
+  unsigned sizes[VIRTIO_MAX_QUEUES];
+  for (unsigned i = 0; i < VIRTIO_MAX_QUEUES; i++) sizes[i] = dev->queues[i].size;
+  for (unsigned tries = 0; tries < MAX_RECOVERY_TRIES; tries++) {
+    for (;;) {
+      uint32_t seen = dev->irqs;
+      __sync_synchronize();
+      if (rd(dev, R_STATUS) != STATUS_GONE) break;
+      if (dev->poll) xen_yield();
+      else wait_for_change(&dev->irqs, seen);
+    }
+    int rc = virtio_negotiate(dev, dev->asked_lo, dev->optional_lo);
+    for (unsigned i = 0; rc == 0 && i < VIRTIO_MAX_QUEUES; i++)
+      if (sizes[i]) rc = virtio_queue_setup(dev, i, sizes[i]);
+    if (rc == 0) rc = virtio_driver_ok(dev);
+    uint32_t st = rd(dev, R_STATUS);
+    if (rc == 0 && st != STATUS_GONE && !(st & VIRTIO_S_NEEDS_RESET)) {
+      dev->resets++;
+      return 0;
+    }
+    if (st != STATUS_GONE && st != VIRTIO_S_NEEDS_RESET && rc < 0) return rc; /* not lost: a real refusal */
   }
+  return -XEN_EIO;
+}
+
+long virtio_request(struct virtio_dev *dev, unsigned queue, const struct virtio_buf *bufs, unsigned n) {
+  for (unsigned tries = 0; tries < MAX_RECOVERY_TRIES; tries++) {
+    int head = virtio_submit(dev, queue, bufs, n);
+    if (head < 0) return head;
+    virtio_notify(dev, queue);
+    long rc;
+    for (;;) {
+      uint16_t got;
+      rc = virtio_wait_used(dev, queue, &got);
+      if (rc == -XEN_EIO || rc == -XEN_ENODEV || got == (uint16_t)head) break;
+    }
+    if (rc != -XEN_ENODEV) return rc;
+    int r = virtio_recover(dev);
+    if (r < 0) return r;
+  }
+  return -XEN_EIO;
 }

@@ -198,12 +198,28 @@ describe("IOREQ servers", () => {
     assert.equal(t.s.evtchnSend(t.dm.domid, t.local[0]!), 0);
   });
 
-  it("destroying the emulator domain tears its servers down", () => {
+  it("destroying the emulator domain tears its servers down and parks their windows", () => {
     const t = setup({ buffered: true });
     t.s.dmopMapIoRangeToIoreqServer(t.dm.domid, t.guest.domid, t.id, 1, WIN, WIN + 0xff);
     t.s.dmopSetIoreqServerState(t.dm.domid, t.guest.domid, t.id, true);
     assert.equal(t.hv.domains.destroy(t.dm.domid), 0);
+    assert.equal(t.s.dmopGetIoreqServerInfo(t.dm.domid, t.guest.domid, t.id), -3); // ESRCH: no such caller
+    // The window stays the guest's: reads all-ones, writes dropped, nothing outside it.
+    assert.deepEqual(t.hv.ioreq.mmioRanges(t.guest.domid), [[WIN, WIN + 0x100]]);
+    assert.equal(t.hv.ioreq.send(t.guest, 0, WIN, 4, false, 0), "dropped");
+    assert.equal(t.hv.ioreq.send(t.guest, 0, WIN + 0xfc, 4, true, 1), "dropped");
+    assert.equal(t.hv.ioreq.send(t.guest, 0, WIN + 0xfe, 4, false, 0), "unclaimed");
+    assert.equal(t.hv.ioreq.send(t.guest, 0, WIN + 0x100, 4, false, 0), "unclaimed");
+    // A new device model claims it again; the guest's death forgets it.
+    const dm2 = t.hv.domains.create({ name: "dm2", maxVcpus: 1, maxPages: 0, p2mPoolPages: 16 });
+    assert.ok(typeof dm2 === "object");
+    t.hv.ioreq.setDmTarget(dm2.domid, t.guest.domid, true);
+    const id = t.s.dmopCreateIoreqServer(dm2.domid, t.guest.domid, 0);
+    assert.ok(id >= 0);
+    t.s.dmopMapIoRangeToIoreqServer(dm2.domid, t.guest.domid, id, 1, WIN, WIN + 0xff);
+    t.s.dmopSetIoreqServerState(dm2.domid, t.guest.domid, id, true);
+    assert.equal(t.hv.ioreq.send(t.guest, 0, WIN, 4, false, 0), "wait");
+    assert.equal(t.hv.domains.destroy(t.guest.domid), 0);
     assert.deepEqual(t.hv.ioreq.mmioRanges(t.guest.domid), []);
-    assert.equal(t.hv.ioreq.send(t.guest, 0, WIN, 4, false, 0), "unclaimed");
   });
 });

@@ -5,6 +5,11 @@
  * (IORESP_READY + a send on its port). Writes to posted ranges go to the buffered ring instead
  * and the vCPU runs on.
  *
+ * When a device model's domain dies, the ranges its servers claimed stay *parked* for the target
+ * until the target dies: an access no live server claims reads all-ones and writes go nowhere
+ * (Xen's null handler for an HVM access no ioreq server claims), so a guest whose backend is
+ * being restarted sees a dead device rather than a fault.
+ *
  * Who may be a device model for whom: a privileged domain for anyone; otherwise only a domain the
  * toolstack named with setDmTarget (Xen's XEN_DOMCTL_set_target, here a set per emulator so one
  * driver domain can serve several guests).
@@ -26,8 +31,11 @@ import {
 } from "../public/ioreq.js";
 import { IoreqServer } from "./ioreq_server.js";
 
-/** What the MMIO exit path should do with the vCPU. */
-export type IoreqSendResult = "wait" | "posted" | "unclaimed";
+/**
+ * What the MMIO exit path should do with the vCPU: "dropped" is an access to a parked window (its
+ * device model died): a read completes with all-ones, a write is discarded, the vCPU runs on.
+ */
+export type IoreqSendResult = "wait" | "posted" | "unclaimed" | "dropped";
 
 export interface IoreqServerInfo {
   readonly bufioreqPort: number;
@@ -44,6 +52,8 @@ export class IoreqServers {
   private readonly dmTargets = new Map<number, Set<number>>();
   /** vcpuKey-like "domid:vcpu" -> the server a waiting vCPU's request is with. */
   private readonly waiting = new Map<string, IoreqServer>();
+  /** target domid -> windows of dead device models (inclusive bounds). */
+  private readonly parked = new Map<number, Array<{ start: number; end: number }>>();
   /** Bumped whenever a domain's served ranges change (the machine re-attaches its vCPUs). */
   private readonly generations = new Map<number, number>();
 
@@ -192,6 +202,7 @@ export class IoreqServers {
     const out: Array<[number, number]> = [];
     for (const s of this.byTarget.get(domid) ?? [])
       if (s?.enabled) for (const r of s.ranges) out.push([r.start, r.end + 1]);
+    for (const r of this.parked.get(domid) ?? []) out.push([r.start, r.end + 1]);
     return out;
   }
 
@@ -225,6 +236,7 @@ export class IoreqServers {
       notifyViaXenEventChannel(this.hv, d, s.vcpuPorts[vcpu]!);
       return "wait";
     }
+    for (const r of this.parked.get(d.domid) ?? []) if (addr >= r.start && addr + size - 1 <= r.end) return "dropped";
     return "unclaimed";
   }
 
@@ -248,6 +260,20 @@ export class IoreqServers {
 
   /** Domain destruction: every server it emulates or is emulated by goes away. */
   domainDestroyed(domid: number): void {
+    this.parked.delete(domid);
+    for (const list of this.byTarget.values())
+      for (const s of list) {
+        if (s === undefined || s.emulator !== domid || s.target === domid) continue;
+        const target = this.hv.domains.get(s.target);
+        if (target === undefined || target.dying) continue;
+        let p = this.parked.get(s.target);
+        if (p === undefined) {
+          p = [];
+          this.parked.set(s.target, p);
+        }
+        for (const r of s.ranges)
+          if (!p.some((q) => q.start <= r.start && r.end <= q.end)) p.push({ start: r.start, end: r.end });
+      }
     for (const list of this.byTarget.values())
       for (const s of list) if (s !== undefined && (s.emulator === domid || s.target === domid)) this.teardown(s);
     this.byTarget.delete(domid);

@@ -47,7 +47,7 @@
 #define VIRTQ_USED_F_NO_NOTIFY 1
 
 /* Queue entries at most (each ring area fits one page), buffers per request at most. */
-#define VIRTQ_MAX 16
+#define VIRTQ_MAX 32
 #define VIRTQ_MAX_BUFS 4
 #define VIRTIO_MAX_QUEUES 2
 
@@ -101,6 +101,8 @@ struct virtio_dev {
   int poll;           /* virtio_poll=1: no interrupts, poll used.idx */
   int bound;          /* interrupt handler bound */
   uint32_t features_lo; /* device bits accepted */
+  uint32_t asked_lo, optional_lo; /* what virtio_negotiate was asked for (a recovery asks again) */
+  uint32_t resets;      /* recoveries after the backend was lost (virtio_recover) */
   volatile uint32_t irqs;
   uint32_t grant_leaks; /* grants the backend still held when a request or ring ended */
   struct virtq queues[VIRTIO_MAX_QUEUES];
@@ -142,9 +144,24 @@ void virtio_notify(struct virtio_dev *dev, unsigned queue);
  * still held one of its grants.
  */
 long virtio_get_used(struct virtio_dev *dev, unsigned queue, uint16_t *head);
-/* As virtio_get_used, but sleeps (or polls) until there is one; -XEN_EIO on DEVICE_NEEDS_RESET. */
+/*
+ * As virtio_get_used, but sleeps (or polls) until there is one; -XEN_EIO on DEVICE_NEEDS_RESET
+ * with the driver's bits still set (a broken rule), -XEN_ENODEV when the device was lost: its
+ * status reads all-ones (the backend's driver domain died and nobody serves the window) or exactly
+ * DEVICE_NEEDS_RESET (a restarted backend that lost every state).
+ */
 long virtio_wait_used(struct virtio_dev *dev, unsigned queue, uint16_t *head);
-/* submit + notify + wait: the used length or a negative Xen errno. */
+/*
+ * After -XEN_ENODEV: waits until the window answers again (a restarted backend raises a config
+ * interrupt when it is up), then resets the device (ending the grants of rings and requests in
+ * flight: those requests are gone and must be submitted again), renegotiates what was asked
+ * before, sets the same queues up and sets DRIVER_OK. 0 (dev->resets counts it) or -errno.
+ */
+int virtio_recover(struct virtio_dev *dev);
+/*
+ * submit + notify + wait: the used length or a negative Xen errno. A lost device is recovered
+ * and the request submitted again (a request is idempotent for the drivers that use this).
+ */
 long virtio_request(struct virtio_dev *dev, unsigned queue, const struct virtio_buf *bufs, unsigned n);
 
 /* Reads the device status byte (e.g. to spot DEVICE_NEEDS_RESET). */
