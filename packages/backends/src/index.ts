@@ -38,13 +38,14 @@ export { ForeignMapMemory, type ForeignMapper } from "./virtio/foreign_map_memor
 export { type GrantCopier, GrantCopyMemory } from "./virtio/grant_copy_memory.js";
 export { GrantMapMemory, type GrantMapper } from "./virtio/grant_map_memory.js";
 export type { GuestMemory, MemoryRegion } from "./virtio/guest_memory.js";
-export { VirtioMmioTransport } from "./virtio/mmio_transport.js";
+export { VIRTIO_MMIO_STATE_VERSION, type VirtioMmioState, VirtioMmioTransport } from "./virtio/mmio_transport.js";
 export { NetConfigOffset, NetFeature, NetStatus } from "./virtio/net/config.js";
 export { NET_RX_QUEUE, NET_TX_QUEUE, NetDevice, type NetOptions } from "./virtio/net/device.js";
 export { NET_HDR_SIZE, VirtioNetHdr } from "./virtio/net/header.js";
 export type { NetLink } from "./virtio/net/link.js";
 export { QueueError, type QueueRule } from "./virtio/queue_error.js";
 export { RngDevice } from "./virtio/rng/device.js";
+export type { SplitQueueState } from "./virtio/split_queue.js";
 export { SplitQueue } from "./virtio/split_queue.js";
 // The host's virtual switch (xenbr0): vifs and other frame transports plug in as ports.
 export {

@@ -41,7 +41,7 @@ export {
 export { DomainTable, MAX_GRANT_FRAMES_LIMIT, MAX_VCPUS, p2mPoolPagesFor } from "./domain_table.js";
 export type { EvtchnStatusInfo } from "./event_channel/event_channel.js";
 // Events raised by the core or the boot layer.
-export { evtchnBindStatic, sendGlobalVirq, sendGuestVirq } from "./event_channel/event_channel.js";
+export { evtchnBindStatic, evtchnCloseUnbound, sendGlobalVirq, sendGuestVirq } from "./event_channel/event_channel.js";
 export type { FdtErrorCode, FdtHeaderInfo, MemoryReservation, ReadOptions } from "./fdt/index.js";
 // Flattened device tree (DTB) reader and dtc-identical writer; value builders/decoders via `fdt.*`.
 export * as fdt from "./fdt/index.js";

@@ -53,6 +53,8 @@ export {
   OuterReader,
   XL_MAGIC,
 } from "./migrate/save_file.js";
+export type { DriverDomainTargetOptions } from "./migrate/virtio_models.js";
+export { driverDomainSource, driverDomainTarget } from "./migrate/virtio_models.js";
 export { FlatGuest } from "./run/flat_guest.js";
 export type { LinuxRunOptions, LinuxRunResult } from "./run/linux_abi.js";
 export { runLinuxUser, SYS_EXIT, SYS_EXIT_GROUP, SYS_WRITE } from "./run/linux_abi.js";
@@ -60,6 +62,7 @@ export type { BuiltSystem, DomainSpec, PoolSpec, StaticEvtchn, SystemConfig, Sys
 export {
   buildSystem,
   ConfigError,
+  launchBackends,
   parseDomainSpec,
   parseStaticEvtchn,
   parseVirtio,

@@ -42,6 +42,8 @@ export class IoreqClient {
   private readonly bufView: DataView;
   private fetching = false;
   private fetchAgain = false;
+  /** Process mode: requests come by ioreqFetch, not from shared pages. */
+  private relayed = false;
   /** Local port per guest vCPU. */
   private readonly ports: number[] = [];
   /** 1 MiB region base of the posted ranges (buf_ioreq carries only addr:20). */
@@ -98,6 +100,7 @@ export class IoreqClient {
     const info = await client.getIoreqServerInfo(guest, id);
     if (typeof info === "number") throw new Error(`ioreq server for d${guest}: info failed (${info})`);
     const s = new IoreqClient(client, guest, id, page, buf, ranges, handler);
+    s.relayed = relayed;
     for (const [vcpu, remote] of info.vcpuPorts.entries()) {
       const local = check(`bind vCPU ${vcpu}`, await client.evtchnBindInterdomain(guest, remote));
       s.ports.push(local);
@@ -112,6 +115,16 @@ export class IoreqClient {
   /** Stops serving: disables and destroys the server (waiting vCPUs read all-ones). */
   async destroy(): Promise<void> {
     await this.client.destroyIoreqServer(this.guest, this.id);
+  }
+
+  /** Serves the posted writes (doorbells) still queued: nothing the guest wrote is left behind. */
+  async drain(): Promise<void> {
+    if (!this.relayed) {
+      this.drainBuffered();
+      return;
+    }
+    this.fetch();
+    while (this.fetching) await new Promise((r) => setImmediate(r));
   }
 
   /** Relayed: one fetch at a time; an event during it makes one more. */

@@ -31,6 +31,8 @@ export interface ControlChannel {
 }
 
 interface Served {
+  /** Its place in boot.devices (console messages and input name it). */
+  readonly index: number;
   readonly slot: DeviceSlot;
   readonly transport: VirtioMmioTransport;
   readonly irqPort: number;
@@ -51,6 +53,7 @@ export async function runKernel(
   const loop = client.eventLoop().catch(() => {});
   try {
     for (const [i, slot] of boot.devices.entries()) {
+      if (slot.detached) continue;
       // A restarted domain finds the guest's end unbound (its old peer is gone) and binds to it.
       const irqPort = boot.restarted ? await client.evtchnBindInterdomain(slot.guest, slot.guestIrqPort) : slot.irqPort;
       if (irqPort < 0)
@@ -71,6 +74,7 @@ export async function runKernel(
         log,
       };
       served.push({
+        index: i,
         slot,
         transport: new VirtioMmioTransport(
           await makeDevice(slot.device, { consoleOutput: (bytes) => ctl.send({ console: { slot: i, bytes } }) }),
@@ -112,10 +116,55 @@ export async function runKernel(
     throw e;
   }
   if (boot.restarted) for (const s of served) s.transport.lostState();
+  else
+    try {
+      // Devices that moved here with their guest take over its saved state before it runs.
+      for (const s of served) if (s.slot.state !== undefined) await s.transport.setState(s.slot.state);
+    } catch (e) {
+      for (const s of servers) await s.destroy().catch(() => {});
+      for (const s of served) s.transport.device.close?.();
+      client.close();
+      await loop;
+      throw e;
+    }
+  const guestReply = (
+    id: number,
+    guest: number,
+    work: () => Promise<Omit<Extract<DriverDomainUp, { reply: unknown }>["reply"], "id">>,
+  ) => {
+    void work().then(
+      (r) => ctl.send({ reply: { id, ...r } }),
+      (e: unknown) => ctl.send({ reply: { id, error: `d${guest}: ${(e as Error).message ?? String(e)}` } }),
+    );
+  };
   ctl.onMessage((m) => {
     if ("ping" in m) ctl.send({ pong: m.ping });
-    else if ("input" in m) {
-      const d = served[m.input.slot]?.transport.device;
+    else if ("snapshot" in m) {
+      const { id, guest } = m.snapshot;
+      guestReply(id, guest, async () => {
+        // The guest is paused: serve the doorbells it rang, let the queues finish, then look.
+        for (const s of servers) if (s.guest === guest) await s.drain();
+        const states = [];
+        for (const s of served) if (s.slot.guest === guest) states.push(await s.transport.snapshot());
+        return { states };
+      });
+    } else if ("detach" in m) {
+      const { id, guest } = m.detach;
+      guestReply(id, guest, async () => {
+        for (const s of servers.filter((x) => x.guest === guest)) {
+          servers.splice(servers.indexOf(s), 1);
+          await s.destroy().catch(() => {});
+        }
+        for (const s of served.filter((x) => x.slot.guest === guest)) {
+          served.splice(served.indexOf(s), 1);
+          s.transport.write(Mmio.STATUS, 4, 0); // reset: the rings' grant mappings go back
+          await s.transport.idle();
+          s.transport.device.close?.();
+        }
+        return {};
+      });
+    } else if ("input" in m) {
+      const d = served.find((s) => s.index === m.input.slot)?.transport.device;
       if (d instanceof ConsoleDevice) d.pushInput(m.input.bytes);
     } else if ("fault" in m) {
       if (boot.faultHooks) injectFault(m.fault, exit);

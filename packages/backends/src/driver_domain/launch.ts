@@ -12,7 +12,8 @@
  * trees name it); each device starts with DEVICE_NEEDS_RESET and a config interrupt.
  */
 import { MessageChannel, Worker } from "node:worker_threads";
-import { evtchnBindStatic, type Hypervisor, p2mPoolPagesFor, servePort } from "@xenon/hypervisor";
+import { evtchnBindStatic, evtchnCloseUnbound, type Hypervisor, p2mPoolPagesFor, servePort } from "@xenon/hypervisor";
+import type { VirtioMmioState } from "../virtio/mmio_transport.js";
 import type { DriverDomainMode } from "./kernel.js";
 import type { DriverDomainWorkerData } from "./main.js";
 import { startProcessKernel } from "./process_host.js";
@@ -36,6 +37,12 @@ export interface DriverDomainDevice {
   readonly device: VirtioDeviceSpec;
   /** false: no grants, guest-physical addresses, foreign mapping (see DeviceSlot.grants). */
   readonly grants?: boolean;
+  /**
+   * The device's saved state (VirtioMmioTransport.getState on another host): the guest migrated
+   * here and its driver expects the device as it left it. The guest's end of the interrupt
+   * channel, left unbound by the restore, is taken over.
+   */
+  readonly state?: VirtioMmioState;
 }
 
 export interface DriverDomainOptions {
@@ -133,7 +140,10 @@ export class DriverDomain {
   /** How many times the domain was restarted. */
   restarts = 0;
   readonly mode: DriverDomainMode;
-  private readonly slots: DeviceSlot[];
+  private slots: DeviceSlot[];
+  /** Requests waiting for the kernel's reply, by id. */
+  private readonly replies = new Map<number, (r: Extract<DriverDomainUp, { reply: unknown }>["reply"]) => void>();
+  private replySeq = 0;
 
   private constructor(
     private readonly hv: Hypervisor,
@@ -146,15 +156,19 @@ export class DriverDomain {
 
   static async launch(hv: Hypervisor, o: DriverDomainOptions): Promise<DriverDomain> {
     if (o.devices.length === 0) throw new Error("a driver domain needs at least one device");
-    const d = createDomain(hv, o, o.domid);
+    const d = createDomain(hv, o, o.domid, o.devices);
     const dd = new DriverDomain(hv, o, d);
     try {
       for (const s of dd.slots) {
         const guest = hv.domains.get(s.guest)!;
+        // A guest restored here keeps its end of the channel unbound, naming its old backend.
+        if (s.state !== undefined) evtchnCloseUnbound(hv, guest, s.guestIrqPort);
         const rc = evtchnBindStatic(guest, s.guestIrqPort, hv.domains.get(d)!, s.irqPort);
         if (rc < 0) throw new Error(`interrupt channel d${s.guest}:${s.guestIrqPort} refused (${rc})`);
       }
       await dd.start(false);
+      // A saved state is for this first start only; a restart begins from a reset device.
+      dd.slots = dd.slots.map(({ state: _, ...slot }) => slot);
     } catch (e) {
       hv.domains.destroy(d);
       throw e;
@@ -178,7 +192,11 @@ export class DriverDomain {
           if ("console" in m) this.consoleOutput(m.console.slot, m.console.bytes);
           else if ("log" in m) this.log(m.log);
           else if ("pong" in m) this.lastPong = performance.now();
-          else if ("stopped" in m) this.stopWaiter?.();
+          else if ("reply" in m) {
+            const done = this.replies.get(m.reply.id);
+            this.replies.delete(m.reply.id);
+            done?.(m.reply);
+          } else if ("stopped" in m) this.stopWaiter?.();
           else if ("failed" in m && !ready) {
             void run.kill();
             reject(new Error(`driver domain d${this.domid}: ${m.failed}`));
@@ -222,7 +240,12 @@ export class DriverDomain {
       this.hv.domains.destroy(this.domid);
       if (this.o.restart !== true || this.closing !== null) return;
       try {
-        createDomain(this.hv, this.o, this.domid);
+        createDomain(
+          this.hv,
+          this.o,
+          this.domid,
+          this.slots.filter((s) => !s.detached),
+        );
         await this.start(true);
         this.restarts++;
         this.log(`driver domain d${this.domid}: restarted (${this.restarts})`);
@@ -251,6 +274,52 @@ export class DriverDomain {
   sendInput(bytes: Uint8Array, slot = this.slots.findIndex((s) => s.device.kind === "console")): void {
     if (slot < 0 || this.closing !== null) return;
     this.run?.send({ input: { slot, bytes } });
+  }
+
+  /** The devices this domain serves to `guest` (none once it was detached). */
+  devicesOf(guest: number): DriverDomainDevice[] {
+    return this.slots
+      .filter((s) => s.guest === guest && !s.detached)
+      .map(({ guest: g, base, size, guestIrqPort, device }) => ({ guest: g, base, size, guestIrqPort, device }));
+  }
+
+  /**
+   * The states of `guest`'s devices, in devicesOf() order (VirtioMmioTransport.getState): the
+   * guest must be paused, with no vCPU waiting on an ioreq. Doorbells it rang are served and
+   * queue work finishes first. The devices go on serving.
+   */
+  async snapshot(guest: number): Promise<VirtioMmioState[]> {
+    const r = await this.request((id) => ({ snapshot: { id, guest } }));
+    if (r.states === undefined) throw new Error(`driver domain d${this.domid}: snapshot: no states`);
+    return r.states;
+  }
+
+  /** `guest` left this host: its IOREQ server goes, its devices reset and close; a restart skips them. */
+  async detach(guest: number): Promise<void> {
+    await this.request((id) => ({ detach: { id, guest } }));
+    this.slots = this.slots.map((s) => (s.guest === guest ? { ...s, detached: true } : s));
+  }
+
+  private request(
+    make: (id: number) => DriverDomainDown,
+    timeoutMs = 10_000,
+  ): Promise<Extract<DriverDomainUp, { reply: unknown }>["reply"]> {
+    const run = this.run;
+    if (run === null || this.closing !== null || this.recovering !== null)
+      return Promise.reject(new Error(`driver domain d${this.domid} is not running`));
+    const id = ++this.replySeq;
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.replies.delete(id);
+        reject(new Error(`driver domain d${this.domid}: no answer within ${timeoutMs} ms`));
+      }, timeoutMs);
+      this.replies.set(id, (r) => {
+        clearTimeout(timer);
+        if (r.error !== undefined) reject(new Error(`driver domain d${this.domid}: ${r.error}`));
+        else resolve(r);
+      });
+      run.send(make(id));
+    });
   }
 
   /** Test hook: make the kernel misbehave (needs faultHooks). */
@@ -292,7 +361,12 @@ export class DriverDomain {
 /** The driver domain's ends of the interrupt channels: 1, 2, ... (a fresh domain has them free). */
 const DD_IRQ_PORT_BASE = 1;
 
-function createDomain(hv: Hypervisor, o: DriverDomainOptions, domid: number | undefined): number {
+function createDomain(
+  hv: Hypervisor,
+  o: DriverDomainOptions,
+  domid: number | undefined,
+  serving: readonly { readonly guest: number }[],
+): number {
   const kinds = [...new Set(o.devices.map((d) => d.device.kind))].join("-");
   const d = hv.domains.create({
     ...(domid !== undefined ? { domid } : {}),
@@ -303,7 +377,7 @@ function createDomain(hv: Hypervisor, o: DriverDomainOptions, domid: number | un
     ...(o.privileged === true ? { flags: { privileged: true } } : {}),
   });
   if (typeof d === "number") throw new Error(`driver domain creation failed (${d})`);
-  for (const g of new Set(o.devices.map((x) => x.guest))) {
+  for (const g of new Set(serving.map((x) => x.guest))) {
     if (hv.domains.get(g) === undefined) {
       hv.domains.destroy(d.domid);
       throw new Error(`no guest d${g}`);

@@ -5,11 +5,16 @@
  *
  *   launcher -> domain  { stop: true } | { ping: n } | { fault: kind }   (fault: test hook only)
  *                       | { input: { slot, bytes } }     (host input for the console in device slot `slot`)
+ *                       | { snapshot: { id, guest } }    (the guest is paused: its devices' states)
+ *                       | { detach: { id, guest } }      (the guest left: stop serving it)
  *   domain -> launcher  { ready: { domid } } | { failed } | { log } | { stopped } | { pong: n }
  *                       | { console: { slot, bytes } }   (bytes the guest sent through that console)
+ *                       | { reply: { id, states? | error? } }  (to snapshot / detach)
  *
  * The guest never reaches this channel: it only has the device's registers and rings.
  */
+
+import type { VirtioMmioState } from "../virtio/mmio_transport.js";
 
 /** Which device model a device slot runs (the construction hook is devices.ts). */
 export type VirtioDeviceSpec =
@@ -35,6 +40,10 @@ export interface DeviceSlot {
    * to a privileged driver domain. Default true.
    */
   readonly grants?: boolean;
+  /** Start from this state (a guest that migrated here) instead of a reset device. */
+  readonly state?: VirtioMmioState;
+  /** The guest left (migrated away): the slot keeps its number and is not served. */
+  readonly detached?: boolean;
 }
 
 export interface DriverDomainBoot {
@@ -56,11 +65,14 @@ export type DriverDomainDown =
   | { stop: true }
   | { ping: number }
   | { fault: FaultKind }
-  | { input: { slot: number; bytes: Uint8Array } };
+  | { input: { slot: number; bytes: Uint8Array } }
+  | { snapshot: { id: number; guest: number } }
+  | { detach: { id: number; guest: number } };
 export type DriverDomainUp =
   | { ready: { domid: number } }
   | { failed: string }
   | { log: string }
   | { stopped: true }
   | { pong: number }
-  | { console: { slot: number; bytes: Uint8Array } };
+  | { console: { slot: number; bytes: Uint8Array } }
+  | { reply: { id: number; states?: VirtioMmioState[]; error?: string } };

@@ -110,6 +110,16 @@ export function evtchnBindIpi(d: Domain, vcpuId: number): number {
 }
 
 /**
+ * Host side: frees d's `port` if it is unbound (a domain restored here keeps its interdomain ends
+ * unbound, naming backends that stayed behind; the toolstack frees one before binding it to the
+ * new backend with evtchnBindStatic). Any other state is left alone: -EINVAL.
+ */
+export function evtchnCloseUnbound(hv: Hypervisor, d: Domain, port: number): number {
+  if (!d.evtchn.isValid(port) || d.evtchn.state(port) !== Ecs.unbound) return err("EINVAL");
+  return evtchnClose(hv, d, port);
+}
+
+/**
  * EVTCHNOP_close. An interdomain peer reverts to unbound (still reserved for this domain, so it
  * can be re-bound); the freed port loses its pending bit. `force` lets the core close ports owned
  * by its own consumers (domain destruction, reset).
