@@ -3,7 +3,7 @@ import { mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, it } from "node:test";
-import type { DriverDomain } from "@xenon/backends";
+import type { DriverDomain, DriverDomainMode } from "@xenon/backends";
 import { guestImagePath } from "@xenon/guests";
 import { FrameAllocator, MachineMemory } from "@xenon/hw";
 import { createScheduler, Hypervisor, Machine, p2mPoolPagesFor } from "@xenon/hypervisor";
@@ -49,7 +49,7 @@ function lineSink(out: string[]): (b: Uint8Array) => void {
   };
 }
 
-async function blkGuest(lines: string[]) {
+async function blkGuest(lines: string[], mode: DriverDomainMode = "thread") {
   const disk = join(mkdtempSync(join(tmpdir(), "xenon-vmig-")), "disk.img");
   writeFileSync(disk, new Uint8Array(1 << 20));
   const sys = buildSystem({
@@ -57,6 +57,7 @@ async function blkGuest(lines: string[]) {
     pcpus: 1,
     console: (_n, l) => lines.push(l),
     virtio: [{ domain: 1, device: { kind: "blk", path: disk } }],
+    driverDomainMode: mode,
   });
   const backends = await launchBackends(sys.hv, sys.virtio, (n, l) => lines.push(`${n}: ${l}`));
   return { sys, backends };
@@ -69,42 +70,49 @@ const rounds = (lines: readonly string[]) =>
   });
 
 describe("virtio devices migrate with their guest", () => {
-  it("blkstress goes on on the destination with its device as it left it: no round lost or repeated, no error", async () => {
-    const srcLines: string[] = [];
-    const { sys: src, backends } = await blkGuest(srcLines);
-    const dst = emptyHost();
-    const started: DriverDomain[] = [];
-    try {
-      src.machine.start();
-      const domid = src.domids[0]!;
-      await until(() => rounds(srcLines).length >= 2, 60_000);
-      const dstLines: string[] = [];
-      const log: string[] = [];
-      const link = localMigrationTarget(dst, {
-        console: lineSink(dstLines),
-        deviceModels: driverDomainTarget(dst.hv, { log: (l) => log.push(l), started: (dd) => started.push(dd) }),
-      });
-      await migrateDomain(src.machine, domid, link.target, { deviceModels: driverDomainSource(() => backends) });
-      assert.equal(src.hv.domains.getLive(domid), undefined, "gone from the source");
-      assert.equal(started.length, 1, "one driver domain took the devices over");
-      assert.equal(started[0]!.domid, backends[0]!.domid, "with the domid the guest's tree and grants name");
-      assert.deepEqual(backends[0]!.devicesOf(domid), [], "the source's driver domain let go of the guest");
-      await until(() => dstLines.some((l) => l.startsWith("blkstress: done")), 60_000);
-      const why = `${srcLines.join("\n")}\n--- destination\n${dstLines.join("\n")}\n${log.join("\n")}`;
-      assert.ok(dstLines.includes(`blkstress: done ${ROUNDS} rounds, 0 errors`), why);
-      assert.deepEqual(
-        [...rounds(srcLines), ...rounds(dstLines)],
-        Array.from({ length: ROUNDS }, (_, i) => i),
-        `every round once, verified: ${why}`,
-      );
-      assert.ok(rounds(dstLines).length >= 1, "some rounds ran on the destination");
-    } finally {
-      for (const dd of started) await dd.close();
-      for (const dd of backends) await dd.close();
-      await src.machine.close();
-      await dst.close();
-    }
-  });
+  for (const mode of ["thread", "process"] as const)
+    it(`blkstress goes on on the destination with its device as it left it: no round lost or repeated, no error (${mode} mode)`, async () => {
+      const srcLines: string[] = [];
+      const { sys: src, backends } = await blkGuest(srcLines, mode);
+      const dst = emptyHost();
+      const started: DriverDomain[] = [];
+      try {
+        src.machine.start();
+        const domid = src.domids[0]!;
+        await until(() => rounds(srcLines).length >= 2, 60_000);
+        const dstLines: string[] = [];
+        const log: string[] = [];
+        const link = localMigrationTarget(dst, {
+          console: lineSink(dstLines),
+          deviceModels: driverDomainTarget(dst.hv, {
+            mode,
+            log: (l) => log.push(l),
+            started: (dd) => started.push(dd),
+          }),
+        });
+        await migrateDomain(src.machine, domid, link.target, { deviceModels: driverDomainSource(() => backends) });
+        assert.equal(src.hv.domains.getLive(domid), undefined, "gone from the source");
+        assert.equal(started.length, 1, "one driver domain took the devices over");
+        assert.equal(started[0]!.domid, backends[0]!.domid, "with the domid the guest's tree and grants name");
+        assert.deepEqual(backends[0]!.devicesOf(domid), [], "the source's driver domain let go of the guest");
+        const why = () => `${srcLines.join("\n")}\n--- destination\n${dstLines.join("\n")}\n${log.join("\n")}`;
+        await until(() => dstLines.some((l) => l.startsWith("blkstress: done")), 60_000).catch((e: Error) => {
+          throw new Error(`${e.message}: ${why()}`);
+        });
+        assert.ok(dstLines.includes(`blkstress: done ${ROUNDS} rounds, 0 errors`), why());
+        assert.deepEqual(
+          [...rounds(srcLines), ...rounds(dstLines)],
+          Array.from({ length: ROUNDS }, (_, i) => i),
+          `every round once, verified: ${why()}`,
+        );
+        assert.ok(rounds(dstLines).length >= 1, "some rounds ran on the destination");
+      } finally {
+        for (const dd of started) await dd.close();
+        for (const dd of backends) await dd.close();
+        await src.machine.close();
+        await dst.close();
+      }
+    });
 
   it("a destination that cannot start the backend refuses the domain; the guest finishes on the source", async () => {
     const srcLines: string[] = [];

@@ -50,6 +50,8 @@ export async function runKernel(
   const log = (line: string) => ctl.send({ log: line });
   const served: Served[] = [];
   const servers: IoreqClient[] = [];
+  /** Interrupts on their way to the core (a snapshot waits for them: they belong to the state). */
+  const sends = new Set<Promise<unknown>>();
   const loop = client.eventLoop().catch(() => {});
   try {
     for (const [i, slot] of boot.devices.entries()) {
@@ -69,7 +71,9 @@ export async function runKernel(
         memory,
         restricted: grants,
         raiseInterrupt: () => {
-          void client.evtchnSend(irqPort).catch(() => {});
+          const send = client.evtchnSend(irqPort).catch(() => 0);
+          sends.add(send);
+          void send.finally(() => sends.delete(send));
         },
         log,
       };
@@ -146,6 +150,7 @@ export async function runKernel(
         for (const s of servers) if (s.guest === guest) await s.drain();
         const states = [];
         for (const s of served) if (s.slot.guest === guest) states.push(await s.transport.snapshot());
+        await Promise.all(sends);
         return { states };
       });
     } else if ("detach" in m) {

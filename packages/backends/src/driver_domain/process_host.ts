@@ -19,7 +19,7 @@ import {
 import type { KernelEvents, KernelRun, KernelStart } from "./launch.js";
 import type { DriverDomainUp } from "./protocol.js";
 
-const UP_KEYS = new Set(["ready", "failed", "log", "stopped", "pong", "console"]);
+const UP_KEYS = new Set(["ready", "failed", "log", "stopped", "pong", "console", "reply"]);
 
 export function startProcessKernel(s: KernelStart, ev: KernelEvents): KernelRun {
   const entry = fileURLToPath(new URL("./process_main.js", import.meta.url));

@@ -244,17 +244,22 @@ export class VirtioMmioTransport {
     };
   }
 
-  /** Waits for queue work to finish, then getState() (the guest must not kick meanwhile). */
-  async snapshot(): Promise<VirtioMmioState> {
-    await this.idle();
+  /**
+   * Waits (up to timeoutMs) for queue work to finish, then getState(). The guest must not kick
+   * meanwhile: it is paused.
+   */
+  async snapshot(timeoutMs = 5000): Promise<VirtioMmioState> {
+    const end = performance.now() + timeoutMs;
+    while ((this.runs.some((r) => r.busy) || this.activating) && performance.now() < end)
+      await new Promise((r) => setTimeout(r, 1));
     return this.getState();
   }
 
   /**
    * Takes over a snapshot (from getState, possibly on another host): the device is reset, the
    * registers loaded and, if the driver had it running, the rings mapped again (through the
-   * guest's grants here) and each queue resumed at its ring positions, then kicked once in case
-   * the driver queued work meanwhile. A snapshot that fails the checks is refused with an Error
+   * guest's grants here) and each queue resumed at its ring positions, an unacknowledged
+   * interrupt raised again, and each queue kicked once in case the driver queued work meanwhile. A snapshot that fails the checks is refused with an Error
    * and the device stays reset; rings that cannot be mapped give DEVICE_NEEDS_RESET, as any
    * broken rule does.
    */
@@ -276,6 +281,9 @@ export class VirtioMmioTransport {
     if (!this.statusIs(Status.DRIVER_OK, 0)) return;
     this.activate((q) => q.resume(s.queues[q.index]!));
     if (!(await this.activation)) return;
+    // An interrupt the driver had not acknowledged is raised again: the event that carried it
+    // may not have reached the guest before its state was taken (a spurious one is harmless).
+    if (this.interruptStatus !== 0) this.bus.raiseInterrupt();
     for (let i = 0; i < this.queues.length; i++) this.kick(i);
   }
 

@@ -44,9 +44,9 @@ export interface SaveOptions {
   /**
    * The toolstack moves the domain's device models itself (their state in libxl's
    * EMULATOR_CONTEXT records): the ports of their IOREQ servers are left out of the stream (the
-   * destination's device models make their own). A vCPU waiting for one is still refused: the
-   * caller lets the device model answer first. Without it, a domain with an IOREQ server cannot
-   * be saved.
+   * destination's device models make their own), and a vCPU waiting for one is the caller's to
+   * wait out once the domain is paused. Without it, a domain with an IOREQ server cannot be
+   * saved.
    */
   readonly deviceModelsMove?: boolean;
 }
@@ -73,8 +73,10 @@ export function checkSaveable(hv: Hypervisor, d: Domain, opts: SaveOptions = {})
   for (const port of d.evtchn.boundPorts())
     if (d.evtchn.isXenConsumer(port) && !opts.deviceModelsMove)
       throw new SaveError(`domain ${d.domid}: port ${port} belongs to an IOREQ server; destroy it before saving`);
+  // A running guest waits on its device models all the time; when they move too, the caller
+  // waits them out after the pause (toolstack awaitDeviceModels).
   for (const v of d.vcpus)
-    if (hv.ioreq.isWaiting(d.domid, v.id))
+    if (!opts.deviceModelsMove && hv.ioreq.isWaiting(d.domid, v.id))
       throw new SaveError(`domain ${d.domid}: vCPU ${v.id} waits for a device model`);
 }
 
