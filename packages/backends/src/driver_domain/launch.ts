@@ -280,7 +280,14 @@ export class DriverDomain {
   devicesOf(guest: number): DriverDomainDevice[] {
     return this.slots
       .filter((s) => s.guest === guest && !s.detached)
-      .map(({ guest: g, base, size, guestIrqPort, device }) => ({ guest: g, base, size, guestIrqPort, device }));
+      .map(({ guest: g, base, size, guestIrqPort, device, grants }) => ({
+        guest: g,
+        base,
+        size,
+        guestIrqPort,
+        device,
+        ...(grants !== undefined ? { grants } : {}),
+      }));
   }
 
   /**

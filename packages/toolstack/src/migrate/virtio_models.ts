@@ -28,6 +28,8 @@ interface SavedDevice {
   readonly size: number;
   readonly guestIrqPort: number;
   readonly device: VirtioDeviceSpec;
+  /** false: the device works without grants (guest-physical addresses, a privileged backend). */
+  readonly grants?: boolean;
   readonly state: VirtioMmioState;
 }
 
@@ -45,6 +47,7 @@ export function driverDomainSource(driverDomains: () => readonly DriverDomain[])
           size: d.size,
           guestIrqPort: d.guestIrqPort,
           device: d.device,
+          ...(d.grants !== undefined ? { grants: d.grants } : {}),
           state: states[i]!,
         }));
         out.push({
@@ -64,6 +67,11 @@ export function driverDomainSource(driverDomains: () => readonly DriverDomain[])
 export interface DriverDomainTargetOptions {
   readonly mode?: DriverDomainMode;
   readonly log?: (line: string) => void;
+  /**
+   * Devices without grants need a privileged backend (it foreign-maps the guest's memory); a
+   * record asking for one is refused unless this host allows it.
+   */
+  readonly allowPrivileged?: boolean;
   /** Each driver domain started for a restored guest (the host keeps it, and closes it). */
   readonly started?: (dd: DriverDomain) => void;
 }
@@ -80,8 +88,12 @@ export function driverDomainTarget(hv: Hypervisor, opts: DriverDomainTargetOptio
             throw new Error(
               `the guest's backend domid ${backend} (its device tree and grants name it) is in use on this host`,
             );
+          const privileged = devices.some((d) => d.grants === false);
+          if (privileged && opts.allowPrivileged !== true)
+            throw new Error("the guest has devices without grants and this host starts no privileged backend for it");
           const dd = await DriverDomain.launch(hv, {
             domid: backend,
+            ...(privileged ? { privileged: true } : {}),
             devices: devices.map((d) => ({ ...d, guest: domid }) satisfies DriverDomainDevice),
             name: `dd-d${domid}`,
             restart: true,
@@ -126,6 +138,7 @@ function decode(e: EmulatorState): { backend: number; devices: SavedDevice[] } {
     const spec = o.device as { kind?: unknown; path?: unknown } | undefined;
     if (spec === undefined || typeof spec.kind !== "string") return bad(`device ${i}: no device kind`);
     if (spec.kind === "blk" && typeof spec.path !== "string") bad(`device ${i}: blk without an image path`);
+    if (o.grants !== undefined && typeof o.grants !== "boolean") bad(`device ${i}: grants is not a boolean`);
     if (typeof o.state !== "object" || o.state === null) bad(`device ${i}: no state`);
     return o as SavedDevice;
   });
