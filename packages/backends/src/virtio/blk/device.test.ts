@@ -49,6 +49,47 @@ async function request(r: Rig, type: number, sector: number, len: number, dataWr
 }
 
 describe("virtio-blk on a raw image", () => {
+  it("chains offered together run as one batch, in ring order; a broken one stops the batch after the earlier complete", async () => {
+    const path = image(64 * 1024);
+    const dev = new BlkDevice({ path });
+    const r = await rig(dev);
+    const hdr = (page: number, type: number, sector: number) => {
+      const h = new Uint8Array(16);
+      new DataView(h.buffer).setUint32(0, type, true);
+      new DataView(h.buffer).setUint32(8, sector, true);
+      r.poke(page, 0, h);
+    };
+    const pattern = new Uint8Array(512).map((_, i) => (i * 7 + 3) & 0xff);
+    // Chain 0: OUT sector 2 from page +1; chain 3: IN sector 2 into page +2 (sees chain 0's data).
+    hdr(BUF_PAGE, 1, 2);
+    r.poke(BUF_PAGE + 1, 0, pattern);
+    hdr(BUF_PAGE + 3, 0, 2);
+    r.poke(BUF_PAGE + 6, 0, Uint8Array.of(0xff, 0xff));
+    r.poke(descPage(0), 0, descBytes(HDR, 0, 16, N, 1));
+    r.poke(descPage(0), 16, descBytes(B + 4096, 0, 512, N, 2));
+    r.poke(descPage(0), 32, descBytes(STATUS, 0, 1, W, 0));
+    r.poke(descPage(0), 48, descBytes(B + 3 * 4096, 0, 16, N, 4));
+    r.poke(descPage(0), 64, descBytes(B + 2 * 4096, 0, 512, W | N, 5));
+    r.poke(descPage(0), 80, descBytes(STATUS + 1, 0, 1, W, 0));
+    r.offer(0, 0, 3);
+    await r.kick(0);
+    assert.equal(r.u16(usedPage(0), 2), 2, r.bus.lines.join());
+    assert.deepEqual([r.u32(usedPage(0), 4), r.u32(usedPage(0), 12)], [0, 3], "used in ring order");
+    assert.deepEqual(r.peek(BUF_PAGE + 6, 0, 2), Uint8Array.of(0, 0));
+    assert.deepEqual(r.peek(BUF_PAGE + 2, 0, 512), pattern, "the read saw the write before it");
+    // Chain 6 (FLUSH) then chain 0 again, now with no status byte: 6 completes, then the queue breaks.
+    hdr(BUF_PAGE + 4, 4, 0);
+    r.poke(descPage(0), 96, descBytes(B + 4 * 4096, 0, 16, N, 7));
+    r.poke(descPage(0), 112, descBytes(STATUS + 2, 0, 1, W, 0));
+    r.poke(descPage(0), 0, descBytes(B + 4 * 4096, 0, 16, 0, 0));
+    r.offer(0, 6, 0);
+    await r.kick(0);
+    assert.equal(r.u16(usedPage(0), 2), 3, `the FLUSH before the broken chain completed: ${r.bus.lines.join()}`);
+    assert.equal(r.u32(usedPage(0), 4 + 16), 6);
+    assert.match(r.bus.lines.join(), /request-malformed: queue 0: chain 0 has 16 readable \/ 0 writable bytes/);
+    dev.close();
+  });
+
   it("config: capacity in sectors, seg_max, blk_size; features: FLUSH, DISCARD, WRITE_ZEROES", async () => {
     const dev = new BlkDevice({ path: image(1 << 20) });
     assert.equal(dev.configRead(0, 4), 2048);

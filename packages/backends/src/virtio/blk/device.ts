@@ -12,12 +12,15 @@ import { closeSync, fstatSync, fsyncSync, openSync, readSync, writeSync } from "
 import { DeviceId } from "../constants.js";
 import type { QueueIo, VirtioDevice } from "../device.js";
 import { MappedChain } from "../mapped_chain.js";
+import { QueueError } from "../queue_error.js";
 import type { SplitQueue } from "../split_queue.js";
 import { BLK_HEADER_SIZE, BLK_ID_BYTES, BlkStatus, BlkType, parseHeader, SECTOR_SIZE } from "./request.js";
 
 export const BlkFeature = { SEG_MAX: 2, RO: 5, BLK_SIZE: 6, FLUSH: 9, DISCARD: 13, WRITE_ZEROES: 14 } as const;
 const SEG_MAX = 126;
 const MAX_DISCARD_SECTORS = 1 << 22;
+/** Chains taken from the ring before any is waited on. */
+const BATCH = 32;
 const ZEROES = new Uint8Array(64 * 1024);
 
 export interface BlkOptions {
@@ -77,21 +80,68 @@ export class BlkDevice implements VirtioDevice {
     return 0;
   }
 
+  /**
+   * Takes every available chain (up to BATCH) before waiting on any: their buffers are mapped
+   * together (a driver domain's map calls share round trips), then the requests run in ring order,
+   * the buffers go back together and the chains complete in order. A broken rule stops the batch
+   * there: the chains before it complete, then the error stands.
+   */
   async processQueue(q: SplitQueue, io: QueueIo): Promise<void> {
-    while (await q.pop()) {
-      const m = await MappedChain.map(q, io);
-      let written = 1;
+    for (;;) {
+      const batch: Array<{ head: number; mapped: Promise<MappedChain> }> = [];
+      // A rule broken at pop stands after the chains popped before it; one broken at map or run
+      // time skips the rest of the batch.
+      let popError: unknown = null;
+      let broken: unknown = null;
       try {
-        const h = parseHeader(m, q, this.scratch);
-        const [st, n] = this.execute(h.type, h.sector, m);
-        if (st !== BlkStatus.OK) this.stats.errors++;
-        written = n + 1;
-        this.status[0] = st;
-        m.writeBytes(m.writableBytes - 1, this.status);
-      } finally {
-        await m.release(io);
+        while (batch.length < BATCH && (await q.pop())) {
+          const c = q.chain;
+          if (c.readableBytes < BLK_HEADER_SIZE || c.writableBytes < 1)
+            throw new QueueError(
+              "request-malformed",
+              `queue ${q.index}: chain ${c.head} has ${c.readableBytes} readable / ${c.writableBytes} writable bytes`,
+            );
+          // map() reads the chain before its first await: the next pop may reuse it.
+          batch.push({ head: c.head, mapped: MappedChain.map(q, io) });
+        }
+      } catch (e) {
+        popError = e;
       }
-      await q.push(q.chain.head, written);
+      if (batch.length === 0) {
+        if (popError !== null) throw popError;
+        return;
+      }
+      const maps = await Promise.allSettled(batch.map((b) => b.mapped));
+      const done: Array<{ head: number; m: MappedChain; written: number }> = [];
+      for (const [i, r] of maps.entries()) {
+        if (r.status === "rejected") {
+          broken ??= r.reason;
+          continue;
+        }
+        if (broken !== null) {
+          await r.value.release(io);
+          continue;
+        }
+        const m = r.value;
+        let written = 1;
+        try {
+          const h = parseHeader(m, q, this.scratch);
+          const [st, n] = this.execute(h.type, h.sector, m);
+          if (st !== BlkStatus.OK) this.stats.errors++;
+          written = n + 1;
+          this.status[0] = st;
+          m.writeBytes(m.writableBytes - 1, this.status);
+        } catch (e) {
+          broken = e;
+          await m.release(io);
+          continue;
+        }
+        done.push({ head: batch[i]!.head, m, written });
+      }
+      await Promise.all(done.map((d) => d.m.release(io)));
+      for (const d of done) await q.push(d.head, d.written);
+      if (broken !== null) throw broken;
+      if (popError !== null) throw popError;
     }
   }
 
