@@ -7,6 +7,7 @@ export {
   DriverDomain,
   type DriverDomainDevice,
   type DriverDomainOptions,
+  type VifSwitch,
   VirtioBackendHandle,
   type VirtioBackendOptions,
 } from "./driver_domain/launch.js";

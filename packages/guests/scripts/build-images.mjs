@@ -47,6 +47,7 @@ const NATIVE_RUNTIME = [
   "runtime/xenstore.c",
   "runtime/virtio.c",
   "runtime/virtio_console.c",
+  "runtime/virtio_net.c",
   ...LIBC,
 ];
 const LINUX_RUNTIME = ["linux/crt.S", "linux/sys.c", ...LIBC];
@@ -71,6 +72,8 @@ const NATIVE_IMAGES = {
   vconsole: ["images/vconsole.c"],
   virtioattack: ["images/virtioattack.c"],
   dirtier: ["images/dirtier.c"],
+  netping: ["images/netping.c"],
+  kvstore: ["images/kvstore.c"],
 };
 const LINUX_EXTRA = { cpubench: ["bench/cpubench_core.c"] };
 

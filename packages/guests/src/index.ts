@@ -53,6 +53,8 @@ export const NATIVE_IMAGES: readonly string[] = [
   "dirtier",
   "vconsole",
   "virtioattack",
+  "netping",
+  "kvstore",
 ];
 
 const NAME = /^[a-z0-9_-]+$/;

@@ -17,6 +17,7 @@ import { ForeignMapMemory } from "../virtio/foreign_map_memory.js";
 import { GrantCopyMemory } from "../virtio/grant_copy_memory.js";
 import { GrantMapMemory } from "../virtio/grant_map_memory.js";
 import { VirtioMmioTransport } from "../virtio/mmio_transport.js";
+import type { NetLink } from "../virtio/net/link.js";
 import { makeDevice } from "./devices.js";
 import { IoreqClient, type IoreqRange } from "./ioreq_client.js";
 import type { DeviceSlot, DriverDomainBoot, DriverDomainDown, DriverDomainUp, FaultKind } from "./protocol.js";
@@ -46,6 +47,8 @@ export async function runKernel(
   mode: DriverDomainMode,
   /** Ends the domain at once (a test's `exit` fault). */
   exit: (code: number) => never,
+  /** Switch ports of the net devices, by slot index (the host side plugged them in). */
+  netLinks: ReadonlyMap<number, NetLink> = new Map(),
 ): Promise<void> {
   const log = (line: string) => ctl.send({ log: line });
   const served: Served[] = [];
@@ -77,15 +80,12 @@ export async function runKernel(
         },
         log,
       };
-      served.push({
-        index: i,
-        slot,
-        transport: new VirtioMmioTransport(
-          await makeDevice(slot.device, { consoleOutput: (bytes) => ctl.send({ console: { slot: i, bytes } }) }),
-          bus,
-        ),
-        irqPort,
+      const link = netLinks.get(i);
+      const device = await makeDevice(slot.device, {
+        consoleOutput: (bytes) => ctl.send({ console: { slot: i, bytes } }),
+        ...(link !== undefined ? { netLink: link } : {}),
       });
+      served.push({ index: i, slot, transport: new VirtioMmioTransport(device, bus), irqPort });
     }
     // One IOREQ server per guest, claiming the windows of all its devices.
     for (const guest of new Set(served.map((s) => s.slot.guest))) {

@@ -11,9 +11,11 @@
  * the same device slots come back in a new domain with the same domid (the guests' grants and
  * trees name it); each device starts with DEVICE_NEEDS_RESET and a config interrupt.
  */
-import { MessageChannel, Worker } from "node:worker_threads";
+import { MessageChannel, type MessagePort, Worker } from "node:worker_threads";
 import { evtchnBindStatic, evtchnCloseUnbound, type Hypervisor, p2mPoolPagesFor, servePort } from "@xenon/hypervisor";
 import type { VirtioMmioState } from "../virtio/mmio_transport.js";
+import { MessagePortSwitchPort } from "../vswitch/message_port.js";
+import type { SwitchPort } from "../vswitch/port.js";
 import type { DriverDomainMode } from "./kernel.js";
 import type { DriverDomainWorkerData } from "./main.js";
 import { startProcessKernel } from "./process_host.js";
@@ -76,6 +78,15 @@ export interface DriverDomainOptions {
   readonly consoleOutput?: (device: number, bytes: Uint8Array) => void;
   /** Called after each restart, with the reason the previous incarnation died. */
   readonly onRestart?: (count: number, reason: string) => void;
+  /** The host switch the net devices' vifs plug into (needed when there is a net device). */
+  readonly vswitch?: VifSwitch;
+}
+
+/** What a driver domain needs of the host's switch (VirtualSwitch has it). */
+export interface VifSwitch {
+  plug(port: SwitchPort): void;
+  unplug(name: string): boolean;
+  portNames(): string[];
 }
 
 /** A running kernel, whichever its mode. */
@@ -96,16 +107,18 @@ export interface KernelStart {
   readonly domid: number;
   readonly boot: DriverDomainBoot;
   readonly memoryLimitMiB: number;
+  /** The kernel's ends of its net devices' vifs, by slot index. */
+  readonly vifs: ReadonlyArray<readonly [number, MessagePort]>;
 }
 
 function startThreadKernel(s: KernelStart, ev: KernelEvents): KernelRun {
   const hc = new MessageChannel();
   servePort(s.hv, s.domid, hc.port1);
   const ctl = new MessageChannel();
-  const data: DriverDomainWorkerData = { hypercall: hc.port2, control: ctl.port2, boot: s.boot };
+  const data: DriverDomainWorkerData = { hypercall: hc.port2, control: ctl.port2, boot: s.boot, vifs: s.vifs };
   const worker = new Worker(new URL("./main.js", import.meta.url), {
     workerData: data,
-    transferList: [hc.port2, ctl.port2],
+    transferList: [hc.port2, ctl.port2, ...s.vifs.map(([, p]) => p)],
     resourceLimits: { maxOldGenerationSizeMb: s.memoryLimitMiB },
   });
   let dead = false;
@@ -144,6 +157,8 @@ export class DriverDomain {
   /** Requests waiting for the kernel's reply, by id. */
   private readonly replies = new Map<number, (r: Extract<DriverDomainUp, { reply: unknown }>["reply"]) => void>();
   private replySeq = 0;
+  /** Names of this domain's vifs on the switch (re-plugged at each start). */
+  private vifNames: string[] = [];
 
   private constructor(
     private readonly hv: Hypervisor,
@@ -170,6 +185,7 @@ export class DriverDomain {
       // A saved state is for this first start only; a restart begins from a reset device.
       dd.slots = dd.slots.map(({ state: _, ...slot }) => slot);
     } catch (e) {
+      dd.unplugVifs();
       hv.domains.destroy(d);
       throw e;
     }
@@ -184,7 +200,14 @@ export class DriverDomain {
   /** Starts a kernel for the existing domain and waits for its ready. */
   private start(restarted: boolean): Promise<void> {
     const boot: DriverDomainBoot = { devices: this.slots, restarted, faultHooks: this.o.faultHooks === true };
-    const s: KernelStart = { hv: this.hv, domid: this.domid, boot, memoryLimitMiB: this.o.memoryLimitMiB ?? 256 };
+    const vifs = this.plugVifs();
+    const s: KernelStart = {
+      hv: this.hv,
+      domid: this.domid,
+      boot,
+      memoryLimitMiB: this.o.memoryLimitMiB ?? 256,
+      vifs,
+    };
     return new Promise<void>((resolve, reject) => {
       let ready = false;
       const ev: KernelEvents = {
@@ -217,6 +240,33 @@ export class DriverDomain {
     });
   }
 
+  /**
+   * Plugs one switch port per net device, "vif<guest>.<n>" with the lowest free n, and returns
+   * the kernel's ends. Earlier ports of this domain are unplugged first (a restart).
+   */
+  private plugVifs(): Array<[number, MessagePort]> {
+    this.unplugVifs();
+    const out: Array<[number, MessagePort]> = [];
+    for (const [i, slot] of this.slots.entries()) {
+      if (slot.device.kind !== "net") continue;
+      const sw = this.o.vswitch;
+      if (sw === undefined) throw new Error(`driver domain d${this.domid}: a net device needs a switch`);
+      const taken = new Set(sw.portNames());
+      let n = 0;
+      while (taken.has(`vif${slot.guest}.${n}`)) n++;
+      const ch = new MessageChannel();
+      const name = `vif${slot.guest}.${n}`;
+      sw.plug(new MessagePortSwitchPort(name, ch.port1));
+      this.vifNames.push(name);
+      out.push([i, ch.port2]);
+    }
+    return out;
+  }
+
+  private unplugVifs(): void {
+    for (const name of this.vifNames.splice(0)) this.o.vswitch?.unplug(name);
+  }
+
   private armHeartbeat(): void {
     if (this.heartbeat !== null) clearInterval(this.heartbeat);
     const every = this.o.heartbeatMs ?? 500;
@@ -237,6 +287,7 @@ export class DriverDomain {
       this.heartbeat = null;
       await this.run?.kill();
       this.run = null;
+      this.unplugVifs();
       this.hv.domains.destroy(this.domid);
       if (this.o.restart !== true || this.closing !== null) return;
       try {
@@ -358,6 +409,7 @@ export class DriverDomain {
         await Promise.race([stopped, new Promise<void>((r) => setTimeout(r, 2000).unref())]);
         await run.kill();
       }
+      this.unplugVifs();
       this.hv.domains.destroy(this.domid);
     })();
     return this.closing;
@@ -402,12 +454,13 @@ export interface VirtioBackendOptions extends DriverDomainDevice {
   readonly log?: (line: string) => void;
   /** A console's transmitted bytes (default: its guest's console stream). */
   readonly consoleOutput?: (bytes: Uint8Array) => void;
+  readonly vswitch?: VifSwitch;
 }
 
 export type VirtioBackendHandle = DriverDomain;
 export const VirtioBackendHandle = {
   launch(hv: Hypervisor, o: VirtioBackendOptions): Promise<DriverDomain> {
-    const { domid, name, mode, log, consoleOutput, ...device } = o;
+    const { domid, name, mode, log, consoleOutput, vswitch, ...device } = o;
     return DriverDomain.launch(hv, {
       devices: [device],
       ...(domid !== undefined ? { domid } : {}),
@@ -415,6 +468,7 @@ export const VirtioBackendHandle = {
       ...(mode !== undefined ? { mode } : {}),
       ...(log !== undefined ? { log } : {}),
       ...(consoleOutput !== undefined ? { consoleOutput: (_: number, b: Uint8Array) => consoleOutput(b) } : {}),
+      ...(vswitch !== undefined ? { vswitch } : {}),
     });
   },
 };

@@ -4,6 +4,7 @@
  */
 import { type MessagePort, workerData } from "node:worker_threads";
 import { HypercallClient } from "@xenon/hypervisor";
+import { MessagePortNetLink } from "../vswitch/message_port.js";
 import { runKernel } from "./kernel.js";
 import type { DriverDomainBoot, DriverDomainDown, DriverDomainUp } from "./protocol.js";
 
@@ -11,6 +12,8 @@ export interface DriverDomainWorkerData {
   readonly hypercall: MessagePort;
   readonly control: MessagePort;
   readonly boot: DriverDomainBoot;
+  /** Net devices' switch ports (vswitch/protocol.ts), by slot index. */
+  readonly vifs?: ReadonlyArray<readonly [number, MessagePort]>;
 }
 
 const wd = workerData as DriverDomainWorkerData;
@@ -28,6 +31,7 @@ async function main(): Promise<void> {
     },
     "thread",
     (code) => process.exit(code),
+    new Map((wd.vifs ?? []).map(([slot, port]) => [slot, new MessagePortNetLink(port)])),
   );
 }
 

@@ -20,7 +20,9 @@ import type { VirtioMmioState } from "../virtio/mmio_transport.js";
 export type VirtioDeviceSpec =
   | { readonly kind: "rng" }
   | { readonly kind: "blk"; readonly path: string; readonly readOnly?: boolean }
-  | { readonly kind: "console"; readonly cols?: number; readonly rows?: number };
+  | { readonly kind: "console"; readonly cols?: number; readonly rows?: number }
+  /** A vif on the host's switch: MAC as "00:16:3e:xx:xx:xx"; frames travel as vswitch/protocol.ts says. */
+  | { readonly kind: "net"; readonly mac: string; readonly mtu?: number };
 
 /** One device a driver domain serves: its guest, window, interrupt and model. */
 export interface DeviceSlot {

@@ -27,6 +27,7 @@ const USAGE = `usage:
       --evtchn A:P-B:Q       static event channel: port P of domain A <-> port Q of domain B
       --virtio-rng N         a virtio-rng device for domain N (backend in its own driver domain, grants only)
       --virtio-blk N:IMG[:ro] a virtio-blk device on raw image IMG for domain N (read-only with :ro)
+      --virtio-net N[:MAC]   a virtio-net device for domain N on the host's switch (xenbr0); MAC default 00:16:3e:<domid>:<n>
       --virtio-shared        one driver domain for all virtio devices (default: one per device)
       --driver-domain-mode thread|process  driver domains in worker threads (default) or child processes
       --virtio-console N[:COLSxROWS] a virtio-console for domain N: its output joins the domain's console
@@ -94,6 +95,7 @@ async function cmdRun(args: string[]): Promise<void> {
       evtchn: { type: "string", multiple: true, default: [] },
       "virtio-rng": { type: "string", multiple: true, default: [] },
       "virtio-blk": { type: "string", multiple: true, default: [] },
+      "virtio-net": { type: "string", multiple: true, default: [] },
       "virtio-shared": { type: "boolean", default: false },
       "driver-domain-mode": { type: "string", default: "thread" },
       "virtio-console": { type: "string", multiple: true, default: [] },
@@ -126,6 +128,7 @@ async function cmdRun(args: string[]): Promise<void> {
         ...values["virtio-rng"].map((v) => parseVirtio("rng", v)),
         ...values["virtio-blk"].map((v) => parseVirtio("blk", v)),
         ...values["virtio-console"].map((v) => parseVirtio("console", v)),
+        ...values["virtio-net"].map((v) => parseVirtio("net", v)),
       ],
       ...(values["virtio-console"].length > 0 ? { consoleInput: process.stdin } : {}),
       pcpus: Number(values.pcpus),

@@ -10,7 +10,18 @@
  */
 import { readFileSync } from "node:fs";
 import { basename } from "node:path";
-import { DriverDomain, type DriverDomainMode, type DriverDomainOptions, type VirtioDeviceSpec } from "@xenon/backends";
+import {
+  DriverDomain,
+  type DriverDomainMode,
+  type DriverDomainOptions,
+  defaultVifMac,
+  formatMac,
+  isGroupMac,
+  parseMac,
+  type VifSwitch,
+  type VirtioDeviceSpec,
+  VirtualSwitch,
+} from "@xenon/backends";
 import { createVcpuState, FrameAllocator, MachineMemory, parseElf32 } from "@xenon/hw";
 import {
   assignStaticMemory,
@@ -291,8 +302,19 @@ export interface DriverDomainSpec {
 /** First guest port of virtio interrupt channels (above what static --evtchn specs usually use). */
 export const VIRTIO_IRQ_PORT_BASE = 60;
 
-/** Parses --virtio-rng N, --virtio-blk N:IMAGE[:ro] and --virtio-console N[:COLSxROWS]. */
-export function parseVirtio(kind: "rng" | "blk" | "console", spec: string): VirtioAttach {
+/**
+ * Parses --virtio-rng N, --virtio-blk N:IMAGE[:ro], --virtio-console N[:COLSxROWS] and --virtio-net N[:MAC] (no MAC: Xen's
+ * 00:16:3e:<domid>:<n>, given when the domids are known).
+ */
+export function parseVirtio(kind: "rng" | "blk" | "console" | "net", spec: string): VirtioAttach {
+  if (kind === "net") {
+    const m = /^(\d+)(?::(.+))?$/.exec(spec);
+    if (m === null) throw new ConfigError(`--virtio-net '${spec}' is not DOM[:MAC]`);
+    const mac = m[2] === undefined ? null : parseMac(m[2]);
+    if (m[2] !== undefined && (mac === null || mac === 0 || isGroupMac(mac)))
+      throw new ConfigError(`--virtio-net '${spec}': '${m[2]}' is not a unicast MAC xx:xx:xx:xx:xx:xx`);
+    return { domain: Number(m[1]), device: { kind: "net", mac: mac === null ? "" : formatMac(mac) } };
+  }
   if (kind === "rng") {
     const n = Number(spec);
     if (!Number.isInteger(n) || n < 1) throw new ConfigError(`--virtio-rng '${spec}' is not a domain position`);
@@ -487,18 +509,26 @@ function virtioBackends(cfg: Omit<SystemConfig, "timeoutMs">, domids: readonly n
   const groups = new Map<number, DriverDomainOptions>();
   const out: DriverDomainOptions[] = [];
   const slots = new Map<number, number>();
+  /** Net devices without a MAC so far, per guest (their vif number). */
+  const vifs = new Map<number, number>();
   for (const v of cfg.virtio ?? []) {
     if (v.domain < 1 || v.domain > cfg.domains.length)
       throw new ConfigError(`virtio ${v.device.kind}: no domain ${v.domain}`);
     const guest = domids[v.domain - 1]!;
     const slot = slots.get(guest) ?? 0;
     slots.set(guest, slot + 1);
+    let spec = v.device;
+    if (spec.kind === "net" && spec.mac === "") {
+      const n = (vifs.get(guest) ?? 0) + 1;
+      vifs.set(guest, n);
+      spec = { ...spec, mac: formatMac(defaultVifMac(guest, n - 1)) };
+    }
     const device = {
       guest,
       base: GUEST_VIRTIO_MMIO_BASE + slot * GUEST_VIRTIO_MMIO_SIZE,
       size: GUEST_VIRTIO_MMIO_SIZE,
       guestIrqPort: VIRTIO_IRQ_PORT_BASE + slot,
-      device: v.device,
+      device: spec,
     };
     const key = v.backend ?? (cfg.virtioShared === true ? -1 : undefined);
     const group = key === undefined ? undefined : groups.get(key);
@@ -567,12 +597,22 @@ export async function launchBackends(
   hv: Hypervisor,
   virtio: readonly DriverDomainOptions[],
   console: (name: string, line: string) => void,
+  /** The host's switch for net devices (default: a fresh xenbr0 when there is a net device). */
+  vswitch?: VifSwitch,
 ): Promise<DriverDomain[]> {
   const backends: DriverDomain[] = [];
+  const hasNet = virtio.some((o) => o.devices.some((d) => d.device.kind === "net"));
+  const sw = vswitch ?? (hasNet ? new VirtualSwitch({ log: (l) => console("xenbr0", l) }) : undefined);
   try {
     for (const o of virtio) {
       const name = o.name ?? `virtio-d${o.domid}`;
-      backends.push(await DriverDomain.launch(hv, { ...o, log: (l) => console(name, l) }));
+      backends.push(
+        await DriverDomain.launch(hv, {
+          ...o,
+          log: (l) => console(name, l),
+          ...(sw !== undefined ? { vswitch: sw } : {}),
+        }),
+      );
       // Its backends serve from its own worker from now on: its creation pause is only a count.
       hv.domains.get(backends[backends.length - 1]!.domid)?.unpause();
     }

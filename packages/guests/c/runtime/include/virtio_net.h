@@ -1,7 +1,8 @@
 /*
  * virtio-net driver (VirtIO 1.2 §5.1) over the virtio-mmio frontend (virtio.h): one receive queue
- * with buffers posted for the device's life (granted once), one transmit queue used one frame at
- * a time. Features: MAC (the address comes from config space), STATUS, MTU; no offloads.
+ * whose buffers are kept posted (each re-posted as soon as its frame is copied out), one transmit
+ * queue used one frame at a time. Features: MAC (required: the address comes from config space),
+ * STATUS and MTU when offered; no offloads.
  * Frames are Ethernet II without FCS: destination MAC, source MAC, ethertype, payload.
  */
 #ifndef XENON_VIRTIO_NET_H
@@ -40,7 +41,8 @@ struct virtio_net {
   uint8_t mac[ETH_ALEN];
   uint16_t mtu;
   uint32_t rx_packets, tx_packets, rx_errors;
-  uint8_t *rx_bufs; /* VIRTIO_NET_RX_BUFS x VIRTIO_NET_RX_BUF_SIZE, page aligned */
+  uint8_t *rx_bufs;                /* VIRTIO_NET_RX_BUFS x VIRTIO_NET_RX_BUF_SIZE, page aligned */
+  int8_t head_buf[VIRTQ_MAX];      /* receive head descriptor -> buffer */
 };
 
 /* Finds the `nth` virtio-net device, negotiates, posts the receive buffers, DRIVER_OK. 0 or -errno. */
