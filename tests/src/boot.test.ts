@@ -52,7 +52,7 @@ describe("xenon boot (dom0less)", () => {
       "more memory than the host",
       "memory = <0x0 0x1000>;",
       "memory = <0x0 0x100000>;",
-      /domains ask for 1028 MiB, the host has 256 MiB/,
+      /\/chosen\/hello: memory: domains ask for 1028 MiB, the host has 256 MiB/,
     ],
     [
       "memory not in whole MiB",

@@ -77,6 +77,11 @@ const NATIVE_IMAGES = {
 };
 const LINUX_EXTRA = { cpubench: ["bench/cpubench_core.c"] };
 
+// Native images linked at another RAM base (the runtime is position independent in all but its
+// link address): hello at 0x70000000, for direct-mapped static memory there and for guests whose
+// RAM must leave 0x80000000 free (the xen-abi.md §6 example trees).
+const RELINKED_IMAGES = { hellolow: { sources: ["images/hello.c"], ramBase: 0x70000000 } };
+
 // Native images that carry another built image as data (`payload_start`..`payload_end`): the
 // control domain's kernel for the domain it builds. Built after every other image.
 const PAYLOAD_IMAGES = { ctl: { sources: ["images/ctl.c"], payload: "hello" } };
@@ -128,6 +133,15 @@ function targets() {
       flavour: "native",
       isa: "rv32imac",
       sources: [...srcs, ...NATIVE_RUNTIME],
+    });
+  }
+  for (const [name, { sources, ramBase }] of Object.entries(RELINKED_IMAGES)) {
+    list.push({
+      out: join(DIST, "images", `${name}.elf`),
+      flavour: "native",
+      isa: "rv32imac",
+      sources: [...sources, ...NATIVE_RUNTIME],
+      ldflags: [`--defsym=XENON_RAM_BASE=0x${ramBase.toString(16)}`],
     });
   }
   for (const name of LINUX_PROGRAMS) {
@@ -241,7 +255,16 @@ async function compile(obj) {
 
 async function link(target, objects) {
   const fl = FLAVOURS[target.flavour];
-  const argv = [LD, ...fl.ldflags, "--gc-sections", "--discard-locals", "-o", target.out, ...objects.map((o) => o.out)];
+  const argv = [
+    LD,
+    ...fl.ldflags,
+    ...(target.ldflags ?? []),
+    "--gc-sections",
+    "--discard-locals",
+    "-o",
+    target.out,
+    ...objects.map((o) => o.out),
+  ];
   const cmd = argv.join(" ");
   if (upToDate(target.out, cmd, [...objects.map((o) => o.out), ...fl.linkInputs])) return { built: false };
   mkdirSync(dirname(target.out), { recursive: true });

@@ -5,7 +5,7 @@
  *
  * Layout (the guest runtime's fdt reader depends on these names):
  *   /                #address-cells = 2, #size-cells = 2
- *   /chosen          bootargs, xenon,domid
+ *   /chosen          bootargs, xenon,domid; linux,initrd-start/-end (u64) when it has a ramdisk
  *   /cpus            timebase-frequency; cpu@N { device_type = "cpu", reg = N, riscv,isa }
  *   /memory@80000000 device_type = "memory", reg = RAM
  *   /hypervisor      compatible = "xen,xen-4.17", "xen,xen"; reg = the grant-table window
@@ -61,6 +61,8 @@ export interface GuestFdtConfig {
   /** Static shared memory regions, each a /reserved-memory/xen-shmem@<gpa> node as Xen writes them. */
   readonly sharedMemory?: ReadonlyArray<{ readonly id: string; readonly gpa: number; readonly bytes: number }>;
   readonly virtio?: readonly GuestVirtioMmio[];
+  /** Where the builder put the domain's ramdisk: [start, end) guest-physical. */
+  readonly initrd?: { readonly start: number; readonly end: number };
 }
 
 function cells64(v: number): number[] {
@@ -75,6 +77,11 @@ export function buildGuestFdt(cfg: GuestFdtConfig): Uint8Array {
   const chosen = root.addChild("chosen");
   chosen.set("bootargs", str(cfg.bootargs ?? ""));
   chosen.set("xenon,domid", u32(cfg.domid));
+  // Always 64-bit, so the tree's size does not depend on where the ramdisk goes.
+  if (cfg.initrd !== undefined) {
+    chosen.set("linux,initrd-start", u32(...cells64(cfg.initrd.start)));
+    chosen.set("linux,initrd-end", u32(...cells64(cfg.initrd.end)));
+  }
 
   const cpus = root.addChild("cpus");
   cpus.set("#address-cells", u32(1)).set("#size-cells", u32(0)).set("timebase-frequency", u32(TIMEBASE_HZ));

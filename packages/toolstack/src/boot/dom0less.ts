@@ -16,6 +16,12 @@
  *                                   kernel module; child "multiboot,kernel" module whose image is
  *                                   named by `xenon,path` (beside the tree, then the built images)
  *   <dom>/<ch> "xen,evtchn-v1"      xen,evtchn = <local-port &peer-node>, mutual
+ *   <dom> vpl011                    accepted (flag): every domain has the hypervisor console already
+ *   <dom> xen,enhanced              "" | "enabled" -> the domain gets XenStore; "no-xenstore",
+ *                                   "disabled" or absent -> it does not
+ *   <dom>/<rd> "multiboot,ramdisk"  its image named by xenon,path (beside the tree): loaded at the
+ *                                   top of RAM below the device tree, linux,initrd-start/-end
+ *   (RAM)                           at 0x80000000, or where a kernel linked lower says (2 MiB down)
  *   <dom> xen,static-mem            (addr,size)+ in the domain node's cells: host RAM reserved for
  *                                   this domain alone, summing to `memory`; `direct-map` puts it at
  *                                   gfn == mfn (the kernel must load inside a bank)
@@ -30,6 +36,9 @@
  *                                   xenon,path (the raw image, beside the tree) and optional
  *                                   read-only; the guest finds it in its tree as virtio,mmio with a
  *                                   xen,grant-dma link to the backend (grants only)
+ *   /chosen/<ch> "xen,evtchn-v1", /chosen/<shm> "xen,domain-shared-memory-v1"
+ *                                   dom0's ends: a Domain-0 (domid 0, privileged, no kernel, no vCPU;
+ *                                   the control domain `--serve` acts as) is made to hold them
  *   <dom>/<shm> "xen,domain-shared-memory-v1"
  *                                   xen,shm-id (< 16 bytes), xen,shared-mem = <host guest size>
  *                                   (domain node's cells), role = owner|borrower (absent: DOMID_IO
@@ -57,6 +66,7 @@ import {
   XenCmdlineError,
 } from "@xenon/hypervisor";
 import type {
+  Dom0Spec,
   DomainSpec,
   DriverDomainSpec,
   PoolSpec,
@@ -92,6 +102,11 @@ export interface BootPlan {
   readonly driverDomains: readonly DriverDomainSpec[];
   /** Virtio devices of guests (`xenon,virtio-device`), each naming its driver domain by index. */
   readonly virtio: readonly VirtioAttach[];
+  /**
+   * Present when /chosen holds dom0's ends (static event channels, position 0 in `evtchns`;
+   * static shared memory): a Domain-0 is made to hold them.
+   */
+  readonly dom0?: Dom0Spec;
 }
 
 const SCHEDULERS = new Set(["credit2", "rtds", "null"]);
@@ -262,11 +277,6 @@ export function planFromTree(fdt: Fdt, treeFile: string, extraXenBootargs = ""):
   if (bootPool > 0) pools.unshift(...pools.splice(bootPool, 1));
   const poolIndex = new Map(pools.map((p, i) => [p.node, i] as const));
 
-  for (const c of chosen.children) {
-    if (compatible(c).includes("xen,domain-shared-memory-v1"))
-      throw new BootTreeError(pathOf(c), null, "static shared memory for dom0, but a dom0less boot has no dom0");
-  }
-
   // Driver domains: TypeScript domains, domids after the guests'.
   const allDomainNodes = chosen.children.filter((c) => compatible(c).includes("xen,domain"));
   const driverNodes = allDomainNodes.filter((c) => c.get("xenon,driver-domain") !== undefined);
@@ -305,6 +315,11 @@ export function planFromTree(fdt: Fdt, treeFile: string, extraXenBootargs = ""):
     if (imageName === undefined)
       throw new BootTreeError(pathOf(kernel), "xenon,path", "missing: names the kernel image file");
     const path = resolveImage(treeDir, pathOf(kernel), imageName);
+    const ramdisk = ramdiskOf(dn, pathOf, treeDir);
+    const xenstore = enhancedXenstore(p, dn);
+    const vpl011 = dn.get("vpl011");
+    if (vpl011 !== undefined && vpl011.length !== 0)
+      throw new BootTreeError(p, "vpl011", "is a flag: it takes no value");
     const roles = domainRoles(p, dn, roleHolders);
     const specCtrl = dn.getStringList("xenon,spec-ctrl") ?? [];
     try {
@@ -326,9 +341,10 @@ export function planFromTree(fdt: Fdt, treeFile: string, extraXenBootargs = ""):
       totalKiB -= kib;
     }
     if (directMap) checkDirectMap(p, path, staticMem!);
+    const ramBase = directMap ? GUEST_RAM_BASE : ramBaseFor(p, path, kib * 1024);
     const ramRanges = directMap
       ? staticMem!.map((r) => ({ gpa: r.hpa, bytes: r.bytes }))
-      : [{ gpa: GUEST_RAM_BASE, bytes: kib * 1024 }];
+      : [{ gpa: ramBase, bytes: kib * 1024 }];
     const sharedMem = dn.children
       .filter((c) => compatible(c).includes("xen,domain-shared-memory-v1"))
       .map((c) => sharedRegion(pathOf(c), c, dn, ramRanges, shmById, reservations));
@@ -343,10 +359,29 @@ export function planFromTree(fdt: Fdt, treeFile: string, extraXenBootargs = ""):
       ...(directMap ? { directMap } : {}),
       ...(sharedMem.length > 0 ? { sharedMem } : {}),
       ...(specCtrl.length > 0 ? { specCtrl } : {}),
+      ...(ramBase !== GUEST_RAM_BASE ? { ramBase } : {}),
+      ...(ramdisk !== undefined ? { ramdisk } : {}),
+      ...(xenstore ? { xenstore } : {}),
       ...(roles.domid !== undefined ? { domid: roles.domid } : {}),
       ...(roles.roles.length > 0 ? { roles: roles.roles } : {}),
     });
     domOfNode.set(dn, i + 1);
+  }
+  // dom0's ends (directly under /chosen): a Domain-0 is made to hold them (no kernel, no vCPU).
+  const dom0Shm = chosen.children
+    .filter((c) => compatible(c).includes("xen,domain-shared-memory-v1"))
+    .map((c) => sharedRegion(pathOf(c), c, chosen, [], shmById, reservations));
+  const dom0Evtchn = chosen.children.some((c) => compatible(c).includes("xen,evtchn-v1"));
+  const hasDom0 = dom0Shm.length > 0 || dom0Evtchn;
+  if (hasDom0) {
+    const zero = domains.findIndex((d) => d.domid === 0);
+    if (zero >= 0)
+      throw new BootTreeError(
+        pathOf(domainNodes[zero]!),
+        "domid",
+        "0 is Domain-0's, which holds the static event channels or shared memory under /chosen",
+      );
+    domOfNode.set(chosen, 0);
   }
   const virtio = domainNodes.flatMap((dn, i) =>
     dn.children
@@ -396,9 +431,15 @@ export function planFromTree(fdt: Fdt, treeFile: string, extraXenBootargs = ""):
     // Heap-backed domains share what static reservations leave.
     const heapMiB = Math.floor((hostMemoryMiB * 2 ** 20 - reservations.bytes) / 2 ** 20);
     if (totalKiB / 1024 > heapMiB) {
+      // Name the domain whose memory tips the sum over what the host has.
+      let sum = 0;
+      const over = domains.findIndex((d) => {
+        if (d.staticMem === undefined) sum += d.memoryMiB;
+        return sum > heapMiB;
+      });
       throw new BootTreeError(
-        pathOf(chosen),
-        null,
+        pathOf(domainNodes[over]!),
+        "memory",
         `domains ask for ${totalKiB / 1024} MiB, the host has ${heapMiB} MiB` +
           (reservations.bytes > 0 ? " outside static reservations" : ""),
       );
@@ -408,7 +449,7 @@ export function planFromTree(fdt: Fdt, treeFile: string, extraXenBootargs = ""):
   // Static event channels: mutual phandles, each pair once.
   const evtchns: StaticEvtchn[] = [];
   const seen = new Set<FdtNode>();
-  for (const dn of domainNodes) {
+  for (const dn of hasDom0 ? [chosen, ...domainNodes] : domainNodes) {
     for (const ch of dn.children.filter((c) => compatible(c).includes("xen,evtchn-v1"))) {
       const p = pathOf(ch);
       const v = ch.getU32Array("xen,evtchn");
@@ -446,7 +487,59 @@ export function planFromTree(fdt: Fdt, treeFile: string, extraXenBootargs = ""):
     evtchns,
     driverDomains,
     virtio,
+    ...(hasDom0 ? { dom0: { sharedMem: dom0Shm } } : {}),
   };
+}
+
+/**
+ * `xen,enhanced`: absent or "disabled" -> no PV interfaces; "" or "enabled" -> XenStore (and the
+ * grant table); "no-xenstore" -> grant table and event channels only. Our guests always have the
+ * grant table and event channels, so the answer is whether the domain gets XenStore.
+ */
+function enhancedXenstore(path: string, n: FdtNode): boolean {
+  const v = n.get("xen,enhanced");
+  if (v === undefined) return false;
+  const text = v.length === 0 ? "" : n.getString("xen,enhanced");
+  if (text === "" || text === "enabled") return true;
+  if (text === "no-xenstore" || text === "disabled") return false;
+  throw new BootTreeError(path, "xen,enhanced", `'${text}' is none of enabled, no-xenstore, disabled`);
+}
+
+/** A `multiboot,ramdisk` module: its image named by `xenon,path` (beside the tree, or absolute). */
+function ramdiskOf(dn: FdtNode, pathOf: (n: FdtNode) => string, treeDir: string): string | undefined {
+  const mods = dn.children.filter((c) => compatible(c).includes("multiboot,ramdisk"));
+  if (mods.length === 0) return undefined;
+  const m = mods[0]!;
+  if (mods.length > 1) throw new BootTreeError(pathOf(mods[1]!), "compatible", "a second multiboot,ramdisk module");
+  const name = m.getString("xenon,path");
+  if (name === undefined) throw new BootTreeError(pathOf(m), "xenon,path", "missing: names the ramdisk image file");
+  const file = isAbsolute(name) ? name : join(treeDir, name);
+  if (!existsSync(file))
+    throw new BootTreeError(pathOf(m), "xenon,path", `ramdisk '${name}' not found beside the tree`);
+  return file;
+}
+
+/**
+ * Where a domain's RAM starts: GUEST_RAM_BASE, or for a kernel linked below it (our images are not
+ * relocatable; Xen's Arm kernels are) its lowest load address rounded down to 2 MiB. The RAM must
+ * stay clear of the hypervisor window.
+ */
+function ramBaseFor(path: string, image: string, bytes: number): number {
+  let low: number;
+  try {
+    low = Math.min(...parseElf32(readFileSync(image)).segments.map((s) => s.paddr));
+  } catch {
+    return GUEST_RAM_BASE; // the builder reports the bad image
+  }
+  if (!(low < GUEST_RAM_BASE)) return GUEST_RAM_BASE;
+  const base = Math.floor(low / 0x200000) * 0x200000;
+  if (base < GUEST_GNTTAB_BASE + GUEST_GNTTAB_SIZE && GUEST_GNTTAB_BASE < base + bytes)
+    throw new BootTreeError(
+      path,
+      "memory",
+      `the kernel is linked at ${hex(low)}: RAM [${hex(base)}, +${hex(bytes)}) would cover the hypervisor window`,
+    );
+  return base;
 }
 
 const VIRTIO_KINDS = new Set(["blk", "rng"]);

@@ -193,6 +193,7 @@ export async function serveBootPlan(
     pools: plan.pools,
     evtchns: plan.evtchns,
     driverDomains: plan.driverDomains,
+    ...(plan.dom0 !== undefined ? { dom0: plan.dom0 } : {}),
     virtio: plan.virtio,
     hostRam: plan.hostRam,
     ...(plan.staticHeap !== undefined ? { staticHeap: plan.staticHeap } : {}),

@@ -224,6 +224,7 @@ async function cmdBoot(args: string[]): Promise<void> {
       pools: plan.pools,
       evtchns: plan.evtchns,
       driverDomains: plan.driverDomains,
+      ...(plan.dom0 !== undefined ? { dom0: plan.dom0 } : {}),
       virtio: plan.virtio,
       hostRam: plan.hostRam,
       ...(plan.staticHeap !== undefined ? { staticHeap: plan.staticHeap } : {}),

@@ -115,14 +115,18 @@ export class XenonHost {
   static async serve(sys: AdoptedSystem, opts: Omit<HostOptions, "pools"> = {}): Promise<XenonHost> {
     const poolRef: { agent: PoolAgent | null; migrations: PoolMigrations | null } = { agent: null, migrations: null };
     const { hv, machine } = sys;
-    const dom0 = hv.domains.create({
-      domid: CONTROL_DOMID,
-      name: "Domain-0",
-      maxVcpus: 1,
-      maxPages: 0,
-      p2mPoolPages: p2mPoolPagesFor(1),
-      flags: { privileged: true },
-    });
+    // A boot tree with dom0 ends has made Domain-0 already (privileged, no vCPU): adopt it.
+    const made = hv.domains.get(CONTROL_DOMID);
+    const dom0 =
+      made ??
+      hv.domains.create({
+        domid: CONTROL_DOMID,
+        name: "Domain-0",
+        maxVcpus: 1,
+        maxPages: 0,
+        p2mPoolPages: p2mPoolPagesFor(1),
+        flags: { privileged: true },
+      });
     if (typeof dom0 === "number") throw new Error(`cannot create Domain-0 (${dom0})`);
     dom0.unpause();
     let tmpDir: string | null = null;

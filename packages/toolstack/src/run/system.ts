@@ -72,6 +72,12 @@ export interface DomainSpec {
   readonly sharedMem?: readonly SharedMemSpec[];
   /** Speculation controls it runs with: ibrs, stibp, ssbd, virt-ssbd (spec_ctrl.ts). */
   readonly specCtrl?: readonly string[];
+  /** Guest-physical start of its RAM when not GUEST_RAM_BASE (a kernel linked lower). */
+  readonly ramBase?: number;
+  /** A ramdisk image, loaded at the top of RAM below the device tree (linux,initrd-start/-end). */
+  readonly ramdisk?: string;
+  /** Give it XenStore (dom0less `xen,enhanced`) even when the run does not for every domain. */
+  readonly xenstore?: boolean;
   /** The domain id to give it (default: its 1-based position, skipping ids asked for). */
   readonly domid?: number;
   /**
@@ -94,7 +100,18 @@ export interface SharedMemSpec {
   readonly role: "owner" | "borrower";
 }
 
-/** A static interdomain event channel between two domains given by their 1-based position. */
+/**
+ * Domain-0 of a dom0less boot whose tree gives dom0 ends (static event channels, position 0;
+ * static shared memory): a privileged domain with no kernel and no vCPU, domid 0.
+ */
+export interface Dom0Spec {
+  readonly sharedMem: readonly SharedMemSpec[];
+}
+
+/**
+ * A static interdomain event channel between two domains given by their 1-based position
+ * (0: Domain-0, when SystemConfig.dom0 is given).
+ */
 export interface StaticEvtchn {
   readonly a: number;
   readonly aPort: number;
@@ -126,6 +143,8 @@ export interface SystemConfig {
    * the guests'.
    */
   readonly driverDomains?: readonly DriverDomainSpec[];
+  /** Make a Domain-0 (domid 0) holding these ends before the other domains. */
+  readonly dom0?: Dom0Spec;
   /** One driver domain for every virtio device without a named one (default: one per device). */
   readonly virtioShared?: boolean;
   /** Where driver domains run: worker threads (default) or child processes. */
@@ -264,7 +283,11 @@ function hostMemory(cfg: Omit<SystemConfig, "timeoutMs">): { memory: MachineMemo
   for (const d of cfg.domains) for (const r of d.staticMem ?? []) reserve(`${d.name}: static memory`, r);
   // A shared region is reserved once, however many domains map it.
   const shared = new Map<string, SharedMemSpec>();
-  for (const d of cfg.domains) {
+  const holders = [
+    ...(cfg.dom0 !== undefined ? [{ name: "Domain-0", sharedMem: cfg.dom0.sharedMem }] : []),
+    ...cfg.domains,
+  ];
+  for (const d of holders) {
     for (const shm of d.sharedMem ?? []) {
       const seen = shared.get(shm.id);
       if (seen === undefined) reserve(`${d.name}: static shared memory '${shm.id}'`, shm);
@@ -369,6 +392,7 @@ export function buildSystem(cfg: Omit<SystemConfig, "timeoutMs">): BuiltSystem {
   try {
     const built: Array<{ domid: number; state: Int32Array }> = [];
     const domids = pickDomids(cfg.domains);
+    if (cfg.dom0 !== undefined) buildDom0(hv, cfg.dom0);
     const virtio = virtioBackends(cfg, domids);
     for (const [i, spec] of cfg.domains.entries()) {
       let kernel: Uint8Array;
@@ -414,24 +438,49 @@ export function buildSystem(cfg: Omit<SystemConfig, "timeoutMs">): BuiltSystem {
       if (spec.directMap === true && spec.staticMem === undefined)
         throw new ConfigError(`${spec.name}: direct-map needs static memory`);
       const banks = ramBanks(spec, kernel, ramBytes);
-      const fdt = buildGuestFdt({
-        domid: d.domid,
-        name: spec.name,
-        vcpus,
-        ramBytes,
-        bootargs: spec.bootargs,
-        ...(spec.directMap === true ? { ramBanks: banks } : {}),
-        ...(spec.sharedMem !== undefined ? { sharedMemory: spec.sharedMem } : {}),
-        virtio: virtio.flatMap((o) =>
-          o.devices
-            .filter((v) => v.guest === domids[i])
-            .map((v) => ({ base: v.base, size: v.size, evtchn: v.guestIrqPort, backendDomid: o.domid!, grants: true })),
-        ),
-      });
+      const treeOf = (initrd?: { start: number; end: number }) =>
+        buildGuestFdt({
+          domid: d.domid,
+          name: spec.name,
+          vcpus,
+          ramBytes,
+          bootargs: spec.bootargs,
+          ...(spec.directMap === true || spec.ramBase !== undefined ? { ramBanks: banks } : {}),
+          ...(initrd !== undefined ? { initrd } : {}),
+          ...(spec.sharedMem !== undefined ? { sharedMemory: spec.sharedMem } : {}),
+          virtio: virtio.flatMap((o) =>
+            o.devices
+              .filter((v) => v.guest === domids[i])
+              .map((v) => ({
+                base: v.base,
+                size: v.size,
+                evtchn: v.guestIrqPort,
+                backendDomid: o.domid!,
+                grants: true,
+              })),
+          ),
+        });
+      let ramdisk: Uint8Array | undefined;
+      let initrd: { start: number; end: number } | undefined;
+      if (spec.ramdisk !== undefined) {
+        try {
+          ramdisk = readFileSync(spec.ramdisk);
+        } catch (e) {
+          throw new ConfigError(
+            `${spec.name}: cannot read ${spec.ramdisk}: ${(e as NodeJS.ErrnoException).code ?? String(e)}`,
+          );
+        }
+        initrd = placeRamdisk(spec.name, banks[0]!, treeOf({ start: 0, end: 0 }).length, ramdisk.length);
+      }
+      const fdt = treeOf(initrd);
       let placement: ReturnType<typeof buildDomainMemory>;
       try {
         if (spec.staticMem !== undefined) assignStaticMemory(d, spec.staticMem);
         placement = buildDomainMemory(d, kernel, ramBytes, fdt, banks);
+        if (initrd !== undefined && ramdisk !== undefined) {
+          if (initrd.start < placement.kernelEnd) throw new Error("no room for the ramdisk above the kernel");
+          if (d.guest.copyToGuest(initrd.start, ramdisk) < 0) throw new Error("copying the ramdisk failed");
+        }
         for (const shm of spec.sharedMem ?? []) mapStaticShared(d, { hpa: shm.hpa, bytes: shm.bytes }, shm.gpa);
       } catch (e) {
         throw new ConfigError(`${spec.name}: ${(e as Error).message}`);
@@ -441,9 +490,10 @@ export function buildSystem(cfg: Omit<SystemConfig, "timeoutMs">): BuiltSystem {
       built.push({ domid: d.domid, state });
     }
     for (const ch of cfg.evtchns ?? []) {
-      // a and b are positions in cfg.domains, not domids.
-      const da = hv.domains.get(domids[ch.a - 1] ?? -1);
-      const db = hv.domains.get(domids[ch.b - 1] ?? -1);
+      // a and b are positions in cfg.domains (0: Domain-0), not domids.
+      const domidAt = (pos: number) => (pos === 0 && cfg.dom0 !== undefined ? 0 : (domids[pos - 1] ?? -1));
+      const da = hv.domains.get(domidAt(ch.a));
+      const db = hv.domains.get(domidAt(ch.b));
       if (da === undefined || db === undefined)
         throw new ConfigError(`--evtchn ${ch.a}:${ch.aPort}-${ch.b}:${ch.bPort}: no such domain`);
       const rc = evtchnBindStatic(da, ch.aPort, db, ch.bPort);
@@ -556,6 +606,37 @@ function virtioBackends(cfg: Omit<SystemConfig, "timeoutMs">, domids: readonly n
   return out;
 }
 
+/**
+ * The ramdisk's place: page aligned, ending a page below the device tree, which buildDomainMemory
+ * puts in the last pages of the kernel's bank (the same arithmetic). A guest that does not read
+ * linux,initrd-* may reuse those pages.
+ */
+function placeRamdisk(name: string, bank: RamBank, fdtBytes: number, bytes: number): { start: number; end: number } {
+  const fdtGpa = Math.floor((bank.gpa + bank.bytes - fdtBytes - 4096) / 4096) * 4096;
+  const start = Math.floor((fdtGpa - 4096 - bytes) / 4096) * 4096;
+  if (start < bank.gpa) throw new ConfigError(`${name}: a ramdisk of ${bytes} bytes does not fit in its RAM`);
+  return { start, end: start + bytes };
+}
+
+/** Domain-0 of a dom0less boot: privileged, no RAM or vCPU of its own, its shared regions mapped. */
+function buildDom0(hv: Hypervisor, spec: Dom0Spec): void {
+  const pages = spec.sharedMem.reduce((n, r) => n + r.bytes / 4096, 0);
+  const d = hv.domains.create({
+    domid: 0,
+    name: "Domain-0",
+    maxVcpus: 1,
+    maxPages: 0,
+    p2mPoolPages: p2mPoolPagesFor(pages + 1),
+    flags: { privileged: true },
+  });
+  if (typeof d === "number") throw new ConfigError(`Domain-0: domain creation failed (${d})`);
+  try {
+    for (const shm of spec.sharedMem) mapStaticShared(d, { hpa: shm.hpa, bytes: shm.bytes }, shm.gpa);
+  } catch (e) {
+    throw new ConfigError(`Domain-0: ${(e as Error).message}`);
+  }
+}
+
 /** Domain ids: those asked for, the rest 1, 2, ... in order, skipping ids taken. */
 function pickDomids(domains: readonly DomainSpec[]): number[] {
   const taken = new Set(domains.flatMap((d) => (d.domid === undefined ? [] : [d.domid])));
@@ -575,7 +656,8 @@ function pickDomids(domains: readonly DomainSpec[]): number[] {
  * host addresses, the one holding the kernel's entry first (guests take their heap from it).
  */
 function ramBanks(spec: DomainSpec, kernel: Uint8Array, ramBytes: number): RamBank[] {
-  if (spec.directMap !== true || spec.staticMem === undefined) return [{ gpa: GUEST_RAM_BASE, bytes: ramBytes }];
+  if (spec.directMap !== true || spec.staticMem === undefined)
+    return [{ gpa: spec.ramBase ?? GUEST_RAM_BASE, bytes: ramBytes }];
   let entry = -1;
   try {
     entry = parseElf32(kernel).entry;
@@ -644,13 +726,17 @@ export async function runSystem(cfg: SystemConfig): Promise<SystemResult> {
     cfg.consoleInput.pause();
   };
   let xs: XenstoreLink | null = null;
-  if (cfg.xenstore === true || cfg.xenstoreSocket !== undefined) {
+  // XenStore for every domain (--xenstore, a socket), or only for those that ask (xen,enhanced).
+  const everyone = cfg.xenstore === true || cfg.xenstoreSocket !== undefined;
+  if (everyone || cfg.domains.some((d) => d.xenstore === true)) {
     try {
       xs = await XenstoreLink.start(hv, {
         ...(cfg.xenstoreSocket !== undefined ? { socketPath: cfg.xenstoreSocket } : {}),
         ...(cfg.xenstoreLog !== undefined ? { log: cfg.xenstoreLog } : {}),
       });
-      for (const [i, domid] of domids.entries()) await xs.introduce(hv.domains.get(domid)!, cfg.domains[i]!.name);
+      for (const [i, domid] of domids.entries())
+        if (everyone || cfg.domains[i]!.xenstore === true)
+          await xs.introduce(hv.domains.get(domid)!, cfg.domains[i]!.name);
     } catch (e) {
       stopInput();
       await machine.close();
