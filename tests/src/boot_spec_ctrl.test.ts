@@ -1,7 +1,9 @@
 import assert from "node:assert/strict";
+import { spawn } from "node:child_process";
 import { describe, it } from "node:test";
+import { fileURLToPath } from "node:url";
 import { bootFixture } from "./helpers/boot_fixture.js";
-import { runXenon } from "./helpers/run.js";
+import { runProcess, runXenon, XENON_BIN } from "./helpers/run.js";
 
 /**
  * The hypervisor command line (`xen,xen-bootargs`, `--xen-bootargs`) and per-domain speculation
@@ -57,6 +59,12 @@ describe("xenon boot: hypervisor command line and speculation controls", () => {
       /\/chosen\/ping: xenon,spec-ctrl: turbo: unknown control/,
     ],
     [
+      "a control dom0-cpuid hides from the hardware domain",
+      ["--xen-bootargs", "dom0-cpuid=no-ssbd"],
+      source.replace('xenon,spec-ctrl = "ssbd";', 'xenon,spec-ctrl = "ssbd";\n            permissions = <0x2>;'),
+      /\/chosen\/ping: xenon,spec-ctrl: ssbd: hidden from the hardware domain by dom0-cpuid=no-ssbd/,
+    ],
+    [
       "a bad dom0-cpuid",
       [],
       source.replace("dom0-cpuid=no-md-clear", "dom0-cpuid=md-clear=perhaps"),
@@ -71,4 +79,58 @@ describe("xenon boot: hypervisor command line and speculation controls", () => {
       assert.equal(r.stdout.toString(), "", "nothing ran");
     });
   }
+
+  it("xl shows them: xen_commandline in xl info, the boot summary in xl dmesg, each domain's state in xl list -l", async () => {
+    // Two domains that spin until the host stops: "hw" (the hardware domain, SSBD and VIRT_SSBD)
+    // and "plain" (nothing of its own; spec-ctrl=ssbd forces SSBD on it).
+    const dts = source
+      .replaceAll('xenon,path = "pingpong.elf";', 'xenon,path = "spin.elf";')
+      .replace(/bootargs = "role=ping[^"]*";/, 'bootargs = "report=0 total=0";')
+      .replace(/bootargs = "role=pong[^"]*";/, 'bootargs = "report=0 total=0";')
+      .replace('xenon,spec-ctrl = "ssbd";', 'xenon,spec-ctrl = "ssbd", "virt-ssbd";\n            permissions = <0x2>;')
+      .replace(/ping_ch: evtchn \{[^}]*\};/, "")
+      .replace(/pong_ch: evtchn \{[^}]*\};/, "")
+      .replace("ping {", "hw {")
+      .replace("pong {", "plain {");
+    const host = spawn(
+      process.execPath,
+      [XENON_BIN, "boot", "--serve", "--xen-bootargs", "spec-ctrl=ssbd", compile("spec_serve", dts)],
+      { stdio: ["ignore", "pipe", "pipe"] },
+    );
+    try {
+      let out = "";
+      const url = await new Promise<string>((resolve, reject) => {
+        host.stdout.on("data", (b: Buffer) => {
+          out += b.toString();
+          const m = /^XENON_HOST=(.*)$/m.exec(out);
+          if (m !== null) resolve(m[1]!);
+        });
+        host.on("close", (status) => reject(new Error(`host exited ${status}: ${out}`)));
+      });
+      const XL = fileURLToPath(new URL("../../packages/toolstack/bin/xl.js", import.meta.url));
+      const xl = async (...args: string[]) => {
+        const r = await runProcess(process.execPath, [XL, "-H", url, ...args]);
+        assert.equal(r.status, 0, `xl ${args.join(" ")}: ${r.stderr}`);
+        return r.stdout.toString();
+      };
+      assert.match(
+        await xl("info"),
+        /^xen_commandline +: console=dtuart spec-ctrl=msr-sc,md-clear dom0-cpuid=no-md-clear spec-ctrl=ssbd$/m,
+      );
+      const dmesg = await xl("dmesg");
+      assert.match(dmesg, /^\(XEN\) Speculative mitigation facilities:$/m);
+      assert.match(
+        dmesg,
+        /^\(XEN\) {3}Xen settings: SPEC_CTRL: in use, SSBD\+ \(forced\), Other: IBPB-ctxt BHB-ctxt$/m,
+      );
+      assert.match(dmesg, /^\(XEN\) {3}dom0-cpuid: no-md-clear \(the hardware domain\)$/m);
+      const state = async (name: string) =>
+        (JSON.parse(await xl("list", "-l", name)) as Array<{ specCtrl: unknown }>)[0]?.specCtrl;
+      assert.deepEqual(await state("hw"), { msrSpecCtrl: 4, virtSsbd: true });
+      assert.deepEqual(await state("plain"), { msrSpecCtrl: 4, virtSsbd: false }, "SSBD forced");
+    } finally {
+      host.kill("SIGTERM");
+      await new Promise((r) => host.once("close", r));
+    }
+  });
 });

@@ -6,6 +6,7 @@ import { DomainTable } from "./domain_table.js";
 import { HypercallSemantics } from "./hypercall/semantics.js";
 import { IoreqServers } from "./ioreq/ioreq_servers.js";
 import { NR_VIRQS } from "./public/xen.js";
+import { DEFAULT_SPEC_CTRL, type SpecCtrlOptions, specCtrlReport, type XenCmdline } from "./spec_ctrl.js";
 
 /**
  * Callbacks from the core to the layers above it. All are optional and called synchronously on
@@ -62,6 +63,12 @@ export class Hypervisor {
    * parameters, cpupools). Ops that need it are -ENOSYS while it is unset.
    */
   control?: ControlHooks;
+  /** The command line it was booted with (XENVER_commandline; `xl info`'s xen_commandline). */
+  commandLine = "";
+  /** Its `spec-ctrl=` policy: what every pCPU applies on a switch between domains. */
+  specCtrl: SpecCtrlOptions = DEFAULT_SPEC_CTRL;
+  /** `dom0-cpuid=`: speculation features shown (true) or hidden (false) from the hardware domain. */
+  dom0Cpuid: ReadonlyMap<string, boolean> = new Map();
   /** Per global VIRQ: the domid it is delivered to (Xen's set_global_virq_handler), -1 = default. */
   private readonly virqHandler = new Int32Array(NR_VIRQS).fill(-1);
 
@@ -92,6 +99,18 @@ export class Hypervisor {
    * replaces it with its clock (host or virtual); time CSR ticks × 100 = system time.
    */
   now: () => number = () => Math.round(performance.now() * 1e6);
+
+  /**
+   * Boot: takes the parsed command line as the policy and prints the speculation summary to the
+   * console ring, as Xen does at boot (`xl dmesg`).
+   */
+  applyCommandLine(line: string, parsed: XenCmdline): void {
+    this.commandLine = line;
+    this.specCtrl = parsed.specCtrl;
+    this.dom0Cpuid = parsed.dom0Cpuid;
+    this.log(`Command line: ${line}`);
+    for (const l of specCtrlReport(parsed)) this.log(l);
+  }
 
   /** A line for the hypervisor console ring (Xen's printk). */
   log(text: string): void {

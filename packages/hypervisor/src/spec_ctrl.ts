@@ -157,15 +157,31 @@ export function parseXenCmdline(line: string): XenCmdline {
   return { options, specCtrl, dom0Cpuid };
 }
 
+/** The CPUID feature a domain needs to use each control (what `dom0-cpuid=` can hide). */
+const CONTROL_FEATURE: Readonly<Record<string, string>> = {
+  ibrs: "ibrsb",
+  stibp: "stibp",
+  ssbd: "ssbd",
+  "virt-ssbd": "virt-ssbd",
+};
+
 /**
  * A domain's controls from names (`ibrs`, `stibp`, `ssbd`, `virt-ssbd`) under the command line's
- * policy. Throws XenCmdlineError naming what the policy forbids.
+ * policy; `cpuid` (the hardware domain's `dom0-cpuid=`) hides features, and with them the controls
+ * they carry. Throws XenCmdlineError naming what the policy forbids.
  */
-export function domainSpecCtrl(names: readonly string[], policy: SpecCtrlOptions): number {
+export function domainSpecCtrl(
+  names: readonly string[],
+  policy: SpecCtrlOptions,
+  cpuid: ReadonlyMap<string, boolean> = new Map(),
+): number {
   let bits = 0;
   for (const n of names) {
     const b = DOMAIN_SPEC_CTRL_BITS[n];
     if (b === undefined) throw new XenCmdlineError(n, "unknown control (ibrs, stibp, ssbd or virt-ssbd)");
+    const feature = CONTROL_FEATURE[n]!;
+    if (cpuid.get(feature) === false)
+      throw new XenCmdlineError(n, `hidden from the hardware domain by dom0-cpuid=no-${feature}`);
     if (!policy.msrSc && b !== VIRT_SPEC_CTRL_SSBD) throw new XenCmdlineError(n, "MSR_SPEC_CTRL is off (spec-ctrl)");
     if (policy.ssbd === "off" && (b === SPEC_CTRL_SSBD || b === VIRT_SPEC_CTRL_SSBD))
       throw new XenCmdlineError(n, "SSBD is disabled on the hypervisor command line");
@@ -177,4 +193,24 @@ export function domainSpecCtrl(names: readonly string[], policy: SpecCtrlOptions
 /** The value a pCPU runs a domain with: the domain's own bits, plus SSBD when forced. */
 export function effectiveSpecCtrl(domainBits: number, policy: SpecCtrlOptions): number {
   return policy.ssbd === "force" ? domainBits | SPEC_CTRL_SSBD : domainBits;
+}
+
+/**
+ * What Xen prints at boot about its speculation controls ("Speculative mitigation facilities"),
+ * for this model: the policy every pCPU applies, what domains may use, and dom0-cpuid.
+ */
+export function specCtrlReport(c: XenCmdline): string[] {
+  const p = c.specCtrl;
+  const ssbd = p.ssbd === "force" ? "SSBD+ (forced)" : p.ssbd === "off" ? "SSBD- (off)" : "SSBD per domain";
+  const vm = [p.msrSc ? "MSR_SPEC_CTRL" : "", p.ssbd !== "off" ? "VIRT_SPEC_CTRL" : ""].filter((s) => s !== "");
+  const lines = [
+    "Speculative mitigation facilities:",
+    `  Xen settings: SPEC_CTRL: ${p.msrSc ? "in use" : "no"}, ${ssbd}, Other:${p.flushOnSwitch ? " IBPB-ctxt BHB-ctxt" : " none"}`,
+    `  Support for domains: ${vm.length > 0 ? vm.join(" ") : "None"}`,
+  ];
+  if (c.dom0Cpuid.size > 0)
+    lines.push(
+      `  dom0-cpuid: ${[...c.dom0Cpuid].map(([f, on]) => (on ? f : `no-${f}`)).join(",")} (the hardware domain)`,
+    );
+  return lines;
 }

@@ -36,6 +36,7 @@ import {
   writeField,
   XEN_CAPABILITIES_INFO_LEN,
   XEN_CHANGESET_INFO_LEN,
+  XEN_COMMANDLINE_LEN,
   XEN_DOMCTL_U_OFFSET,
   XEN_EXTRAVERSION_LEN,
   XEN_PFN_SIZE,
@@ -521,6 +522,10 @@ export function xenVersion(d: Domain, cmd: number, arg: number): number {
     }
     case XenVer.pagesize:
       return 4096;
+    case XenVer.commandline: {
+      const line = sem.xenCommandline(d.domid);
+      return typeof line === "number" ? line : writeCString(g, arg, line, XEN_COMMANDLINE_LEN);
+    }
     default:
       return err("ENOSYS");
   }

@@ -404,6 +404,14 @@ export class HypercallSemantics {
     return XEN_EXTRAVERSION;
   }
 
+  /** XENVER_commandline: the hypervisor's command line, for privileged callers only (XSM_PRIV). */
+  xenCommandline(caller: number): string | number {
+    const c = this.self(caller);
+    if (c === undefined) return err("ESRCH");
+    if (!c.flags.privileged) return err("EPERM");
+    return this.hv.commandLine;
+  }
+
   /** XENVER_get_features submap `idx` for the caller, or -EINVAL. */
   xenFeatures(caller: number, idx: number): number {
     const c = this.self(caller);

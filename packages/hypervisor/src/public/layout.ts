@@ -341,6 +341,8 @@ export const XEN_EXTRAVERSION_LEN = 16;
 export const XEN_CAPABILITIES_INFO_LEN = 1024;
 /** XENVER_changeset's result: char[64]. */
 export const XEN_CHANGESET_INFO_LEN = 64;
+/** XENVER_commandline's result: char[1024] (xen_commandline_t). */
+export const XEN_COMMANDLINE_LEN = 1024;
 
 export const VcpuSetSingleshotTimer = struct("vcpu_set_singleshot_timer", 16, {
   timeout_abs_ns: [0, "u64"],

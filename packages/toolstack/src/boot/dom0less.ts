@@ -323,7 +323,11 @@ export function planFromTree(fdt: Fdt, treeFile: string, extraXenBootargs = ""):
     const roles = domainRoles(p, dn, roleHolders);
     const specCtrl = dn.getStringList("xenon,spec-ctrl") ?? [];
     try {
-      domainSpecCtrl(specCtrl, xenCmdline.specCtrl);
+      domainSpecCtrl(
+        specCtrl,
+        xenCmdline.specCtrl,
+        roles.roles.includes("hardware") ? xenCmdline.dom0Cpuid : undefined,
+      );
     } catch (e) {
       if (e instanceof XenCmdlineError) throw new BootTreeError(p, "xenon,spec-ctrl", e.message);
       throw e;

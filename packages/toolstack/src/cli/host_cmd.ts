@@ -198,6 +198,7 @@ export async function serveBootPlan(
     hostRam: plan.hostRam,
     ...(plan.staticHeap !== undefined ? { staticHeap: plan.staticHeap } : {}),
     specCtrl: plan.xenCmdline.specCtrl,
+    commandLine: { line: plan.xenBootargs, parsed: plan.xenCmdline },
     timeMode: opts.timeMode,
     console: () => {},
   });

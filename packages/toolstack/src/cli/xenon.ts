@@ -229,6 +229,7 @@ async function cmdBoot(args: string[]): Promise<void> {
       hostRam: plan.hostRam,
       ...(plan.staticHeap !== undefined ? { staticHeap: plan.staticHeap } : {}),
       specCtrl: plan.xenCmdline.specCtrl,
+      commandLine: { line: plan.xenBootargs, parsed: plan.xenCmdline },
       timeMode: values.deterministic ? "instructions" : "host",
       console: (name, line) => process.stdout.write(`(${name}) ${line}\n`),
       ...(timeout !== undefined ? { timeoutMs: timeout * 1000 } : {}),

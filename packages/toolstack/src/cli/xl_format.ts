@@ -90,6 +90,7 @@ export function formatInfo(i: HostInfo): string {
     ["xen_caps", i.xenCaps],
     ["xen_scheduler", i.scheduler],
     ["xen_pagesize", 4096],
+    ["xen_commandline", i.xenCommandline],
     ["uptime", i.uptimeS],
     ["xl_version", "xenon"],
   ];

@@ -3,7 +3,13 @@
  * unpause, shutdown, reboot, destroy, and what happens when a domain dies — its on_* action
  * (restart rebuilds it from its config), its console log ended, listeners told.
  */
-import { DomInf, Shutdown, XEN_DOMINF_SHUTDOWNMASK, XEN_DOMINF_SHUTDOWNSHIFT } from "@xenon/hypervisor";
+import {
+  DomInf,
+  Shutdown,
+  VIRT_SPEC_CTRL_SSBD,
+  XEN_DOMINF_SHUTDOWNMASK,
+  XEN_DOMINF_SHUTDOWNSHIFT,
+} from "@xenon/hypervisor";
 import type { LibxlCtx } from "./ctx.js";
 import { createDomain } from "./domain_create.js";
 import { check, LibxlError } from "./errors.js";
@@ -16,6 +22,8 @@ export function listDomains(ctx: LibxlCtx): DomainListEntry[] {
   const infos = check(ctx.hc.sysctlGetDomainInfoList(ctx.self, 0, 0x7ff0), "listing domains");
   return infos.map((i) => {
     const shutdown = (i.flags & DomInf.shutdown) !== 0;
+    // Xen keeps this in the domain's MSR policy (xen-cpuid -p); the model keeps it on the domain.
+    const sc = ctx.hv.domains.get(i.domid)?.specCtrl ?? 0;
     return {
       domid: i.domid,
       name: ctx.nameOf(i.domid),
@@ -30,6 +38,7 @@ export function listDomains(ctx: LibxlCtx): DomainListEntry[] {
       dying: (i.flags & DomInf.dying) !== 0,
       cpuTimeNs: i.cpuTimeNs,
       cpupool: i.cpupool === CPUPOOLID_NONE ? -1 : i.cpupool,
+      specCtrl: { msrSpecCtrl: sc & 0xff, virtSsbd: (sc & VIRT_SPEC_CTRL_SSBD) !== 0 },
     };
   });
 }

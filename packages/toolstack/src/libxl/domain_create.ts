@@ -16,6 +16,7 @@ import { createVcpuState } from "@xenon/hw";
 import {
   buildDomainMemory,
   buildGuestFdt,
+  effectiveSpecCtrl,
   initBootVcpuState,
   p2mPoolPagesFor,
   SHUTDOWN_ACTIONS,
@@ -148,6 +149,8 @@ export async function createDomain(ctx: LibxlCtx, c: DomainConfig, opts: CreateO
   });
   check(d, `creating domain "${c.name}"`);
   if (typeof d === "number") throw new Error("unreachable");
+  // The hypervisor's spec-ctrl=ssbd forces SSBD on every domain, those created later too.
+  d.specCtrl = effectiveSpecCtrl(0, hv.specCtrl);
   const domid = d.domid;
   const tee = ctx.consoleTee;
   const rec = ctx.track(domid, c.name, c, tee === undefined ? undefined : (bytes) => tee(c.name, bytes));

@@ -23,6 +23,7 @@ export function hostInfo(ctx: LibxlCtx): HostInfo {
     xenCaps: "xen-3.0-riscv32",
     scheduler: schedId < 0 ? "unknown" : schedName(schedId),
     uptimeS: Math.floor((Date.now() - ctx.startedAt) / 1000),
+    xenCommandline: check(ctx.hc.xenCommandline(ctx.self), "getting the command line"),
   };
 }
 

@@ -63,6 +63,11 @@ export interface DomainListEntry {
   readonly cpuTimeNs: number;
   /** cpupool id, or -1 when the scheduling layer does not know the domain. */
   readonly cpupool: number;
+  /**
+   * Speculation controls a pCPU loads on a switch to the domain (modelled): its MSR_SPEC_CTRL
+   * (IBRS 0x1, STIBP 0x2, SSBD 0x4) and VIRT_SPEC_CTRL.SSBD.
+   */
+  readonly specCtrl: { readonly msrSpecCtrl: number; readonly virtSsbd: boolean };
 }
 
 /** One row of `xl vcpu-list` (libxl_vcpuinfo). */
@@ -101,6 +106,8 @@ export interface HostInfo {
   readonly xenCaps: string;
   readonly scheduler: string;
   readonly uptimeS: number;
+  /** XENVER_commandline: the hypervisor's command line. */
+  readonly xenCommandline: string;
 }
 
 /** Per-domain scheduler parameters as `xl sched-*` shows them. */

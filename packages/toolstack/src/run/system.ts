@@ -48,6 +48,7 @@ import {
   type SpecCtrlStats,
   type TimeMode,
   type TraceEvent,
+  type XenCmdline,
 } from "@xenon/hypervisor";
 import { XenstoreLink } from "./xenstore_link.js";
 
@@ -161,6 +162,11 @@ export interface SystemConfig {
   readonly hostMemoryMiB?: number;
   /** Host RAM banks (host-physical; mfn = address >> 12), instead of hostMemoryMiB. */
   readonly hostRam?: readonly HostRange[];
+  /**
+   * The hypervisor's command line, as given and parsed: recorded by the core (XENVER_commandline),
+   * its speculation summary printed to the console ring, dom0-cpuid applied to a hardware domain.
+   */
+  readonly commandLine?: { readonly line: string; readonly parsed: XenCmdline };
   /** The hypervisor's spec-ctrl policy (from its command line); Xen's defaults when absent. */
   readonly specCtrl?: SpecCtrlOptions;
   /** The static heap (`xen,static-heap`): when given, the only RAM the frame allocator hands out. */
@@ -365,6 +371,7 @@ export function buildSystem(cfg: Omit<SystemConfig, "timeoutMs">): BuiltSystem {
   if (cfg.domains.length === 0) throw new ConfigError("no domains to run");
   const { memory, allocator } = hostMemory(cfg);
   const hv = new Hypervisor({ memory, allocator });
+  if (cfg.commandLine !== undefined) hv.applyCommandLine(cfg.commandLine.line, cfg.commandLine.parsed);
   const npcpus = cfg.pcpus ?? 2;
   if (!Number.isInteger(npcpus) || npcpus < 1 || npcpus > 64) {
     throw new ConfigError(`pcpus ${npcpus} out of range 1..64`);
@@ -424,7 +431,8 @@ export function buildSystem(cfg: Omit<SystemConfig, "timeoutMs">): BuiltSystem {
       if (typeof d === "number") throw new ConfigError(`${spec.name}: domain creation failed (${d})`);
       const policy = cfg.specCtrl ?? DEFAULT_SPEC_CTRL;
       try {
-        d.specCtrl = effectiveSpecCtrl(domainSpecCtrl(spec.specCtrl ?? [], policy), policy);
+        const cpuid = spec.roles?.includes("hardware") === true ? cfg.commandLine?.parsed.dom0Cpuid : undefined;
+        d.specCtrl = effectiveSpecCtrl(domainSpecCtrl(spec.specCtrl ?? [], policy, cpuid), policy);
       } catch (e) {
         throw new ConfigError(`${spec.name}: spec-ctrl: ${(e as Error).message}`);
       }
