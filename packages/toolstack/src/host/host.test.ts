@@ -226,7 +226,8 @@ describe("xenon host: the management endpoint over the libxl API", () => {
     await fail("domain.create", { config: { ...hello("k"), onCrash: "explode" } }, /Unknown on_crash action/);
     await fail("domain.create", { config: { ...hello("k"), sched: { weight: "x" } } }, /sched.weight/);
     await fail("domain.create", { config: { ...hello("k"), sched: null } }, /sched must be a map/);
-    await fail("domain.create", { config: { ...hello("k"), disks: ["xvda"] } }, /disk= devices are not supported/);
+    await fail("domain.create", { config: { ...hello("k"), disks: ["xvda"] } }, /disk 'xvda': no vdev/);
+    await fail("domain.create", { config: { ...hello("k"), disks: [7] } }, /disk must be a list of strings/);
     await fail("domain.destroy", { dom: 0 }, /cannot destroy the control domain/);
     await fail("no.such.op", {}, /unknown op 'no.such.op'/, "ENOSYS");
     await fail("vcpu.pin", { dom: 0 }, /'vcpu' is required/);

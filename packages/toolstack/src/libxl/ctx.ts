@@ -21,6 +21,11 @@ export interface DomainRecord {
   readonly console: ConsoleLog;
   /** Destroy was asked for: no on_* restart applies. */
   destroyRequested: boolean;
+  /**
+   * Stops what serves the domain (its driver domain) once it has shut down or is destroyed:
+   * idempotent, as both may happen.
+   */
+  onRelease?: () => void;
 }
 
 export type DomainEvent =

@@ -89,6 +89,8 @@ export async function destroyDomainNow(ctx: LibxlCtx, domid: number): Promise<vo
   if (rec !== undefined) rec.destroyRequested = true;
   const rc = await ctx.machine.retry(() => ctx.hc.domctlDestroyDomain(ctx.self, domid));
   check(rc, `Domain ${domid}: destroying domain`);
+  // Its pages go back once its backends unmap them: stop its driver domain.
+  rec?.onRelease?.();
 }
 
 /**
@@ -104,6 +106,8 @@ export function installDeathHandling(ctx: LibxlCtx): void {
       const rec = ctx.domains.get(domid);
       const name = ctx.nameOf(domid);
       ctx.emit({ type: "shutdown", domid, name, reason, action });
+      // Its backends stop now: their grant mappings of its pages would keep it a zombie.
+      if (rec?.onRelease !== undefined) setTimeout(() => rec.onRelease?.(), 0);
       if (rec === undefined || rec.destroyRequested || rec.config === undefined) return;
       if (action === "restart" || action === "rename-restart" || action === "coredump-restart") {
         rec.destroyRequested = true;
@@ -130,6 +134,7 @@ export function installDeathHandling(ctx: LibxlCtx): void {
       const rec = ctx.domains.get(domid);
       if (rec === undefined) return;
       ctx.domains.delete(domid);
+      rec.onRelease?.();
       rec.console.end("domain destroyed");
       ctx.emit({ type: "destroyed", domid, name: rec.name });
     },

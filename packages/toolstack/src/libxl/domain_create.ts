@@ -11,19 +11,24 @@
  */
 import { existsSync, readFileSync } from "node:fs";
 import { isAbsolute } from "node:path";
+import { DriverDomain } from "@xenon/backends";
 import { guestImagePath } from "@xenon/guests";
 import { createVcpuState } from "@xenon/hw";
 import {
   buildDomainMemory,
   buildGuestFdt,
   effectiveSpecCtrl,
+  GUEST_VIRTIO_MMIO_BASE,
+  GUEST_VIRTIO_MMIO_SIZE,
   initBootVcpuState,
   p2mPoolPagesFor,
   SHUTDOWN_ACTIONS,
   XEN_SCHEDULER,
 } from "@xenon/hypervisor";
+import { VIRTIO_IRQ_PORT_BASE } from "../run/system.js";
 import { parseCpuList } from "./cpulist.js";
 import type { LibxlCtx } from "./ctx.js";
+import { devicesOf } from "./device.js";
 import { destroyDomainNow } from "./domain.js";
 import { check, LibxlError } from "./errors.js";
 import type { DomainConfig } from "./types.js";
@@ -96,8 +101,8 @@ function validate(ctx: LibxlCtx, c: DomainConfig): void {
     ["vif", c.vifs],
     ["virtio", c.virtio],
   ] as const) {
-    if (!Array.isArray(list)) throw new LibxlError("EINVAL", `${k} must be a list`);
-    if (list.length > 0) throw new LibxlError("EOPNOTSUPP", `${k}= devices are not supported by this toolstack yet`);
+    if (!Array.isArray(list) || !list.every((x) => typeof x === "string"))
+      throw new LibxlError("EINVAL", `${k} must be a list of strings`);
   }
 }
 
@@ -121,6 +126,7 @@ export interface CreateOptions {
 
 export async function createDomain(ctx: LibxlCtx, c: DomainConfig, opts: CreateOptions = {}): Promise<number> {
   validate(ctx, c);
+  const devices = devicesOf(c);
   const path = resolveKernel(c.kernel);
   let kernel: Uint8Array;
   try {
@@ -154,8 +160,43 @@ export async function createDomain(ctx: LibxlCtx, c: DomainConfig, opts: CreateO
   const domid = d.domid;
   const tee = ctx.consoleTee;
   const rec = ctx.track(domid, c.name, c, tee === undefined ? undefined : (bytes) => tee(c.name, bytes));
+  let dd: DriverDomain | undefined;
   try {
-    const fdt = buildGuestFdt({ domid, name: c.name, vcpus: c.maxvcpus, ramBytes, bootargs: c.cmdline });
+    // Its devices' backends: a driver domain of its own, launched before the guest's tree is
+    // written (the tree names its domid), stopped when the guest is gone.
+    const slots = devices.map((device, i) => ({
+      guest: domid,
+      base: GUEST_VIRTIO_MMIO_BASE + i * GUEST_VIRTIO_MMIO_SIZE,
+      size: GUEST_VIRTIO_MMIO_SIZE,
+      guestIrqPort: VIRTIO_IRQ_PORT_BASE + i,
+      device,
+    }));
+    if (slots.length > 0) {
+      const ddName = `${c.name}-dd`;
+      try {
+        dd = await DriverDomain.launch(hv, {
+          devices: slots,
+          name: ddName,
+          restart: true,
+          log: (l) => hv.log(`${ddName}: ${l}`),
+        });
+      } catch (e) {
+        throw new LibxlError("EIO", `domain ${domid} (${c.name}): driver domain: ${(e as Error).message}`);
+      }
+      // Its backends serve from its own worker: its creation pause is only a count.
+      hv.domains.get(dd.domid)?.unpause();
+      const running = dd;
+      rec.onRelease = () => void running.close();
+    }
+    const backendDomid = dd?.domid ?? 0;
+    const fdt = buildGuestFdt({
+      domid,
+      name: c.name,
+      vcpus: c.maxvcpus,
+      ramBytes,
+      bootargs: c.cmdline,
+      virtio: slots.map((s) => ({ base: s.base, size: s.size, evtchn: s.guestIrqPort, backendDomid, grants: true })),
+    });
     let placement: ReturnType<typeof buildDomainMemory>;
     try {
       placement = buildDomainMemory(d, kernel, ramBytes, fdt);
@@ -189,6 +230,8 @@ export async function createDomain(ctx: LibxlCtx, c: DomainConfig, opts: CreateO
     if (!opts.paused) check(ctx.hc.domctlUnpauseDomain(ctx.self, domid), `domain ${domid}: unpausing`);
   } catch (e) {
     rec.destroyRequested = true;
+    rec.onRelease = undefined;
+    await dd?.close();
     discard(ctx, domid);
     throw e;
   }

@@ -8,6 +8,7 @@ import { existsSync } from "node:fs";
 import { dirname, isAbsolute, resolve } from "node:path";
 import { SHUTDOWN_ACTIONS, type ShutdownAction } from "@xenon/hypervisor";
 import { CpuListError, parseCpuList } from "../libxl/cpulist.js";
+import { absoluteDiskSpec, DeviceSpecError, parseVifSpec, parseVirtioSpec } from "../libxl/device.js";
 import type { DomainConfig, SchedConfig } from "../libxl/types.js";
 import { parseXlCfg, type XlCfg, XlCfgError } from "./parser.js";
 
@@ -53,6 +54,32 @@ function cpuSpec(cfg: XlCfg, key: string, vcpus: number): string[] | undefined {
     }
   }
   return list;
+}
+
+/**
+ * `disk`, `vif`, `virtio`: each entry checked here, so a bad one is refused with the file and line;
+ * disk targets made absolute against the cfg file's directory (the host resolves nothing).
+ */
+function devices(cfg: XlCfg, baseDir: string): Pick<DomainConfig, "disks" | "vifs" | "virtio"> {
+  const each = <T>(key: "disk" | "vif" | "virtio", f: (s: string) => T): T[] =>
+    (cfg.getStringList(key) ?? []).map((s) => {
+      try {
+        return f(s);
+      } catch (e) {
+        if (e instanceof DeviceSpecError) bad(cfg, key, e.message);
+        throw e;
+      }
+    });
+  const disks = each("disk", (s) => absoluteDiskSpec(s, baseDir));
+  const vifs = each("vif", (s) => {
+    parseVifSpec(s);
+    return s;
+  });
+  const virtio = each("virtio", (s) => {
+    parseVirtioSpec(s);
+    return s;
+  });
+  return { disks, vifs, virtio };
 }
 
 /**
@@ -124,9 +151,7 @@ export function domainConfigFromCfg(cfg: XlCfg, baseDir = process.cwd()): Domain
     onCrash: action(cfg, "on_crash", "destroy"),
     onWatchdog: action(cfg, "on_watchdog", "destroy"),
     sched: sched satisfies SchedConfig,
-    disks: cfg.getStringList("disk") ?? [],
-    vifs: cfg.getStringList("vif") ?? [],
-    virtio: cfg.getStringList("virtio") ?? [],
+    ...devices(cfg, baseDir),
   };
 }
 

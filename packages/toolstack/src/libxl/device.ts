@@ -1,0 +1,209 @@
+/**
+ * xl.cfg device specs (`disk=`, `vif=`, `virtio=`; xl_parse.c and libxl_device_disk /
+ * libxl_device_nic / libxl_device_virtio's analogues) -> the virtio devices a domain's driver
+ * domain serves. Xenon's devices are all virtio-mmio with grants, their backends in a driver
+ * domain the toolstack launches for the guest (libxl's "backend" would be dom0; ours holds no
+ * backends), so:
+ *   disk   target (raw image, must exist), format raw, vdev (mandatory), access ro|rw,
+ *          specification virtio (default here; "xen" has no blkback), transport mmio
+ *   vif    mac, bridge (xenbr0) — virtio-net: checked, then refused until driver domains serve it
+ *   virtio type=virtio,device<N> (N hex: 4 rng, 3 console), transport mmio, grant_usage 1
+ * `backend=` other than the guest's own driver domain is refused: a running driver domain's
+ * devices are fixed when it is launched. Every refusal names the spec and what is wrong.
+ */
+import { existsSync } from "node:fs";
+import { isAbsolute, resolve } from "node:path";
+import type { VirtioDeviceSpec } from "@xenon/backends";
+import { LibxlError } from "./errors.js";
+
+export class DeviceSpecError extends Error {
+  constructor(
+    readonly key: "disk" | "vif" | "virtio",
+    readonly spec: string,
+    why: string,
+  ) {
+    super(`${key} '${spec}': ${why}`);
+    this.name = "DeviceSpecError";
+  }
+}
+
+const DISK_POSITIONAL = ["target", "format", "vdev", "access"] as const;
+const DISK_FLAGS = new Set(["cdrom", "direct-io-safe", "discard", "no-discard", "trusted", "untrusted"]);
+const DISK_KEYS = new Set([
+  ...DISK_POSITIONAL,
+  "devtype",
+  "backend",
+  "backendtype",
+  "script",
+  "specification",
+  "transport",
+]);
+
+/** One `disk=` entry: positional target,format,vdev,access, key=value, `target=` last and greedy. */
+export function parseDiskSpec(spec: string, baseDir = process.cwd()): VirtioDeviceSpec {
+  return diskSpec(spec, baseDir).device;
+}
+
+/**
+ * The same entry with its target made absolute against `baseDir` (the xl.cfg's directory): what
+ * xl sends the host, whose working directory is not the user's.
+ */
+export function absoluteDiskSpec(spec: string, baseDir: string): string {
+  const { device, vdev } = diskSpec(spec, baseDir);
+  if (device.kind !== "blk") throw new Error("unreachable");
+  return `format=raw,vdev=${vdev},access=${device.readOnly === true ? "ro" : "rw"},specification=virtio,target=${device.path}`;
+}
+
+function diskSpec(spec: string, baseDir: string): { device: VirtioDeviceSpec; vdev: string } {
+  const bad = (why: string): never => {
+    throw new DeviceSpecError("disk", spec, why);
+  };
+  const kv = new Map<string, string>();
+  let pos = 0;
+  let rest = spec;
+  while (rest.length > 0) {
+    const trimmed = rest.replace(/^\s+/, "");
+    if (trimmed.startsWith("target=")) {
+      kv.set("target", trimmed.slice("target=".length));
+      break;
+    }
+    const comma = trimmed.indexOf(",");
+    const item = comma < 0 ? trimmed : trimmed.slice(0, comma);
+    rest = comma < 0 ? "" : trimmed.slice(comma + 1);
+    const eq = item.indexOf("=");
+    if (eq > 0) {
+      const k = item.slice(0, eq);
+      if (!DISK_KEYS.has(k)) bad(`unknown key '${k}'`);
+      kv.set(k, item.slice(eq + 1));
+    } else if (DISK_FLAGS.has(item)) {
+      if (item === "cdrom") kv.set("devtype", "cdrom");
+    } else {
+      const slot = DISK_POSITIONAL[pos++];
+      if (slot === undefined) bad(`too many positional items ('${item}')`);
+      if (item !== "") kv.set(slot!, item);
+    }
+  }
+  const format = kv.get("format") ?? "raw";
+  if (format !== "raw") bad(`format '${format}': only raw images are served`);
+  if (kv.get("vdev") === undefined) bad("no vdev (e.g. xvda)");
+  if (kv.get("devtype") === "cdrom") bad("cdrom devices are not supported");
+  const specification = kv.get("specification") ?? "virtio";
+  if (specification !== "virtio")
+    bad(`specification '${specification}': Xenon serves virtio disks only (there is no blkback)`);
+  const transport = kv.get("transport") ?? "mmio";
+  if (transport !== "mmio") bad(`transport '${transport}': only mmio`);
+  if (kv.get("backend") !== undefined) bad(ownBackendOnly(kv.get("backend")!));
+  const access = kv.get("access") ?? "rw";
+  if (!["ro", "r", "rw", "w"].includes(access)) bad(`access '${access}' is none of ro, rw`);
+  const target = kv.get("target");
+  if (target === undefined || target === "") bad("no target (the raw image)");
+  const path = isAbsolute(target!) ? target! : resolve(baseDir, target!);
+  if (!existsSync(path)) bad(`target '${target}' does not exist`);
+  return { device: { kind: "blk", path, readOnly: access === "ro" || access === "r" }, vdev: kv.get("vdev")! };
+}
+
+function ownBackendOnly(b: string): string {
+  return `backend=${b}: a driver domain's devices are fixed at its launch; leave backend unset (the guest's own driver domain serves it)`;
+}
+
+function keyValues(key: "vif" | "virtio", spec: string, known: ReadonlySet<string>): Map<string, string> {
+  const kv = new Map<string, string>();
+  // virtio's type value may hold one comma ("virtio,device4"): rejoin it with the item before.
+  const items = spec.split(",").map((s) => s.trim());
+  for (let i = 0; i < items.length; i++) {
+    const item = items[i]!;
+    if (item === "") continue;
+    const eq = item.indexOf("=");
+    if (eq <= 0) {
+      const prev = [...kv.keys()].at(-1);
+      if (key === "virtio" && prev === "type" && /^device[0-9a-f]*$/.test(item)) {
+        kv.set("type", `${kv.get("type")},${item}`);
+        continue;
+      }
+      throw new DeviceSpecError(key, spec, `'${item}' is not key=value`);
+    }
+    const k = item.slice(0, eq);
+    if (!known.has(k)) throw new DeviceSpecError(key, spec, `unknown key '${k}'`);
+    kv.set(k, item.slice(eq + 1));
+  }
+  return kv;
+}
+
+const VIF_KEYS = new Set([
+  "mac",
+  "bridge",
+  "backend",
+  "type",
+  "model",
+  "vifname",
+  "script",
+  "ip",
+  "rate",
+  "devid",
+  "mtu",
+  "gatewaydev",
+  "netdev",
+]);
+
+/** One `vif=` entry: a virtio-net device on the host switch (default bridge xenbr0). */
+export function parseVifSpec(spec: string): never {
+  const kv = keyValues("vif", spec, VIF_KEYS);
+  const bad = (why: string): never => {
+    throw new DeviceSpecError("vif", spec, why);
+  };
+  if (kv.get("backend") !== undefined) bad(ownBackendOnly(kv.get("backend")!));
+  const mac = kv.get("mac");
+  if (mac !== undefined && !/^([0-9a-fA-F]{2}:){5}[0-9a-fA-F]{2}$/.test(mac))
+    bad(`mac '${mac}' is not xx:xx:xx:xx:xx:xx`);
+  const bridge = kv.get("bridge") ?? "xenbr0";
+  if (bridge !== "xenbr0") bad(`bridge '${bridge}': the host has one switch, xenbr0`);
+  // The virtio-net device model and the switch exist; driver domains do not serve them yet.
+  return bad("virtio-net is not served by driver domains yet");
+}
+
+const VIRTIO_KEYS = new Set(["type", "backend", "transport", "grant_usage"]);
+/** virtio device ids (the virtio spec's) the driver domains can serve from `virtio=` alone. */
+const VIRTIO_BY_ID: Readonly<Record<number, VirtioDeviceSpec>> = {
+  3: { kind: "console" },
+  4: { kind: "rng" },
+};
+
+/** One `virtio=` entry (Xen 4.18's generic virtio device). */
+export function parseVirtioSpec(spec: string): VirtioDeviceSpec {
+  const kv = keyValues("virtio", spec, VIRTIO_KEYS);
+  const bad = (why: string): never => {
+    throw new DeviceSpecError("virtio", spec, why);
+  };
+  if (kv.get("backend") !== undefined) bad(ownBackendOnly(kv.get("backend")!));
+  const transport = kv.get("transport") ?? "mmio";
+  if (transport !== "mmio") bad(`transport '${transport}': only mmio`);
+  const grants = kv.get("grant_usage");
+  if (grants !== undefined && !["1", "true", "yes"].includes(grants))
+    bad("grant_usage=0: an unprivileged driver domain reaches guest memory only through grants");
+  const type = kv.get("type");
+  if (type === undefined) bad("no type (virtio,device<N>)");
+  const m = /^virtio,device([0-9a-f]+)$/.exec(type!);
+  if (m === null) bad(`type '${type}' is not virtio,device<N>`);
+  const id = Number.parseInt(m![1]!, 16);
+  const dev = VIRTIO_BY_ID[id];
+  if (dev === undefined)
+    bad(`virtio device ${id} cannot be served from virtio= alone (console 3, rng 4; disks: disk=, nics: vif=)`);
+  return dev!;
+}
+
+/** Every device of a config, in disk, vif, virtio order; LibxlError naming the bad spec. */
+export function devicesOf(
+  c: { readonly disks: readonly string[]; readonly vifs: readonly string[]; readonly virtio: readonly string[] },
+  baseDir?: string,
+): VirtioDeviceSpec[] {
+  try {
+    return [
+      ...c.disks.map((s) => parseDiskSpec(s, baseDir)),
+      ...c.vifs.map(parseVifSpec),
+      ...c.virtio.map(parseVirtioSpec),
+    ];
+  } catch (e) {
+    if (e instanceof DeviceSpecError) throw new LibxlError("EINVAL", e.message);
+    throw e;
+  }
+}
