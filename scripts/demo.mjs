@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 // `pnpm demo` (after the build): compiles demo/system.dts with dtc and boots it dom0less with
 // `xenon boot --serve --until-done` — cpupools on big and LITTLE pCPUs, a driver domain serving a
-// virtio-blk disk, hello.elf, a ping-pong pair on a static event channel, a grant-sharing pair and
+// virtio-blk disk and a virtio-console, hello.elf, a ping-pong pair on a static event channel, a grant-sharing pair and
 // a static shared-memory pair. Each console line is prefixed by its domain's name; once the host
 // is up, the real `xl list` and `xl vcpu-list` show it and `xl shutdown` stops the disk's user (a
 // service running until stopped); the demo exits (status 0) when every guest has powered off.
@@ -68,7 +68,7 @@ host.stdout.on("data", (chunk) => {
  * domain (blkstress with rounds=0 runs until stopped) is shut down, and the host ends with it.
  */
 async function showXl(hostUrl) {
-  for (const verb of [["list"], ["vcpu-list"], ["shutdown", "disk_user"]]) {
+  for (const verb of [["list"], ["vcpu-list"], ["shutdown", "console_user"], ["shutdown", "disk_user"]]) {
     const r = await new Promise((resolve) => {
       const out = [];
       const xl = spawn(process.execPath, [bin("xl"), "-H", hostUrl, ...verb], { stdio: ["ignore", "pipe", "pipe"] });

@@ -22,15 +22,17 @@ describe("pnpm demo (short)", () => {
     assert.match(out, /^\(pong\) pingpong: pong done 10 rounds$/m, why);
     assert.match(out, /^\(mapper\) grantshare: unmap revoked access$/m, why);
     assert.match(out, /^\(shm_borrower\) shmem: borrower read 1024 words, pattern ok$/m, why);
-    assert.match(out, /^\(disk_user\) blkstress: disk 2048 sectors, id xenon-1048576, backend d9 grants 1$/m, why);
+    assert.match(out, /^\(disk_user\) blkstress: disk 2048 sectors, id xenon-1048576, backend d10 grants 1$/m, why);
+    assert.match(out, /^\(console_user\) vcon: hello through virtio-console$/m, why);
     assert.match(out, /^\(disk_user\) blkstress: round 0 wrote 8 verified 8 errors 0$/m, why);
     // xl list: the header, Domain-0 and the driver domain (up for the whole run).
     assert.match(out, /^\$ xl list\nName +ID +Mem VCPUs\tState\tTime\(s\)\nDomain-0 +0 /m, why);
-    assert.match(out, /^disk_user +8 +2 +1 +[r-][b-]-{4} /m, why);
-    assert.match(out, /^storage +9 +0 +1 +[r-][b-]-{4} /m, why);
+    assert.match(out, /^disk_user +9 +2 +1 +[r-][b-]-{4} /m, why);
+    assert.match(out, /^storage +10 +0 +1 +[r-][b-]-{4} /m, why);
     assert.match(out, /^\$ xl vcpu-list\nName +ID +VCPU +CPU +State +Time\(s\) Affinity \(Hard \/ Soft\)$/m, why);
-    assert.match(out, /^disk_user +8 +0 +[0-3-] +/m, why);
-    // The service domain ends with xl shutdown, and the host with it.
+    assert.match(out, /^disk_user +9 +0 +[0-3-] +/m, why);
+    // The service domains end with xl shutdown, and the host with them.
+    assert.match(out, /^\$ xl shutdown console_user$/m, why);
     assert.match(out, /^\$ xl shutdown disk_user$/m, why);
     assert.doesNotMatch(r.stderr.toString(), /crashed|shut down/, why);
   });

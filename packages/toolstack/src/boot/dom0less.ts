@@ -32,7 +32,7 @@
  *                                   module, no memory/cpus (it has no guest RAM and no vCPU on a pCPU)
  *   <dom>/<dev> "xenon,virtio-device"
  *                                   a virtio-mmio device of the guest <dom>: xenon,backend = <&dd> (a
- *                                   driver domain), xenon,device = "blk" | "rng", and for blk
+ *                                   driver domain), xenon,device = "blk" | "rng" | "console", and for blk
  *                                   xenon,path (the raw image, beside the tree) and optional
  *                                   read-only; the guest finds it in its tree as virtio,mmio with a
  *                                   xen,grant-dma link to the backend (grants only)
@@ -546,7 +546,7 @@ function ramBaseFor(path: string, image: string, bytes: number): number {
   return base;
 }
 
-const VIRTIO_KINDS = new Set(["blk", "rng"]);
+const VIRTIO_KINDS = new Set(["blk", "rng", "console"]);
 
 /** A driver domain node: no kernel, no RAM, no vCPUs of its own (its backends run in a worker). */
 function driverDomain(path: string, n: FdtNode): DriverDomainSpec {
@@ -588,13 +588,13 @@ function virtioDevice(
       `${target.name} is not a driver domain (a xen,domain with xenon,driver-domain)`,
     );
   const kind = n.getString("xenon,device");
-  if (kind === undefined) throw new BootTreeError(path, "xenon,device", "missing: the device kind (blk, rng)");
+  if (kind === undefined) throw new BootTreeError(path, "xenon,device", "missing: the device kind (blk, rng, console)");
   if (!VIRTIO_KINDS.has(kind))
     throw new BootTreeError(path, "xenon,device", `unknown device kind '${kind}' (${[...VIRTIO_KINDS].join(", ")})`);
-  if (kind === "rng") {
+  if (kind === "rng" || kind === "console") {
     for (const prop of ["xenon,path", "read-only"])
-      if (n.get(prop) !== undefined) throw new BootTreeError(path, prop, "an rng device has no image");
-    return { domain: guest, backend, device: { kind: "rng" } };
+      if (n.get(prop) !== undefined) throw new BootTreeError(path, prop, `an ${kind} device has no image`);
+    return { domain: guest, backend, device: { kind } };
   }
   const image = n.getString("xenon,path");
   if (image === undefined) throw new BootTreeError(path, "xenon,path", "missing: names the disk image file");
