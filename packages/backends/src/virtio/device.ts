@@ -17,6 +17,13 @@ export interface QueueIo {
    * granted, read-only grant for a writable buffer).
    */
   mapBuffer(q: SplitQueue, i: number, len?: number): Promise<MemoryRegion>;
+  /**
+   * Maps every buffer of the queue's current chain (whole lengths), in one batched call where the
+   * guest memory can batch. Throws QueueError("buffer-unreachable") naming the buffer.
+   */
+  mapChain(q: SplitQueue): Promise<MemoryRegion[]>;
+  /** Gives a chain's regions back (batched where it can). */
+  releaseAll(rs: readonly MemoryRegion[]): Promise<void>;
   /** Gives a mapped buffer back (copy mode writes it to the guest here). */
   release(r: MemoryRegion): Promise<void>;
   log(line: string): void;

@@ -3,8 +3,10 @@
  * a region is a local copy of the granted bytes, fetched at map/refresh and pushed back at
  * flush/release. Same interface and same checks as the map implementation.
  */
+import { Gntst } from "@xenon/hypervisor";
 import { fmtGntst, grantRange } from "./dma.js";
 import { type GuestMemory, type MemoryRegion, PageRegion } from "./guest_memory.js";
+import { GuestGoneError } from "./queue_error.js";
 
 /** What this needs of a HypercallClient. */
 export interface GrantCopier {
@@ -73,6 +75,7 @@ export class GrantCopyMemory implements GuestMemory {
         ),
       ),
     );
+    if (rcs.includes(Gntst.bad_domain)) throw new GuestGoneError(this.domid);
     const bad = rcs.findIndex((rc) => rc !== 0);
     if (bad >= 0) {
       const a = pieces(c.first + off, len)[bad]![0];
@@ -91,6 +94,7 @@ export class GrantCopyMemory implements GuestMemory {
     );
     for (const [i, g] of got.entries()) {
       const [a, inPage] = ps[i]!;
+      if (g === Gntst.bad_domain) throw new GuestGoneError(this.domid);
       if (typeof g === "number") return `grant ${r.gref + (a >>> 12)} of d${this.domid}: copy status ${fmtGntst(g)}`;
       r.frames[a >>> 12]!.set(g, inPage);
     }

@@ -7,12 +7,14 @@
  */
 import type { GrantView } from "@xenon/hypervisor";
 import { fmtGntst, grantRange } from "./dma.js";
-import { type GuestMemory, type MemoryRegion, PageRegion } from "./guest_memory.js";
+import { type GuestMemory, type MapRange, type MemoryRegion, PageRegion } from "./guest_memory.js";
 
-/** What this needs of a HypercallClient. */
+/** What this needs of a HypercallClient (the batched pair is optional: one call per page without it). */
 export interface GrantMapper {
   mapGrant(dom: number, ref: number, readonly: boolean): Promise<GrantView>;
   unmapGrant(handle: number): Promise<number>;
+  mapGrants?(dom: number, refs: readonly number[], readonly: readonly boolean[]): Promise<GrantView[]>;
+  unmapGrants?(handles: readonly number[]): Promise<number[]>;
 }
 
 class MappedRegion extends PageRegion {
@@ -28,6 +30,9 @@ class MappedRegion extends PageRegion {
 }
 
 export { MAX_MAP_BYTES } from "./dma.js";
+
+/** Entries of one batched grant map (the port's limit). */
+export const MAP_BATCH_MAX = 256;
 
 export class GrantMapMemory implements GuestMemory {
   constructor(
@@ -56,6 +61,79 @@ export class GrantMapMemory implements GuestMemory {
       writable,
       got.map((r) => r.handle),
     );
+  }
+
+  /**
+   * A whole chain with one batched map (every page of every range in one call): regions in
+   * order, or the first refusal, with every successful entry unmapped again.
+   */
+  async mapMany(ranges: readonly MapRange[]): Promise<MemoryRegion[] | string> {
+    const mapGrants = this.client.mapGrants;
+    if (mapGrants === undefined) return this.mapEach(ranges);
+    const refs: number[] = [];
+    const ro: boolean[] = [];
+    const shapes: Array<{ first: number; pages: number; len: number; writable: boolean }> = [];
+    for (const [i, x] of ranges.entries()) {
+      const g = grantRange(x.hi, x.lo, x.len);
+      if (typeof g === "string") return `buffer ${i}: ${g}`;
+      for (let p = 0; p < g.pages; p++) {
+        refs.push(g.gref + p);
+        ro.push(!x.writable);
+      }
+      shapes.push({ first: g.first, pages: g.pages, len: x.len, writable: x.writable });
+    }
+    if (refs.length > MAP_BATCH_MAX) return this.mapEach(ranges);
+    const got = await mapGrants.call(this.client, this.domid, refs, ro);
+    const bad = got.findIndex((r) => r.status !== 0 || r.view === null);
+    if (bad >= 0) {
+      await this.unmapHandles(got.filter((r) => r.status === 0).map((r) => r.handle));
+      return `grant ${refs[bad]} of d${this.domid}: map status ${fmtGntst(got[bad]!.status)}`;
+    }
+    const out: MemoryRegion[] = [];
+    let at = 0;
+    for (const s of shapes) {
+      const part = got.slice(at, at + s.pages);
+      at += s.pages;
+      out.push(
+        new MappedRegion(
+          part.map((r) => r.view!),
+          s.first,
+          s.len,
+          s.writable,
+          part.map((r) => r.handle),
+        ),
+      );
+    }
+    return out;
+  }
+
+  async releaseMany(regions: readonly MemoryRegion[]): Promise<void> {
+    const hs: number[] = [];
+    for (const r of regions) {
+      if (!(r instanceof MappedRegion)) throw new TypeError("region of another memory");
+      hs.push(...r.handles.splice(0));
+    }
+    await this.unmapHandles(hs);
+  }
+
+  private async unmapHandles(hs: readonly number[]): Promise<void> {
+    if (hs.length === 0) return;
+    if (this.client.unmapGrants !== undefined && hs.length <= MAP_BATCH_MAX) await this.client.unmapGrants(hs);
+    else for (const h of hs) await this.client.unmapGrant(h);
+  }
+
+  /** One range at a time (no batched calls, or too many pages for one). */
+  private async mapEach(ranges: readonly MapRange[]): Promise<MemoryRegion[] | string> {
+    const out: MemoryRegion[] = [];
+    for (const [i, x] of ranges.entries()) {
+      const r = await this.map(x.hi, x.lo, x.len, x.writable);
+      if (typeof r === "string") {
+        for (const m of out) await this.release(m);
+        return `buffer ${i}: ${r}`;
+      }
+      out.push(r);
+    }
+    return out;
   }
 
   refresh(): undefined {

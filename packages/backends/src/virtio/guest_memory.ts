@@ -36,6 +36,21 @@ export interface GuestMemory {
   /** Copy implementations push device-written bytes to the guest; views return undefined. */
   flush(r: MemoryRegion, off: number, len: number): Promise<void> | undefined;
   release(r: MemoryRegion): Promise<void> | undefined;
+  /**
+   * Optional: several ranges in one go (a whole chain: one batched hypercall instead of one per
+   * page). All regions, in order, or why not; on failure nothing stays mapped.
+   */
+  mapMany?(ranges: readonly MapRange[]): Promise<MemoryRegion[] | string>;
+  /** Optional: gives several regions back in one go. */
+  releaseMany?(regions: readonly MemoryRegion[]): Promise<void>;
+}
+
+/** One range of a batched map. */
+export interface MapRange {
+  readonly hi: number;
+  readonly lo: number;
+  readonly len: number;
+  readonly writable: boolean;
 }
 
 const PAGE = 4096;

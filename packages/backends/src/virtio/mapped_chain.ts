@@ -20,19 +20,12 @@ export class MappedChain {
     m.readable = c.readable;
     m.readableBytes = c.readableBytes;
     m.writableBytes = c.writableBytes;
-    // Every buffer at once: a driver domain's map hypercalls then share their round trips.
-    const got = await Promise.allSettled(Array.from({ length: c.count }, (_, i) => io.mapBuffer(q, i)));
-    for (const g of got) if (g.status === "fulfilled") m.regions.push(g.value);
-    const failed = got.find((g) => g.status === "rejected");
-    if (failed !== undefined) {
-      await m.release(io);
-      throw failed.reason;
-    }
+    m.regions.push(...(await io.mapChain(q)));
     return m;
   }
 
   async release(io: QueueIo): Promise<void> {
-    await Promise.all(this.regions.splice(0).map((r) => io.release(r)));
+    await io.releaseAll(this.regions.splice(0));
   }
 
   /** Calls fn for each piece of stream bytes [off, off+len) (readable or writable stream). */

@@ -3,6 +3,7 @@ import { describe, it } from "node:test";
 import { FlatMemory, InProcessBus } from "./bus_inprocess.js";
 import { Mmio, Status } from "./constants.js";
 import { VirtioMmioTransport } from "./mmio_transport.js";
+import { GuestGoneError } from "./queue_error.js";
 import { RngDevice } from "./rng/device.js";
 
 function make(restricted: boolean) {
@@ -113,6 +114,23 @@ describe("virtio-mmio v2 transport", () => {
     for (let i = 0; i < 10; i++) await new Promise((r) => setImmediate(r));
     assert.equal(mem.mapped, 0, "no ring stays mapped");
     assert.equal(t.queues[0]!.active, false);
+  });
+
+  it("a guest that is gone (GNTST_bad_domain) stops the device quietly: no broken rule logged", async () => {
+    class Gone extends FlatMemory {
+      override async map(): Promise<string> {
+        throw new GuestGoneError(3);
+      }
+    }
+    const bus = new InProcessBus(3, new Gone(0x8000_0000, 16 * 4096, false), false);
+    const t = new VirtioMmioTransport(new RngDevice(), bus);
+    negotiate(t, 0, 1);
+    t.write(Mmio.QUEUE_NUM, 4, 4);
+    t.write(Mmio.QUEUE_READY, 4, 1);
+    t.write(Mmio.STATUS, 4, 15);
+    await t.idle();
+    assert.deepEqual(bus.lines, []);
+    assert.equal(t.read(Mmio.STATUS, 4) & Status.DEVICE_NEEDS_RESET, 0);
   });
 
   it("a config change bumps ConfigGeneration and, once live, raises the config interrupt", () => {

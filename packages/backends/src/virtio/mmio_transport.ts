@@ -16,7 +16,7 @@ import type { DeviceBus } from "./bus.js";
 import { Feature, InterruptBit, MMIO_MAGIC, MMIO_VERSION, Mmio, Status } from "./constants.js";
 import { QUEUE_WAIT, type QueueIo, type VirtioDevice } from "./device.js";
 import type { MemoryRegion } from "./guest_memory.js";
-import { QueueError } from "./queue_error.js";
+import { GuestGoneError, QueueError } from "./queue_error.js";
 import { SplitQueue, type SplitQueueState } from "./split_queue.js";
 
 /** Version of VirtioMmioState; setState refuses any other. */
@@ -97,6 +97,33 @@ export class VirtioMmioTransport {
       release: async (r) => {
         const p = mem.release(r);
         if (p !== undefined) await p;
+      },
+      mapChain: async (q): Promise<MemoryRegion[]> => {
+        const c = q.chain;
+        if (mem.mapMany === undefined || c.count < 2) {
+          // Every buffer at once: the map calls share their round trips.
+          const got = await Promise.allSettled(Array.from({ length: c.count }, (_, i) => this.io.mapBuffer(q, i)));
+          const out: MemoryRegion[] = [];
+          for (const g of got) if (g.status === "fulfilled") out.push(g.value);
+          const failed = got.find((g) => g.status === "rejected");
+          if (failed !== undefined) {
+            await this.io.releaseAll(out);
+            throw failed.reason;
+          }
+          return out;
+        }
+        const ranges = [];
+        for (let i = 0; i < c.count; i++)
+          ranges.push({ hi: c.hi[i]!, lo: c.lo[i]!, len: c.len[i]!, writable: c.isWritable(i) });
+        const r = await mem.mapMany(ranges);
+        if (typeof r === "string")
+          throw new QueueError("buffer-unreachable", `queue ${q.index}: chain ${c.head}: ${r}`);
+        return r;
+      },
+      releaseAll: async (rs) => {
+        if (rs.length === 0) return;
+        if (mem.releaseMany !== undefined) await mem.releaseMany(rs);
+        else await Promise.all(rs.map((r) => mem.release(r)));
       },
     };
   }
@@ -421,6 +448,8 @@ export class VirtioMmioTransport {
 
   /** A broken rule (or a device bug): NEEDS_RESET, a config interrupt, one log line. */
   private fail(e: unknown): void {
+    if (e instanceof GuestGoneError) return; // nobody left to tell
+
     this.faults++;
     const what = e instanceof QueueError ? e.message : `device error: ${(e as Error).message ?? String(e)}`;
     this.bus.log(`virtio-${this.device.name} d${this.bus.guest}: ${what}; device needs reset`);

@@ -25,6 +25,17 @@ export type QueueRule =
   | "request-malformed"
   | "too-many-in-flight";
 
+/**
+ * The guest domain is gone (a grant operation answered GNTST_bad_domain): not a broken rule, just
+ * the end of the device's work; the transport stops quietly.
+ */
+export class GuestGoneError extends Error {
+  constructor(readonly guest: number) {
+    super(`guest d${guest} is gone`);
+    this.name = "GuestGoneError";
+  }
+}
+
 export class QueueError extends Error {
   constructor(
     readonly rule: QueueRule,

@@ -118,6 +118,22 @@ export class HypercallClient {
     const view = r.buffer === null ? null : new Uint8Array(r.buffer, r.byteOffset, 4096);
     return { status: r.status, handle: r.handle, view };
   }
+  /**
+   * Several map_grant_ref entries in one call (GNTTABOP_map_grant_ref with a count): refs[i] of
+   * `dom`, read-only where readonly[i]. Each result has its own status. At most 256 entries.
+   */
+  async mapGrants(dom: number, refs: readonly number[], readonly: readonly boolean[]): Promise<GrantView[]> {
+    const rs = await this.call<PortView[]>("gnttabMapGrantRefViews", dom, refs, readonly);
+    return rs.map((r) => ({
+      status: r.status,
+      handle: r.handle,
+      view: r.buffer === null ? null : new Uint8Array(r.buffer, r.byteOffset, 4096),
+    }));
+  }
+  /** Several unmap_grant_ref entries in one call: a status per handle. */
+  unmapGrants(handles: readonly number[]): Promise<number[]> {
+    return this.call("gnttabUnmapGrantRefs", handles);
+  }
   unmapGrant(handle: number): Promise<number> {
     return this.call("gnttabUnmapGrantRef", handle);
   }

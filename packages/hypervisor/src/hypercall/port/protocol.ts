@@ -33,6 +33,8 @@ export const PORT_OPS = [
   "evtchnUnmask",
   // grant tables (as a grantee: views in thread mode, copies everywhere)
   "gnttabMapGrantRefView",
+  "gnttabMapGrantRefViews",
+  "gnttabUnmapGrantRefs",
   "gnttabUnmapGrantRef",
   "gnttabCopyFrom",
   "gnttabCopyTo",

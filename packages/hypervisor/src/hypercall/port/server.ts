@@ -12,6 +12,10 @@ import { err } from "../../public/errno.js";
 import type { PoolParamsUpdate, SchedParamsUpdate } from "../../sched/types.js";
 import { legacyVcpuInfo, takePendingPorts } from "../../shared_info.js";
 import { ioreqComplete, ioreqFetch } from "./ioreq_relay.js";
+
+/** Entries of one batched grant map or unmap over the port. */
+const MAP_BATCH_MAX = 256;
+
 import { PORT_OPS, type PortDown, type PortFrame, type PortOp, type PortRequest, type PortView } from "./protocol.js";
 
 /** Where replies go: a MessagePort (thread mode) or a byte sink (process mode). */
@@ -69,7 +73,12 @@ export class PortServer {
     }
     try {
       const r = this.call(op as PortOp, args);
-      if (r !== null && typeof r === "object" && "buffer" in r) this.sink.send({ id, ok: r }, true);
+      // Answers holding shared frames (views) go by structured clone, never through msgpackr.
+      const views =
+        r !== null &&
+        typeof r === "object" &&
+        ("buffer" in r || (Array.isArray(r) && r.some((x) => x !== null && typeof x === "object" && "buffer" in x)));
+      if (views) this.sink.send({ id, ok: r }, true);
       else this.sink.send({ id, ok: r });
     } catch (e) {
       this.sink.send({ id, err: `op ${op} failed: ${(e as Error).message}` });
@@ -142,6 +151,29 @@ export class PortServer {
       }
       case "unmapForeignView":
         return s.unmapForeignView(c, n(0));
+      case "gnttabMapGrantRefViews": {
+        // One GNTTABOP_map_grant_ref with several entries: each gets its own status, as in Xen.
+        const refs = a[1];
+        const ro = a[2];
+        if (!Array.isArray(refs) || !Array.isArray(ro) || refs.length !== ro.length || refs.length > MAP_BATCH_MAX)
+          throw new TypeError("gnttabMapGrantRefViews takes two arrays of equal length (at most 256)");
+        return refs.map((ref: unknown, i: number): PortView => {
+          if (!this.threadMode) return { status: -1, handle: 0, buffer: null, byteOffset: 0 };
+          const r = s.gnttabMapGrantRefView(c, n(0), Number(ref), ro[i] === true);
+          return {
+            status: r.status,
+            handle: r.handle,
+            buffer: r.view === null ? null : (r.view.buffer as SharedArrayBuffer),
+            byteOffset: r.view === null ? 0 : r.view.byteOffset,
+          };
+        });
+      }
+      case "gnttabUnmapGrantRefs": {
+        const hs = a[0];
+        if (!Array.isArray(hs) || hs.length > MAP_BATCH_MAX)
+          throw new TypeError("gnttabUnmapGrantRefs takes an array (at most 256)");
+        return hs.map((h: unknown) => s.gnttabUnmapGrantRef(c, { hostAddr: 0, devBusAddr: 0, handle: Number(h) }));
+      }
       case "gnttabUnmapGrantRef":
         return s.gnttabUnmapGrantRef(c, { hostAddr: 0, devBusAddr: 0, handle: n(0) });
       case "gnttabCopyFrom":
