@@ -1,10 +1,12 @@
 #!/usr/bin/env node
 // `pnpm demo` (after the build): compiles demo/system.dts with dtc and boots it dom0less with
-// `xenon boot --serve --until-done` — cpupools on big and LITTLE pCPUs, a driver domain serving a
-// virtio-blk disk and a virtio-console, hello.elf, a ping-pong pair on a static event channel, a grant-sharing pair and
-// a static shared-memory pair. Each console line is prefixed by its domain's name; once the host
-// is up, the real `xl list` and `xl vcpu-list` show it and `xl shutdown` stops the disk's user (a
-// service running until stopped); the demo exits (status 0) when every guest has powered off.
+// `xenon boot --serve --until-done` — cpupools on big and LITTLE pCPUs; a driver domain serving
+// kvstore's disk and vif, netping's vif (netping queries kvstore over the host switch) and
+// vconsole's virtio-console; hello.elf; a ping-pong pair on a static event channel; a
+// grant-sharing pair; a static shared-memory pair. Each console line is prefixed by its domain's
+// name; once the host is up, the real `xl list` and `xl vcpu-list` show it and `xl shutdown`
+// stops vconsole (a service running until stopped); the demo exits (status 0) when every guest
+// has powered off.
 //
 //   node scripts/demo.mjs [--short] [--serve]
 //     --short   every `rounds=N` of the tree lowered (the test suite's run)
@@ -65,10 +67,10 @@ host.stdout.on("data", (chunk) => {
 
 /**
  * The real xl against the host, each command's output printed as one block; last, the service
- * domain (blkstress with rounds=0 runs until stopped) is shut down, and the host ends with it.
+ * domain (vconsole with lines=0 runs until stopped) is shut down.
  */
 async function showXl(hostUrl) {
-  for (const verb of [["list"], ["vcpu-list"], ["shutdown", "console_user"], ["shutdown", "disk_user"]]) {
+  for (const verb of [["list"], ["vcpu-list"], ["shutdown", "console_user"]]) {
     const r = await new Promise((resolve) => {
       const out = [];
       const xl = spawn(process.execPath, [bin("xl"), "-H", hostUrl, ...verb], { stdio: ["ignore", "pipe", "pipe"] });

@@ -62,6 +62,11 @@ describe("xenon boot: virtio devices from the tree", () => {
       /\/chosen\/rng_user\/rng: xenon,device: unknown device kind 'gpu'/,
     ],
     [
+      "a net device with a group MAC",
+      variant('xenon,device = "rng";', 'xenon,device = "net"; local-mac-address = [01 00 5e 00 00 01];'),
+      /\/chosen\/rng_user\/rng: local-mac-address: must be 6 bytes, a unicast MAC/,
+    ],
+    [
       "a device without a backend",
       variant("xenon,backend = <&entropy>;", ""),
       /\/chosen\/rng_user\/rng: xenon,backend: missing/,

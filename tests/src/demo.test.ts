@@ -22,18 +22,19 @@ describe("pnpm demo (short)", () => {
     assert.match(out, /^\(pong\) pingpong: pong done 10 rounds$/m, why);
     assert.match(out, /^\(mapper\) grantshare: unmap revoked access$/m, why);
     assert.match(out, /^\(shm_borrower\) shmem: borrower read 1024 words, pattern ok$/m, why);
-    assert.match(out, /^\(disk_user\) blkstress: disk 2048 sectors, id xenon-1048576, backend d10 grants 1$/m, why);
+    // kvstore on its disk and vif, netping querying it over the host switch, then stopping it.
+    assert.match(out, /^\(kvstore\) kvstore: disk 2048 sectors, mac 00:16:3e:00:00:10, \d+ keys loaded$/m, why);
+    assert.match(out, /^\(netping\) netping: kv put 8 get 8 verified 8 errors 0$/m, why);
+    assert.match(out, /^\(kvstore\) kvstore: stopped after \d+ requests, 8 keys$/m, why);
     assert.match(out, /^\(console_user\) vcon: hello through virtio-console$/m, why);
-    assert.match(out, /^\(disk_user\) blkstress: round 0 wrote 8 verified 8 errors 0$/m, why);
-    // xl list: the header, Domain-0 and the driver domain (up for the whole run).
+    // xl list: the header, Domain-0, the console service and the driver domain (up for the whole run).
     assert.match(out, /^\$ xl list\nName +ID +Mem VCPUs\tState\tTime\(s\)\nDomain-0 +0 /m, why);
-    assert.match(out, /^disk_user +9 +2 +1 +[r-][b-]-{4} /m, why);
-    assert.match(out, /^storage +10 +0 +1 +[r-][b-]-{4} /m, why);
+    assert.match(out, /^console_user +8 +2 +1 +[r-][b-]-{4} /m, why);
+    assert.match(out, /^storage +11 +0 +1 +[r-][b-]-{4} /m, why);
     assert.match(out, /^\$ xl vcpu-list\nName +ID +VCPU +CPU +State +Time\(s\) Affinity \(Hard \/ Soft\)$/m, why);
-    assert.match(out, /^disk_user +9 +0 +[0-3-] +/m, why);
-    // The service domains end with xl shutdown, and the host with them.
+    assert.match(out, /^console_user +8 +0 +[0-3-] +/m, why);
+    // The service domain ends with xl shutdown, and the host with it.
     assert.match(out, /^\$ xl shutdown console_user$/m, why);
-    assert.match(out, /^\$ xl shutdown disk_user$/m, why);
     assert.doesNotMatch(r.stderr.toString(), /crashed|shut down/, why);
   });
 });

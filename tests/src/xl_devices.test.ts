@@ -8,8 +8,8 @@ import { fileURLToPath } from "node:url";
 import { type ProcessResult, runProcess, XENON_BIN } from "./helpers/run.js";
 
 /**
- * xl.cfg devices end to end: `xenon host` as its own process, real `xl create` with `disk=` and
- * `virtio=`; each guest's devices are served by a driver domain of its own (`<name>-dd`, listed
+ * xl.cfg devices end to end: `xenon host` as its own process, real `xl create` with `disk=`,
+ * `vif=` and `virtio=`; each guest's devices are served by a driver domain of its own (`<name>-dd`, listed
  * by xl while the guest lives, gone with it), through grants. Bad specs are refused with the
  * file and line, the host unharmed.
  */
@@ -46,7 +46,7 @@ async function until(what: string, f: () => boolean | Promise<boolean>, ms = 60_
 
 const listed = async (name: string) => (await ok(["list"])).split("\n").some((l) => l.startsWith(`${name} `));
 
-describe("xl create with disk= and virtio= devices", () => {
+describe("xl create with disk=, vif= and virtio= devices", () => {
   before(async () => {
     host = spawn(process.execPath, [XENON_BIN, "host", "--pcpus", "2", "--memory", "256", "--console"], {
       stdio: ["ignore", "pipe", "pipe"],
@@ -106,6 +106,25 @@ describe("xl create with disk= and virtio= devices", () => {
     await until("both gone", async () => !(await listed("rng")) && !(await listed("rng-dd")));
   });
 
+  it("vif=: two guests on the host switch, one pinging the other by MAC", async () => {
+    const echo = cfg(
+      "echo",
+      `name = "echo"\nkernel = "netping.elf"\nmemory = 4\ncmdline = "mode=echo"\nvif = [ "mac=00:16:3e:00:00:21" ]\n`,
+    );
+    const ping = cfg(
+      "pinger",
+      `name = "pinger"\nkernel = "netping.elf"\nmemory = 4\ncmdline = "mode=ping peer=00:16:3e:00:00:21 count=4 stop=1"\nvif = [ "" ]\n`,
+    );
+    await ok(["create", echo]);
+    await ok(["create", ping]);
+    await until("the pings", () => /^\(pinger\) netping: done 4\/4 replies, 0 lost$/m.test(hostOut));
+    await until("the echo's STOP", () => /^\(echo\) netping: echo answered \d+ pings/m.test(hostOut));
+    await until("all four gone", async () => {
+      const l = await ok(["list"]);
+      return !/^(echo|pinger)(-dd)? /m.test(l);
+    });
+  });
+
   // The other refusals are unit tests (packages/toolstack/src/libxl/device.test.ts).
   const refusals: Array<[string, string, RegExp]> = [
     [
@@ -114,11 +133,6 @@ describe("xl create with disk= and virtio= devices", () => {
       /bad\.cfg:4: disk 'nope\.img,raw,xvda,rw': target 'nope\.img' does not exist/,
     ],
     ["an unknown virtio device", `virtio = [ "type=virtio,device22" ]`, /virtio device 34 cannot be served/],
-    [
-      "a vif (no virtio-net backend yet)",
-      `vif = [ "mac=00:16:3e:00:00:01" ]`,
-      /vif '.*': virtio-net is not served by driver domains yet/,
-    ],
   ];
   for (const [name, line, message] of refusals) {
     it(`refuses ${name} with the file and line; the host keeps running`, async () => {

@@ -32,7 +32,9 @@
  *                                   module, no memory/cpus (it has no guest RAM and no vCPU on a pCPU)
  *   <dom>/<dev> "xenon,virtio-device"
  *                                   a virtio-mmio device of the guest <dom>: xenon,backend = <&dd> (a
- *                                   driver domain), xenon,device = "blk" | "rng" | "console", and for blk
+ *                                   driver domain), xenon,device = "blk" | "rng" | "console" | "net"
+ *                                   (net: optional local-mac-address, 6 bytes; default
+ *                                   00:16:3e:<domid>:<n>; its vif joins the host's switch xenbr0), and for blk
  *                                   xenon,path (the raw image, beside the tree) and optional
  *                                   read-only; the guest finds it in its tree as virtio,mmio with a
  *                                   xen,grant-dma link to the backend (grants only)
@@ -49,6 +51,7 @@
  */
 import { existsSync, readFileSync } from "node:fs";
 import { dirname, isAbsolute, join } from "node:path";
+import { formatMac, isGroupMac } from "@xenon/backends";
 import { guestImagePath } from "@xenon/guests";
 import { parseElf32 } from "@xenon/hw";
 import {
@@ -546,7 +549,7 @@ function ramBaseFor(path: string, image: string, bytes: number): number {
   return base;
 }
 
-const VIRTIO_KINDS = new Set(["blk", "rng", "console"]);
+const VIRTIO_KINDS = new Set(["blk", "rng", "console", "net"]);
 
 /** A driver domain node: no kernel, no RAM, no vCPUs of its own (its backends run in a worker). */
 function driverDomain(path: string, n: FdtNode): DriverDomainSpec {
@@ -588,9 +591,20 @@ function virtioDevice(
       `${target.name} is not a driver domain (a xen,domain with xenon,driver-domain)`,
     );
   const kind = n.getString("xenon,device");
-  if (kind === undefined) throw new BootTreeError(path, "xenon,device", "missing: the device kind (blk, rng, console)");
+  if (kind === undefined)
+    throw new BootTreeError(path, "xenon,device", "missing: the device kind (blk, rng, console, net)");
   if (!VIRTIO_KINDS.has(kind))
     throw new BootTreeError(path, "xenon,device", `unknown device kind '${kind}' (${[...VIRTIO_KINDS].join(", ")})`);
+  if (kind === "net") {
+    for (const prop of ["xenon,path", "read-only"])
+      if (n.get(prop) !== undefined) throw new BootTreeError(path, prop, "a net device has no image");
+    const mac = n.get("local-mac-address");
+    if (mac === undefined) return { domain: guest, backend, device: { kind: "net", mac: "" } };
+    const value = mac.length === 6 ? mac.reduce((x, b) => x * 256 + b, 0) : -1;
+    if (value <= 0 || isGroupMac(value))
+      throw new BootTreeError(path, "local-mac-address", "must be 6 bytes, a unicast MAC ([00 16 3e ...])");
+    return { domain: guest, backend, device: { kind: "net", mac: formatMac(value) } };
+  }
   if (kind === "rng" || kind === "console") {
     for (const prop of ["xenon,path", "read-only"])
       if (n.get(prop) !== undefined) throw new BootTreeError(path, prop, `an ${kind} device has no image`);

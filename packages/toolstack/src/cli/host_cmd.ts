@@ -5,6 +5,7 @@
  */
 import { readFileSync } from "node:fs";
 import { parseArgs } from "node:util";
+import { VirtualSwitch } from "@xenon/backends";
 import type { SchedName, TimeMode } from "@xenon/hypervisor";
 import type { BootPlan } from "../boot/dom0less.js";
 import { XenonHost } from "../host/host.js";
@@ -203,10 +204,15 @@ export async function serveBootPlan(
     console: () => {},
   });
   const print = linePrinter();
+  // The host's one switch: the tree's vifs and, later, xl-created ones.
+  const vswitch = new VirtualSwitch({});
   let backends: Awaited<ReturnType<typeof launchBackends>>;
   try {
-    backends = await launchBackends(built.hv, built.virtio, (name, line) =>
-      print(name, Buffer.from(`${line}\n`, "latin1")),
+    backends = await launchBackends(
+      built.hv,
+      built.virtio,
+      (name, line) => print(name, Buffer.from(`${line}\n`, "latin1")),
+      vswitch,
     );
   } catch (e) {
     await built.machine.close();
@@ -221,6 +227,7 @@ export async function serveBootPlan(
         pools: plan.pools.map((p, id) => ({ id, name: p.name })),
         domains: built.domids.map((domid, i) => ({ domid, name: plan.domains[i]!.name })),
         console: print,
+        vswitch,
         close: async () => {
           for (const b of backends) await b.close();
         },

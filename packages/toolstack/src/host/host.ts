@@ -4,9 +4,11 @@
  * domain, with no guest code), the libxl API over them, the management endpoint, and XenStore on
  * a Unix socket with every domain introduced by name.
  */
+
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { type VifSwitch, VirtualSwitch } from "@xenon/backends";
 import { FrameAllocator, MachineMemory } from "@xenon/hw";
 import {
   createScheduler,
@@ -63,6 +65,8 @@ export interface AdoptedSystem {
   readonly console?: (name: string, bytes: Uint8Array) => void;
   /** Stops what came with the system (its driver domains), once its Machine has stopped. */
   readonly close?: () => Promise<void>;
+  /** The switch its driver domains' vifs are on (default: a new xenbr0). */
+  readonly vswitch?: VifSwitch;
 }
 
 const CONTROL_DOMID = 0;
@@ -138,7 +142,10 @@ export class XenonHost {
     const xs = await XenstoreLink.start(hv, { socketPath: sock });
     // It serves from its own worker from now on (its creation pause is only a count here).
     hv.domains.get(xs.domid)?.unpause();
+    // One switch per host: xl-created guests' vifs join the booted ones'.
+    const vswitch = sys.vswitch ?? new VirtualSwitch({});
     const libxl = new Libxl({
+      vswitch,
       hv,
       machine,
       pools: sys.pools,

@@ -3,6 +3,7 @@
  * it — domain names and configs (Xen keeps those in XenStore), cpupool names, console logs — and
  * who it acts as: the control domain, whose privilege every domctl/sysctl is checked against.
  */
+import type { VifSwitch } from "@xenon/backends";
 import type { Domain, Hypervisor, Machine } from "@xenon/hypervisor";
 import { ConsoleLog } from "./console.js";
 import type { DomainConfig } from "./types.js";
@@ -51,6 +52,8 @@ export interface LibxlCtxOptions {
   readonly xenstore?: { introduce(d: Domain, name: string): Promise<void> };
   /** Also receives every created domain's console output (`xenon host --console`). */
   readonly consoleTee?: (name: string, bytes: Uint8Array) => void;
+  /** The host's switch (xenbr0) that `vif=` devices plug into. */
+  readonly vswitch?: VifSwitch;
 }
 
 export class LibxlCtx {
@@ -60,6 +63,7 @@ export class LibxlCtx {
   readonly hostName: string;
   readonly xenstore: LibxlCtxOptions["xenstore"];
   readonly consoleTee: LibxlCtxOptions["consoleTee"];
+  readonly vswitch: LibxlCtxOptions["vswitch"];
   readonly startedAt = Date.now();
   /** cpupool id -> name (Xen: /local/pool/<id>/name). */
   readonly poolNames = new Map<number, string>();
@@ -73,6 +77,7 @@ export class LibxlCtx {
     this.hostName = opts.hostName ?? "xenon";
     this.xenstore = opts.xenstore;
     this.consoleTee = opts.consoleTee;
+    this.vswitch = opts.vswitch;
     for (const p of opts.pools) this.poolNames.set(p.id, p.name);
   }
 

@@ -4,7 +4,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, it } from "node:test";
 import { domainConfigFromText } from "../xlcfg/domain_config.js";
-import { absoluteDiskSpec, parseDiskSpec, parseVirtioSpec } from "./device.js";
+import { absoluteDiskSpec, parseDiskSpec, parseVifSpec, parseVirtioSpec } from "./device.js";
 
 const dir = mkdtempSync(join(tmpdir(), "xenon-device-spec-"));
 const img = join(dir, "disk.img");
@@ -25,6 +25,11 @@ describe("xl.cfg device specs", () => {
     );
   });
 
+  it("vif: a MAC (lower-cased) or none (the host gives Xen's), the switch xenbr0", () => {
+    assert.deepEqual(parseVifSpec("mac=00:16:3E:AB:00:01,bridge=xenbr0"), { kind: "net", mac: "00:16:3e:ab:00:01" });
+    assert.deepEqual(parseVifSpec("mtu=1400"), { kind: "net", mac: "", mtu: 1400 });
+  });
+
   it("virtio: type virtio,device<N> in hex, the comma inside it tolerated", () => {
     assert.deepEqual(parseVirtioSpec("type=virtio,device4"), { kind: "rng" });
     assert.deepEqual(parseVirtioSpec("type=virtio,device3,grant_usage=1"), { kind: "console" });
@@ -43,7 +48,9 @@ describe("xl.cfg device specs", () => {
     ["an unknown disk key", `disk = [ "vdev=xvda,colour=red,target=${img}" ]`, /unknown key 'colour'/],
     ["virtio without grants", `virtio = [ "type=virtio,device4,grant_usage=0" ]`, /grant_usage=0/],
     ["virtio without a type", `virtio = [ "transport=mmio" ]`, /no type/],
-    ["a bad mac", `vif = [ "mac=00:16:3e" ]`, /mac '00:16:3e' is not xx:xx:xx:xx:xx:xx/],
+    ["a bad mac", `vif = [ "mac=00:16:3e" ]`, /mac '00:16:3e' is not a unicast xx:xx:xx:xx:xx:xx/],
+    ["a group mac", `vif = [ "mac=01:16:3e:00:00:01" ]`, /is not a unicast/],
+    ["an mtu out of range", `vif = [ "mtu=9000" ]`, /mtu '9000' is out of range 68\.\.1500/],
     ["another bridge", `vif = [ "bridge=xenbr1" ]`, /the host has one switch, xenbr0/],
   ];
   for (const [name, line, message] of refusals) {

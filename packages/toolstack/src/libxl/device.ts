@@ -6,14 +6,14 @@
  * backends), so:
  *   disk   target (raw image, must exist), format raw, vdev (mandatory), access ro|rw,
  *          specification virtio (default here; "xen" has no blkback), transport mmio
- *   vif    mac, bridge (xenbr0) — virtio-net: checked, then refused until driver domains serve it
+ *   vif    mac (default 00:16:3e:<domid>:<n>), bridge xenbr0, mtu — virtio-net on the host switch
  *   virtio type=virtio,device<N> (N hex: 4 rng, 3 console), transport mmio, grant_usage 1
  * `backend=` other than the guest's own driver domain is refused: a running driver domain's
  * devices are fixed when it is launched. Every refusal names the spec and what is wrong.
  */
 import { existsSync } from "node:fs";
 import { isAbsolute, resolve } from "node:path";
-import type { VirtioDeviceSpec } from "@xenon/backends";
+import { formatMac, isGroupMac, parseMac, type VirtioDeviceSpec } from "@xenon/backends";
 import { LibxlError } from "./errors.js";
 
 export class DeviceSpecError extends Error {
@@ -145,20 +145,27 @@ const VIF_KEYS = new Set([
   "netdev",
 ]);
 
-/** One `vif=` entry: a virtio-net device on the host switch (default bridge xenbr0). */
-export function parseVifSpec(spec: string): never {
+/** One `vif=` entry: a virtio-net device on the host switch xenbr0 (MAC default: Xen's, by domid). */
+export function parseVifSpec(spec: string): VirtioDeviceSpec {
   const kv = keyValues("vif", spec, VIF_KEYS);
   const bad = (why: string): never => {
     throw new DeviceSpecError("vif", spec, why);
   };
   if (kv.get("backend") !== undefined) bad(ownBackendOnly(kv.get("backend")!));
-  const mac = kv.get("mac");
-  if (mac !== undefined && !/^([0-9a-fA-F]{2}:){5}[0-9a-fA-F]{2}$/.test(mac))
-    bad(`mac '${mac}' is not xx:xx:xx:xx:xx:xx`);
+  const macText = kv.get("mac");
+  let mac = "";
+  if (macText !== undefined) {
+    const m = parseMac(macText);
+    if (m === null || m === 0 || isGroupMac(m)) bad(`mac '${macText}' is not a unicast xx:xx:xx:xx:xx:xx`);
+    mac = formatMac(m!);
+  }
   const bridge = kv.get("bridge") ?? "xenbr0";
   if (bridge !== "xenbr0") bad(`bridge '${bridge}': the host has one switch, xenbr0`);
-  // The virtio-net device model and the switch exist; driver domains do not serve them yet.
-  return bad("virtio-net is not served by driver domains yet");
+  const mtuText = kv.get("mtu");
+  const mtu = mtuText === undefined ? undefined : Number(mtuText);
+  if (mtu !== undefined && (!Number.isInteger(mtu) || mtu < 68 || mtu > 1500))
+    bad(`mtu '${mtuText}' is out of range 68..1500`);
+  return { kind: "net", mac, ...(mtu !== undefined ? { mtu } : {}) };
 }
 
 const VIRTIO_KEYS = new Set(["type", "backend", "transport", "grant_usage"]);

@@ -11,7 +11,7 @@
  */
 import { existsSync, readFileSync } from "node:fs";
 import { isAbsolute } from "node:path";
-import { DriverDomain } from "@xenon/backends";
+import { DriverDomain, defaultVifMac, formatMac } from "@xenon/backends";
 import { guestImagePath } from "@xenon/guests";
 import { createVcpuState } from "@xenon/hw";
 import {
@@ -164,13 +164,20 @@ export async function createDomain(ctx: LibxlCtx, c: DomainConfig, opts: CreateO
   try {
     // Its devices' backends: a driver domain of its own, launched before the guest's tree is
     // written (the tree names its domid), stopped when the guest is gone.
+    let vif = 0;
     const slots = devices.map((device, i) => ({
       guest: domid,
       base: GUEST_VIRTIO_MMIO_BASE + i * GUEST_VIRTIO_MMIO_SIZE,
       size: GUEST_VIRTIO_MMIO_SIZE,
       guestIrqPort: VIRTIO_IRQ_PORT_BASE + i,
-      device,
+      // A vif without a MAC gets Xen's: 00:16:3e, then the domid and the vif's number.
+      device:
+        device.kind === "net" && device.mac === ""
+          ? { ...device, mac: formatMac(defaultVifMac(domid, vif++)) }
+          : device,
     }));
+    if (slots.some((s) => s.device.kind === "net") && ctx.vswitch === undefined)
+      throw new LibxlError("EINVAL", "vif: this host has no switch");
     if (slots.length > 0) {
       const ddName = `${c.name}-dd`;
       try {
@@ -179,6 +186,7 @@ export async function createDomain(ctx: LibxlCtx, c: DomainConfig, opts: CreateO
           name: ddName,
           restart: true,
           log: (l) => hv.log(`${ddName}: ${l}`),
+          ...(ctx.vswitch !== undefined ? { vswitch: ctx.vswitch } : {}),
         });
       } catch (e) {
         throw new LibxlError("EIO", `domain ${domid} (${c.name}): driver domain: ${(e as Error).message}`);

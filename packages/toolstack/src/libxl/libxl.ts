@@ -4,6 +4,7 @@
  * message xl prints. Every operation goes through the core's domctl/sysctl semantics as the
  * control domain, except the domain builder's memory setup (libxenguest's part).
  */
+import type { VifSwitch } from "@xenon/backends";
 import type { Domain, Hypervisor, Machine } from "@xenon/hypervisor";
 import {
   type RestoreResult,
@@ -42,6 +43,8 @@ export interface LibxlOptions {
   readonly xenstore?: { introduce(d: Domain, name: string): Promise<void> };
   /** Also receives every created domain's console output (`xenon host --console`). */
   readonly consoleTee?: (name: string, bytes: Uint8Array) => void;
+  /** The host's switch (xenbr0) that `vif=` devices plug into. */
+  readonly vswitch?: VifSwitch;
 }
 
 export class Libxl {
