@@ -74,6 +74,7 @@ const NATIVE_IMAGES = {
   dirtier: ["images/dirtier.c"],
   netping: ["images/netping.c"],
   kvstore: ["images/kvstore.c"],
+  dmatest: ["images/dmatest.c"],
 };
 const LINUX_EXTRA = { cpubench: ["bench/cpubench_core.c"] };
 

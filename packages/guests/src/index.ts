@@ -55,6 +55,7 @@ export const NATIVE_IMAGES: readonly string[] = [
   "virtioattack",
   "netping",
   "kvstore",
+  "dmatest",
 ];
 
 const NAME = /^[a-z0-9_-]+$/;

@@ -35,8 +35,6 @@ export {
 export type { TimeSource } from "./cpu/time.js";
 export { hostTime, hostTimeSince, TIMEBASE_HZ } from "./cpu/time.js";
 export { createVcpuState, VCPU_STATE_BYTES, VCPU_STATE_WORDS, VcpuSlot } from "./cpu/vcpu_state.js";
-export type { ElfImage, ElfSegment } from "./elf/elf32.js";
-export { EF_RISCV_RVC, ElfError, EM_RISCV, PF_R, PF_W, PF_X, PT_LOAD, parseElf32 } from "./elf/elf32.js";
 export {
   DMA_ENGINE_ID,
   DMA_ENGINE_WINDOW,
@@ -47,6 +45,8 @@ export {
   DmaReg,
   DmaStatus,
 } from "./dma_engine/dma_engine.js";
+export type { ElfImage, ElfSegment } from "./elf/elf32.js";
+export { EF_RISCV_RVC, ElfError, EM_RISCV, PF_R, PF_W, PF_X, PT_LOAD, parseElf32 } from "./elf/elf32.js";
 export type { DmaAccess, IommuFault, IommuPageSize, Translation } from "./iommu/iommu.js";
 export {
   IOMMU_PAGE_1G,

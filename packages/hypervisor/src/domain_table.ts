@@ -220,6 +220,8 @@ export class DomainTable {
     d.console.flush();
     for (const v of d.vcpus) v.schedRequest = { op: "shutdown" };
     this.hv.ioreq.domainDestroyed(domid);
+    // Its devices stop reaching its memory before the memory goes.
+    this.hv.passthrough.domainDestroyed(domid);
     evtchnDestroy(this.hv, d);
     gnttabReleaseMappings(this.hv, d);
     releaseForeignMaps(d);

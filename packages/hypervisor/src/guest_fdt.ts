@@ -18,6 +18,8 @@
  *   /virtio@<base>   compatible = "virtio,mmio"; reg = the window; interrupt-parent = the
  *                    hypervisor node, interrupts = <the guest's event-channel port>;
  *                    dma-coherent; iommus = <&xen_iommu BACKEND_DOMID> when grants are used
+ *   /<name>@<base>   a passed-through device (dom0less /passthrough): compatible, reg = its
+ *                    guest window, interrupt-parent = the hypervisor node, interrupts = <port>
  */
 import { TIMEBASE_HZ } from "@xenon/hw";
 import { Fdt, FdtNode } from "./fdt/tree.js";
@@ -63,6 +65,14 @@ export interface GuestFdtConfig {
   readonly virtio?: readonly GuestVirtioMmio[];
   /** Where the builder put the domain's ramdisk: [start, end) guest-physical. */
   readonly initrd?: { readonly start: number; readonly end: number };
+  /** Devices passed through to the guest (registers at `base`, interrupt on port `evtchn`). */
+  readonly passthrough?: ReadonlyArray<{
+    readonly name: string;
+    readonly compatible: string;
+    readonly base: number;
+    readonly size: number;
+    readonly evtchn: number;
+  }>;
 }
 
 function cells64(v: number): number[] {
@@ -118,7 +128,8 @@ export function buildGuestFdt(cfg: GuestFdtConfig): Uint8Array {
   hyp.set("xenon,upcall-irq", u32(GUEST_UPCALL_IRQ));
 
   const virtio = cfg.virtio ?? [];
-  if (virtio.length > 0) {
+  const passthrough = cfg.passthrough ?? [];
+  if (virtio.length > 0 || passthrough.length > 0) {
     hyp.set("interrupt-controller", new Uint8Array(0)).set("#interrupt-cells", u32(1));
     hyp.set("phandle", u32(PHANDLE_EVTCHN_CONTROLLER));
   }
@@ -133,6 +144,12 @@ export function buildGuestFdt(cfg: GuestFdtConfig): Uint8Array {
     n.set("interrupt-parent", u32(PHANDLE_EVTCHN_CONTROLLER)).set("interrupts", u32(v.evtchn));
     n.set("dma-coherent", new Uint8Array(0));
     if (v.grants) n.set("iommus", u32(PHANDLE_XEN_IOMMU, v.backendDomid));
+  }
+  for (const p of passthrough) {
+    const n = root.addChild(`${p.name}@${p.base.toString(16)}`);
+    n.set("compatible", str(p.compatible));
+    n.set("reg", u32(...cells64(p.base), ...cells64(p.size)));
+    n.set("interrupt-parent", u32(PHANDLE_EVTCHN_CONTROLLER)).set("interrupts", u32(p.evtchn));
   }
 
   return writeFdt(new Fdt(root));

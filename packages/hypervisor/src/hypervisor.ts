@@ -5,6 +5,7 @@ import type { Domain, ShutdownAction } from "./domain.js";
 import { DomainTable } from "./domain_table.js";
 import { HypercallSemantics } from "./hypercall/semantics.js";
 import { IoreqServers } from "./ioreq/ioreq_servers.js";
+import { Passthrough } from "./passthrough/passthrough.js";
 import { NR_VIRQS } from "./public/xen.js";
 import { DEFAULT_SPEC_CTRL, type SpecCtrlOptions, specCtrlReport, type XenCmdline } from "./spec_ctrl.js";
 
@@ -57,6 +58,8 @@ export class Hypervisor {
   readonly hypercalls: HypercallSemantics;
   /** Device models' IOREQ servers (dm_op). */
   readonly ioreq: IoreqServers;
+  /** Host devices that can be passed through to domains, behind the host IOMMU. */
+  readonly passthrough: Passthrough;
   hooks: HypervisorHooks;
   /**
    * The scheduling layer's control interface for domctl/sysctl (pause, affinity, scheduler
@@ -80,6 +83,7 @@ export class Hypervisor {
     this.domains = new DomainTable(this);
     this.hypercalls = new HypercallSemantics(this);
     this.ioreq = new IoreqServers(this);
+    this.passthrough = new Passthrough(this);
   }
 
   /** Routes a global VIRQ to `domid` (XEN_DOMCTL_set_virq_handler). */

@@ -131,6 +131,7 @@ export type { GuestMemory } from "./p2m/guest_access.js";
 export type { P2m, P2mDescriptor, P2mEntryInfo } from "./p2m/p2m.js";
 export { P2M_ROOT_PAGES, P2mReader } from "./p2m/p2m.js";
 export { GUEST_RAM_BASE, GUEST_RAM_BASE_GFN, MAX_GFN, P2M_TYPE_NAMES, P2mType } from "./p2m/types.js";
+export { PASSTHROUGH_MODELS, Passthrough, type PassthroughDeviceInfo } from "./passthrough/passthrough.js";
 export type { TimeMode } from "./pcpu/contract.js";
 // Xen's public ABI: numbers, flags, status codes and struct layouts.
 export { Errno, err } from "./public/errno.js";

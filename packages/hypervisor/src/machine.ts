@@ -744,8 +744,20 @@ export class Machine {
           Atomics.store(s, VcpuSlot.PREEMPT, 0);
           return;
         case ExitReason.MMIO: {
-          // An access in a range an IOREQ server serves (the worker reflects any other as a fault).
+          // An access in a range an IOREQ server serves or a passed-through device's registers
+          // (the worker reflects any other as a fault).
           const write = s[VcpuSlot.MMIO_WRITE] !== 0;
+          const direct = this.hv.passthrough.access(
+            domid,
+            s[VcpuSlot.MMIO_ADDR]! >>> 0,
+            s[VcpuSlot.MMIO_SIZE]!,
+            write,
+            s[VcpuSlot.MMIO_VALUE]!,
+          );
+          if (direct !== null) {
+            if (!write) completeMmioLoad(rec.state, direct);
+            continue;
+          }
           const sent = this.hv.ioreq.send(
             rec.domain,
             rec.vcpuId,

@@ -77,7 +77,8 @@ describe("DMA engine (xenon,dma-engine) behind the IOMMU", () => {
     const s = dma.getState();
     const { dma: other } = setup();
     other.setState(structuredClone(s));
-    for (const r of Object.values(DmaReg)) assert.equal(other.read(r, 4), dma.read(r, 4), `register 0x${r.toString(16)}`);
+    for (const r of Object.values(DmaReg))
+      assert.equal(other.read(r, 4), dma.read(r, 4), `register 0x${r.toString(16)}`);
     other.reset();
     assert.equal(other.read(DmaReg.DONE, 4), 0);
     assert.throws(() => other.setState({ ...s, version: 2 as 1 }), /version 2/);

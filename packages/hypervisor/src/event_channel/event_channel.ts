@@ -110,6 +110,25 @@ export function evtchnBindIpi(d: Domain, vcpuId: number): number {
 }
 
 /**
+ * A passed-through device's interrupt line as d's port `port` (state pirq, number `pirq`): the
+ * guest's tree names the port as the device's `interrupts` cell, as for virtio devices, and the
+ * core raises it with evtchnRaisePirq. Port taken at build time, like a static event channel.
+ */
+export function evtchnBindPirq(d: Domain, port: number, pirq: number): number {
+  if (d.dying) return err("EINVAL");
+  const p = takePort(d, port);
+  if (p < 0) return p;
+  d.evtchn.bind(p, Ecs.pirq, 0, pirq, 0);
+  return p;
+}
+
+/** The device behind d's pirq port raised its interrupt. */
+export function evtchnRaisePirq(hv: Hypervisor, d: Domain, port: number): void {
+  if (d.dying || !d.evtchn.isValid(port) || d.evtchn.state(port) !== Ecs.pirq) return;
+  notifyPort(hv, d, port);
+}
+
+/**
  * Host side: frees d's `port` if it is unbound (a domain restored here keeps its interdomain ends
  * unbound, naming backends that stayed behind; the toolstack frees one before binding it to the
  * new backend with evtchnBindStatic). Any other state is left alone: -EINVAL.

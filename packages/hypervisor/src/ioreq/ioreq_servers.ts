@@ -203,7 +203,14 @@ export class IoreqServers {
     for (const s of this.byTarget.get(domid) ?? [])
       if (s?.enabled) for (const r of s.ranges) out.push([r.start, r.end + 1]);
     for (const r of this.parked.get(domid) ?? []) out.push([r.start, r.end + 1]);
+    // Passed-through devices' registers exit to the core too (the core hands them to the device).
+    out.push(...this.hv.passthrough.windows(domid));
     return out;
+  }
+
+  /** A device was assigned to `domid` or taken back: its exit ranges changed. */
+  passthroughChanged(domid: number): void {
+    this.bump(domid);
   }
 
   /** Changes whenever mmioRanges(domid) may have changed. */

@@ -60,6 +60,8 @@ export function checkSaveable(hv: Hypervisor, d: Domain, opts: SaveOptions = {})
   if (d.dying) throw new SaveError(`domain ${d.domid} is dying`);
   if (d.flags.directMap)
     throw new SaveError(`domain ${d.domid} is direct-mapped (gfn == mfn): its frames cannot move to another host`);
+  if (hv.passthrough.hasDevices(d.domid))
+    throw new SaveError(`domain ${d.domid} has a device passed through to it: it cannot leave this host`);
   if (d.maptrack.count > 0)
     throw new SaveError(
       `domain ${d.domid} holds ${d.maptrack.count} grant mapping(s) of other domains: unmap them first`,

@@ -148,6 +148,8 @@ export class P2m extends P2mReader {
   private controlBuffer: SharedArrayBuffer;
   private dirtyBuffer: SharedArrayBuffer | null = null;
   private mapped = 0;
+  /** Told of every entry change after it is made (the domain's IOMMU tables follow the P2M). */
+  onChange: ((gfn: number) => void) | null = null;
 
   private constructor(
     memory: MachineMemory,
@@ -204,6 +206,7 @@ export class P2m extends P2mReader {
     }
     Atomics.store(c.i32, slot, mfn | 0);
     Atomics.store(c.i32, slot + 1, type);
+    this.onChange?.(gfn);
     return 0;
   }
 
@@ -224,6 +227,7 @@ export class P2m extends P2mReader {
     this.mapped--;
     this.leafUse.set(leaf, (this.leafUse.get(leaf) ?? 1) - 1);
     this.bumpGeneration();
+    this.onChange?.(gfn);
     return old;
   }
 
@@ -244,6 +248,7 @@ export class P2m extends P2mReader {
       this.bumpGeneration();
     }
     Atomics.store(c.i32, slot + 1, type);
+    this.onChange?.(gfn);
     return 0;
   }
 

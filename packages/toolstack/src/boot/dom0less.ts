@@ -41,6 +41,9 @@
  *   /chosen/<ch> "xen,evtchn-v1", /chosen/<shm> "xen,domain-shared-memory-v1"
  *                                   dom0's ends: a Domain-0 (domid 0, privileged, no kernel, no vCPU;
  *                                   the control domain `--serve` acts as) is made to hold them
+ *   <dom>/<m> "multiboot,device-tree"  partial tree (`xenon,path`, a .dtb): /passthrough nodes with
+ *                                   reg, interrupts, xen,path, xen,reg (passthroughOf); host nodes
+ *                                   whose compatible is a passthrough model are the host's devices
  *   <dom>/<shm> "xen,domain-shared-memory-v1"
  *                                   xen,shm-id (< 16 bytes), xen,shared-mem = <host guest size>
  *                                   (domain node's cells), role = owner|borrower (absent: DOMID_IO
@@ -62,6 +65,7 @@ import {
   GUEST_GNTTAB_SIZE,
   GUEST_RAM_BASE,
   type HostRange,
+  PASSTHROUGH_MODELS,
   p2mPoolPagesFor,
   parseXenCmdline,
   readFdt,
@@ -72,6 +76,8 @@ import type {
   Dom0Spec,
   DomainSpec,
   DriverDomainSpec,
+  HostDeviceSpec,
+  PassthroughSpec,
   PoolSpec,
   SharedMemSpec,
   StaticEvtchn,
@@ -110,6 +116,8 @@ export interface BootPlan {
    * static shared memory): a Domain-0 is made to hold them.
    */
   readonly dom0?: Dom0Spec;
+  /** The host's DMA-capable devices (nodes whose compatible is a passthrough model), by path. */
+  readonly hostDevices: readonly HostDeviceSpec[];
 }
 
 const SCHEDULERS = new Set(["credit2", "rtds", "null"]);
@@ -184,6 +192,98 @@ function phandles(path: string, n: FdtNode, prop: string): number[] {
   return n.getU32Array(prop)!;
 }
 
+/**
+ * Passthrough (Xen's docs/misc/arm/passthrough.txt, dom0less form): the domain node's
+ * "multiboot,device-tree" module names a partial tree (`xenon,path`, a .dtb beside the host tree)
+ * whose /passthrough nodes are copied into the guest's tree. Each device node there has `reg` (its
+ * guest window, in the partial tree's root cells), `interrupts` (the guest's event-channel port),
+ * `xen,path` (the host node of the device) and `xen,reg` = <host address, size, guest address> in
+ * the same cells, which must agree with the host node and with `reg`.
+ */
+function passthroughOf(
+  treeDir: string,
+  pathOf: (n: FdtNode) => string,
+  dn: FdtNode,
+  hostDevices: readonly HostDeviceSpec[],
+  assignedTo: Map<string, string>,
+  ram: ReadonlyArray<{ gpa: number; bytes: number }>,
+): PassthroughSpec[] {
+  const mods = dn.children.filter((c) => compatible(c).includes("multiboot,device-tree"));
+  if (mods.length === 0) return [];
+  if (mods.length > 1) throw new BootTreeError(pathOf(mods[1]!), null, "a domain takes one multiboot,device-tree");
+  const mod = mods[0]!;
+  const mp = pathOf(mod);
+  const name = mod.getString("xenon,path");
+  if (name === undefined) throw new BootTreeError(mp, "xenon,path", "missing: names the partial device tree (.dtb)");
+  const file = isAbsolute(name) ? name : join(treeDir, name);
+  if (!existsSync(file))
+    throw new BootTreeError(mp, "xenon,path", `partial device tree '${name}' not found beside the tree`);
+  let partial: Fdt;
+  try {
+    partial = readFdt(new Uint8Array(readFileSync(file)));
+  } catch (e) {
+    throw new BootTreeError(mp, "xenon,path", `'${name}' is not a device tree blob: ${(e as Error).message}`);
+  }
+  const pt = partial.root.child("passthrough");
+  if (pt === undefined) throw new BootTreeError(mp, "xenon,path", `'${name}' has no /passthrough node`);
+  const ac = partial.root.addressCells();
+  const sc = partial.root.sizeCells();
+  const out: PassthroughSpec[] = [];
+  for (const n of pt.children) {
+    const np = `${name}:/passthrough/${n.name}`;
+    const hostPath = n.getString("xen,path");
+    if (hostPath === undefined) throw new BootTreeError(np, "xen,path", "missing: names the host device node");
+    const dev = hostDevices.find((h) => h.path === hostPath);
+    if (dev === undefined)
+      throw new BootTreeError(np, "xen,path", `no passthrough-capable device at ${hostPath} in the host tree`);
+    const holder = assignedTo.get(hostPath);
+    if (holder !== undefined)
+      throw new BootTreeError(np, "xen,path", `${hostPath} is already passed through to ${holder}`);
+    const xreg = n.get("xen,reg");
+    const stride = 4 * (2 * ac + sc);
+    if (xreg === undefined || xreg.length !== stride)
+      throw new BootTreeError(np, "xen,reg", `must be one <host address, size, guest address> (${2 * ac + sc} cells)`);
+    const hostAddr = cellsValue(xreg, 0, ac);
+    const size = cellsValue(xreg, 4 * ac, sc);
+    const guestAddr = cellsValue(xreg, 4 * (ac + sc), ac);
+    if (hostAddr !== dev.base || size !== dev.size)
+      throw new BootTreeError(
+        np,
+        "xen,reg",
+        `host window ${rangeText({ hpa: hostAddr, bytes: size })} is not ${hostPath}'s ${rangeText({ hpa: dev.base, bytes: dev.size })}`,
+      );
+    const reg = ranges(np, n, "reg", ac, sc);
+    if (reg === null || reg.length !== 1 || reg[0]!.hpa !== guestAddr || reg[0]!.bytes !== size)
+      throw new BootTreeError(
+        np,
+        "reg",
+        `must be the guest window of xen,reg (${rangeText({ hpa: guestAddr, bytes: size })})`,
+      );
+    if (guestAddr % PAGE !== 0 || guestAddr + size > 2 ** 32)
+      throw new BootTreeError(
+        np,
+        "reg",
+        `guest window ${rangeText({ hpa: guestAddr, bytes: size })} is not page-aligned below 4 GiB`,
+      );
+    if (ram.some((r) => guestAddr < r.gpa + r.bytes && r.gpa < guestAddr + size))
+      throw new BootTreeError(np, "reg", "the guest window overlaps the domain's RAM");
+    const irq = n.getU32("interrupts");
+    if (irq === undefined || irq === 0)
+      throw new BootTreeError(np, "interrupts", "missing: the guest's event-channel port");
+    assignedTo.set(hostPath, pathOf(dn));
+    out.push({
+      hostPath,
+      name: n.name.split("@")[0]!,
+      compatible: dev.compatible,
+      guestBase: guestAddr,
+      size,
+      guestIrqPort: irq,
+    });
+  }
+  if (out.length === 0) throw new BootTreeError(mp, "xenon,path", `'${name}' passes nothing through`);
+  return out;
+}
+
 /** Resolves `xenon,path`: beside the tree first, then among the built guest images. */
 function resolveImage(treeDir: string, path: string, name: string): string {
   const beside = isAbsolute(name) ? name : join(treeDir, name);
@@ -240,6 +340,21 @@ export function planFromTree(fdt: Fdt, treeFile: string, extraXenBootargs = ""):
     cpuByNode.set(c, { id, cls: dmips[i] === maxDmips ? "big" : "LITTLE", speed });
   }
 
+  // The host's devices that can be passed through (anywhere but /chosen), their reg in their parent's cells.
+  const hostDevices: HostDeviceSpec[] = [];
+  const walk = (n: FdtNode, parent: FdtNode | null) => {
+    if (n.name === "chosen" && parent === root) return;
+    const model = compatible(n).find((c) => (PASSTHROUGH_MODELS as readonly string[]).includes(c));
+    if (model !== undefined && parent !== null) {
+      const p = pathOf(n);
+      const reg = ranges(p, n, "reg", parent.addressCells(), parent.sizeCells());
+      if (reg === null || reg.length !== 1) throw new BootTreeError(p, "reg", "a device needs one register window");
+      hostDevices.push({ path: p, compatible: model, base: reg[0]!.hpa, size: reg[0]!.bytes });
+    }
+    for (const c of n.children) walk(c, n);
+  };
+  walk(root, null);
+
   const chosen = root.child("chosen");
   if (chosen === undefined) throw new BootTreeError("/chosen", null, "missing: nothing to boot");
   // The hypervisor command line: the tree's, then any given on ours (later options win).
@@ -291,6 +406,8 @@ export function planFromTree(fdt: Fdt, treeFile: string, extraXenBootargs = ""):
   const domOfNode = new Map<FdtNode, number>();
   const shmById = new Map<string, ShmRegion>();
   const roleHolders = new Map<string, string>();
+  /** Host device path -> the domain node it went to (a device goes to one domain). */
+  const assignedTo = new Map<string, string>();
   let totalKiB = 0;
   for (const [i, dn] of domainNodes.entries()) {
     const p = pathOf(dn);
@@ -355,6 +472,7 @@ export function planFromTree(fdt: Fdt, treeFile: string, extraXenBootargs = ""):
     const sharedMem = dn.children
       .filter((c) => compatible(c).includes("xen,domain-shared-memory-v1"))
       .map((c) => sharedRegion(pathOf(c), c, dn, ramRanges, shmById, reservations));
+    const passthrough = passthroughOf(treeDir, pathOf, dn, hostDevices, assignedTo, ramRanges);
     domains.push({
       path,
       name: dn.name,
@@ -365,6 +483,7 @@ export function planFromTree(fdt: Fdt, treeFile: string, extraXenBootargs = ""):
       ...(staticMem !== null ? { staticMem } : {}),
       ...(directMap ? { directMap } : {}),
       ...(sharedMem.length > 0 ? { sharedMem } : {}),
+      ...(passthrough.length > 0 ? { passthrough } : {}),
       ...(specCtrl.length > 0 ? { specCtrl } : {}),
       ...(ramBase !== GUEST_RAM_BASE ? { ramBase } : {}),
       ...(ramdisk !== undefined ? { ramdisk } : {}),
@@ -495,6 +614,7 @@ export function planFromTree(fdt: Fdt, treeFile: string, extraXenBootargs = ""):
     driverDomains,
     virtio,
     ...(hasDom0 ? { dom0: { sharedMem: dom0Shm } } : {}),
+    hostDevices,
   };
 }
 

@@ -226,6 +226,7 @@ async function cmdBoot(args: string[]): Promise<void> {
       driverDomains: plan.driverDomains,
       ...(plan.dom0 !== undefined ? { dom0: plan.dom0 } : {}),
       virtio: plan.virtio,
+      hostDevices: plan.hostDevices,
       hostRam: plan.hostRam,
       ...(plan.staticHeap !== undefined ? { staticHeap: plan.staticHeap } : {}),
       specCtrl: plan.xenCmdline.specCtrl,

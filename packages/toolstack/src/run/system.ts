@@ -71,6 +71,8 @@ export interface DomainSpec {
   readonly directMap?: boolean;
   /** Static shared memory regions this domain maps. */
   readonly sharedMem?: readonly SharedMemSpec[];
+  /** Host devices passed through to it (dom0less /passthrough). */
+  readonly passthrough?: readonly PassthroughSpec[];
   /** Speculation controls it runs with: ibrs, stibp, ssbd, virt-ssbd (spec_ctrl.ts). */
   readonly specCtrl?: readonly string[];
   /** Guest-physical start of its RAM when not GUEST_RAM_BASE (a kernel linked lower). */
@@ -92,6 +94,26 @@ export interface DomainSpec {
  * Dom0less static shared memory (`xen,domain-shared-memory-v1`) as one domain sees it: host range
  * [hpa, +bytes) at guest address gpa. Regions with the same id are the same host frames.
  */
+/** A DMA-capable device of the host (a host-tree node whose compatible is a passthrough model). */
+export interface HostDeviceSpec {
+  readonly path: string;
+  readonly compatible: string;
+  /** Host-physical register window. */
+  readonly base: number;
+  readonly size: number;
+}
+
+/** A host device passed through to a domain: its registers at guestBase, its interrupt on a port. */
+export interface PassthroughSpec {
+  readonly hostPath: string;
+  /** Node name in the guest's tree (before the @). */
+  readonly name: string;
+  readonly compatible: string;
+  readonly guestBase: number;
+  readonly size: number;
+  readonly guestIrqPort: number;
+}
+
 export interface SharedMemSpec {
   readonly id: string;
   readonly hpa: number;
@@ -129,6 +151,8 @@ export interface PoolSpec {
 
 export interface SystemConfig {
   readonly domains: readonly DomainSpec[];
+  /** The host's DMA-capable devices (behind the host IOMMU), for domains' `passthrough`. */
+  readonly hostDevices?: readonly HostDeviceSpec[];
   /** cpupools; when absent, one pool "Pool-0" of `pcpus` reference pCPUs under `scheduler`. */
   readonly pools?: readonly PoolSpec[];
   readonly evtchns?: readonly StaticEvtchn[];
@@ -372,6 +396,13 @@ export function buildSystem(cfg: Omit<SystemConfig, "timeoutMs">): BuiltSystem {
   const { memory, allocator } = hostMemory(cfg);
   const hv = new Hypervisor({ memory, allocator });
   if (cfg.commandLine !== undefined) hv.applyCommandLine(cfg.commandLine.line, cfg.commandLine.parsed);
+  for (const dev of cfg.hostDevices ?? []) {
+    try {
+      hv.passthrough.addDevice(dev.path, dev.compatible, dev.base, dev.size);
+    } catch (e) {
+      throw new ConfigError((e as Error).message);
+    }
+  }
   const npcpus = cfg.pcpus ?? 2;
   if (!Number.isInteger(npcpus) || npcpus < 1 || npcpus > 64) {
     throw new ConfigError(`pcpus ${npcpus} out of range 1..64`);
@@ -467,6 +498,17 @@ export function buildSystem(cfg: Omit<SystemConfig, "timeoutMs">): BuiltSystem {
                 grants: true,
               })),
           ),
+          ...(spec.passthrough !== undefined
+            ? {
+                passthrough: spec.passthrough.map((p) => ({
+                  name: p.name,
+                  compatible: p.compatible,
+                  base: p.guestBase,
+                  size: p.size,
+                  evtchn: p.guestIrqPort,
+                })),
+              }
+            : {}),
         });
       let ramdisk: Uint8Array | undefined;
       let initrd: { start: number; end: number } | undefined;
@@ -490,6 +532,11 @@ export function buildSystem(cfg: Omit<SystemConfig, "timeoutMs">): BuiltSystem {
           if (d.guest.copyToGuest(initrd.start, ramdisk) < 0) throw new Error("copying the ramdisk failed");
         }
         for (const shm of spec.sharedMem ?? []) mapStaticShared(d, { hpa: shm.hpa, bytes: shm.bytes }, shm.gpa);
+        // After its RAM exists: the IOMMU maps what the P2M holds now (and follows it from here).
+        for (const pt of spec.passthrough ?? []) {
+          const rc = hv.passthrough.assign(d.domid, pt.hostPath, pt.guestBase, pt.guestIrqPort);
+          if (rc < 0) throw new Error(`${pt.hostPath}: cannot be passed through (${rc})`);
+        }
       } catch (e) {
         throw new ConfigError(`${spec.name}: ${(e as Error).message}`);
       }
