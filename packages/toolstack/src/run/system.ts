@@ -163,6 +163,11 @@ export interface SystemConfig {
    */
   readonly virtio?: readonly VirtioAttach[];
   /**
+   * The host's switch the net devices' vifs plug into (default: a fresh xenbr0 for the run when
+   * there is a net device). Pass one to reach the guests' network from elsewhere (another port).
+   */
+  readonly vswitch?: VifSwitch;
+  /**
    * Named driver domains (the boot tree's `xenon,driver-domain` nodes): a VirtioAttach with
    * `backend` set is served by that one instead of a driver domain of its own. Their domids follow
    * the guests'.
@@ -766,7 +771,7 @@ export async function runSystem(cfg: SystemConfig): Promise<SystemResult> {
   // Driver domains first: their domids are the ones the guests' trees name.
   let backends: DriverDomain[];
   try {
-    backends = await launchBackends(hv, virtio, cfg.console);
+    backends = await launchBackends(hv, virtio, cfg.console, cfg.vswitch);
   } catch (e) {
     await machine.close();
     throw e;
