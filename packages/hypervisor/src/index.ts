@@ -75,7 +75,7 @@ export type { GrantView, PortEndpoint } from "./hypercall/port/client.js";
 export { HypercallClient, PortClosedError } from "./hypercall/port/client.js";
 export type { IoreqBatch } from "./hypercall/port/ioreq_relay.js";
 export type { PortDown, PortOp, PortRequest } from "./hypercall/port/protocol.js";
-export { PORT_OPS } from "./hypercall/port/protocol.js";
+export { MAX_COPY_SEGMENTS, PORT_OPS } from "./hypercall/port/protocol.js";
 export type { PortSink } from "./hypercall/port/server.js";
 export { messagePortSink, PortServer, servePort } from "./hypercall/port/server.js";
 export {

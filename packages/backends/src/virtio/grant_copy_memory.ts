@@ -3,7 +3,7 @@
  * a region is a local copy of the granted bytes, fetched at map/refresh and pushed back at
  * flush/release. Same interface and same checks as the map implementation.
  */
-import { Gntst } from "@xenon/hypervisor";
+import { Gntst, MAX_COPY_SEGMENTS } from "@xenon/hypervisor";
 import { fmtGntst, grantRange } from "./dma.js";
 import { type GuestMemory, type MemoryRegion, PageRegion } from "./guest_memory.js";
 import { GuestGoneError } from "./queue_error.js";
@@ -12,6 +12,12 @@ import { GuestGoneError } from "./queue_error.js";
 export interface GrantCopier {
   copyFromGrant(dom: number, ref: number, offset: number, len: number): Promise<Uint8Array | number>;
   copyToGrant(dom: number, ref: number, offset: number, bytes: Uint8Array): Promise<number>;
+  /** Several segments in one call, when the copier has it (one message instead of one per page). */
+  copyFromGrants?(
+    dom: number,
+    segs: ReadonlyArray<readonly [number, number, number]>,
+  ): Promise<Array<Uint8Array | number>>;
+  copyToGrants?(dom: number, segs: ReadonlyArray<readonly [number, number, Uint8Array]>): Promise<number[]>;
 }
 
 class CopiedRegion extends PageRegion {
@@ -44,10 +50,10 @@ export class GrantCopyMemory implements GuestMemory {
     if (why !== null) return why;
     if (writable) {
       // Each page: write back one byte just read, so a read-only grant is refused at map time.
-      const ws = await Promise.all(
+      const ws = await this.copyTo(
         frames.map((f, i) => {
           const at = i === 0 ? first : 0;
-          return this.client.copyToGrant(this.domid, gref + i, at, f.subarray(at, at + 1));
+          return [gref + i, at, f.subarray(at, at + 1)] as const;
         }),
       );
       const bad = ws.findIndex((w) => w !== 0);
@@ -65,14 +71,9 @@ export class GrantCopyMemory implements GuestMemory {
   async flush(r: MemoryRegion, off: number, len: number): Promise<void> {
     const c = r as CopiedRegion;
     if (!c.writable) throw new Error("flush of a read-only region");
-    const rcs = await Promise.all(
-      pieces(c.first + off, len).map(([a, inPage, n]) =>
-        this.client.copyToGrant(
-          this.domid,
-          c.gref + (a >>> 12),
-          inPage,
-          c.frames[a >>> 12]!.subarray(inPage, inPage + n),
-        ),
+    const rcs = await this.copyTo(
+      pieces(c.first + off, len).map(
+        ([a, inPage, n]) => [c.gref + (a >>> 12), inPage, c.frames[a >>> 12]!.subarray(inPage, inPage + n)] as const,
       ),
     );
     if (rcs.includes(Gntst.bad_domain)) throw new GuestGoneError(this.domid);
@@ -87,11 +88,21 @@ export class GrantCopyMemory implements GuestMemory {
     if (r.writable) await this.flush(r, 0, r.length);
   }
 
+  /** Copies to the guest: one call with every segment when the copier can, else one per segment (pipelined). */
+  private copyTo(segs: ReadonlyArray<readonly [number, number, Uint8Array]>): Promise<number[]> {
+    const many = this.client.copyToGrants?.bind(this.client);
+    if (many !== undefined && segs.length > 1) return chunked(segs, (c) => many(this.domid, c));
+    return Promise.all(segs.map(([ref, at, b]) => this.client.copyToGrant(this.domid, ref, at, b)));
+  }
+
   private async pull(r: CopiedRegion, off: number, len: number): Promise<string | null> {
     const ps = pieces(r.first + off, len);
-    const got = await Promise.all(
-      ps.map(([a, inPage, n]) => this.client.copyFromGrant(this.domid, r.gref + (a >>> 12), inPage, n)),
-    );
+    const segs = ps.map(([a, inPage, n]) => [r.gref + (a >>> 12), inPage, n] as const);
+    const many = this.client.copyFromGrants?.bind(this.client);
+    const got =
+      many !== undefined && segs.length > 1
+        ? await chunked(segs, (c) => many(this.domid, c))
+        : await Promise.all(segs.map(([ref, at, n]) => this.client.copyFromGrant(this.domid, ref, at, n)));
     for (const [i, g] of got.entries()) {
       const [a, inPage] = ps[i]!;
       if (g === Gntst.bad_domain) throw new GuestGoneError(this.domid);
@@ -100,6 +111,13 @@ export class GrantCopyMemory implements GuestMemory {
     }
     return null;
   }
+}
+
+/** Segment lists cut to the port's limit, the calls in flight together. */
+async function chunked<S, R>(segs: readonly S[], call: (c: readonly S[]) => Promise<R[]>): Promise<R[]> {
+  const calls: Promise<R[]>[] = [];
+  for (let i = 0; i < segs.length; i += MAX_COPY_SEGMENTS) calls.push(call(segs.slice(i, i + MAX_COPY_SEGMENTS)));
+  return (await Promise.all(calls)).flat();
 }
 
 /**

@@ -56,6 +56,8 @@ export class SplitQueue {
   private nextUsed = 0;
   /** used.idx when the driver was last interrupted (EVENT_IDX window start). */
   private signalledUsed = 0;
+  /** Indirect tables given back but not yet unmapped; push() waits for them. */
+  private readonly releasing: Promise<void>[] = [];
   /** avail.idx last read from the ring (copy mode refreshes the table when it moves). */
   private seenAvail = -1;
   /** Bumped by reset(): an activation that was mapping meanwhile gives its mappings back. */
@@ -168,6 +170,7 @@ export class SplitQueue {
     this.descHi = this.descLo = this.availHi = this.availLo = this.usedHi = this.usedLo = 0;
     this.eventIdx = this.indirect = false;
     this.nextAvail = this.nextUsed = this.signalledUsed = this.inFlight = 0;
+    await Promise.allSettled(this.releasing.splice(0));
     if (mem !== null) for (const r of regions) if (r !== null) await mem.release(r);
   }
 
@@ -265,15 +268,17 @@ export class SplitQueue {
         i = next;
       }
     } finally {
+      // Not waited for here: the unmap only has to be done before the chain is seen used (push).
       if (indirectRegion !== null) {
         const p = this.mem!.release(indirectRegion);
-        if (p !== undefined) await p;
+        if (p !== undefined) this.releasing.push(p);
       }
     }
   }
 
   /** Completes chain `head` with `len` bytes written: the element first, then used.idx. */
   async push(head: number, len: number): Promise<void> {
+    if (this.releasing.length > 0) await Promise.all(this.releasing.splice(0));
     const used = this.used!;
     const slot = 4 + 8 * (this.nextUsed & (this.size - 1));
     used.setU32(slot, head);

@@ -144,6 +144,17 @@ export class HypercallClient {
   copyToGrant(dom: number, ref: number, offset: number, bytes: Uint8Array): Promise<number> {
     return this.call("gnttabCopyTo", dom, ref, offset, bytes);
   }
+  /** Several copies from `dom`'s grants in one call: per segment the bytes or a negative GNTST code. */
+  copyFromGrants(
+    dom: number,
+    segs: ReadonlyArray<readonly [number, number, number]>,
+  ): Promise<Array<Uint8Array | number>> {
+    return this.call("gnttabCopyFromSegs", dom, segs);
+  }
+  /** Several copies to `dom`'s grants in one call: per segment 0 or a negative GNTST code. */
+  copyToGrants(dom: number, segs: ReadonlyArray<readonly [number, number, Uint8Array]>): Promise<number[]> {
+    return this.call("gnttabCopyToSegs", dom, segs);
+  }
 
   // ---- foreign views (privileged domains only) ----
   /**

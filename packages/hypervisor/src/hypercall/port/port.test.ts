@@ -100,6 +100,33 @@ describe("hypercall port", () => {
     // A ref that was not granted to the backend: refused.
     assert.ok(((await backend.copyFromGrant(granter.domid, 9, 0, 4)) as number) < 0);
     assert.ok(((await backend.copyFromGrant(granter.domid, 8, 4090, 100)) as number) < 0);
+    // Segments in one call: each answered on its own (an ungranted ref fails alone).
+    const segs = await backend.copyFromGrants(granter.domid, [
+      [8, 100, 4],
+      [9, 0, 4],
+      [8, 0, 3],
+    ]);
+    assert.deepEqual([...(segs[0] as Uint8Array)], [...pattern.subarray(100, 104)]);
+    assert.ok((segs[1] as number) < 0);
+    assert.deepEqual([...(segs[2] as Uint8Array)], [1, 2, 3]);
+    assert.ok(grantAccess(granter.grantTable, 10, backend.domid, GUEST_RAM_BASE_GFN + 1, true));
+    const rcs = await backend.copyToGrants(granter.domid, [
+      [8, 8, Uint8Array.of(9)],
+      [10, 0, Uint8Array.of(9)],
+    ]);
+    assert.equal(rcs[0], 0);
+    assert.ok(rcs[1]! < 0, "a read-only grant refuses the copy to it");
+    // Malformed segment lists are refused whole, the port carries on.
+    await assert.rejects(backend.call("gnttabCopyFromSegs", granter.domid, [[8, 0]]), /segment/);
+    await assert.rejects(backend.call("gnttabCopyToSegs", granter.domid, [[8, 0, 5]]), /segment/);
+    await assert.rejects(
+      backend.call(
+        "gnttabCopyFromSegs",
+        granter.domid,
+        Array.from({ length: 129 }, () => [8, 0, 1]),
+      ),
+      /at most 128/,
+    );
     backend.close();
   });
 });

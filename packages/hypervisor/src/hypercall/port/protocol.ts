@@ -38,6 +38,9 @@ export const PORT_OPS = [
   "gnttabUnmapGrantRef",
   "gnttabCopyFrom",
   "gnttabCopyTo",
+  // several segments in one call (GNTTABOP_copy takes an array): [ref, offset, len | bytes]...
+  "gnttabCopyFromSegs",
+  "gnttabCopyToSegs",
   // foreign views (privileged TS domains, thread mode): XENMAPSPACE_gmfn_foreign without a physmap
   "mapForeignView",
   "unmapForeignView",
@@ -89,6 +92,9 @@ export const PORT_OPS = [
   "sysctlSchedPutPoolParams",
 ] as const;
 export type PortOp = (typeof PORT_OPS)[number];
+
+/** Most segments one gnttabCopyFromSegs / gnttabCopyToSegs call takes (512 KiB of 4 KiB pages). */
+export const MAX_COPY_SEGMENTS = 128;
 
 export interface PortRequest {
   readonly id: number;

@@ -16,7 +16,15 @@ import { ioreqComplete, ioreqFetch } from "./ioreq_relay.js";
 /** Entries of one batched grant map or unmap over the port. */
 const MAP_BATCH_MAX = 256;
 
-import { PORT_OPS, type PortDown, type PortFrame, type PortOp, type PortRequest, type PortView } from "./protocol.js";
+import {
+  MAX_COPY_SEGMENTS,
+  PORT_OPS,
+  type PortDown,
+  type PortFrame,
+  type PortOp,
+  type PortRequest,
+  type PortView,
+} from "./protocol.js";
 
 /** Where replies go: a MessagePort (thread mode) or a byte sink (process mode). */
 export interface PortSink {
@@ -183,6 +191,14 @@ export class PortServer {
         if (!(b instanceof Uint8Array)) throw new TypeError("gnttabCopyTo takes bytes");
         return this.copy(n(0), n(1), n(2), b.length, b);
       }
+      case "gnttabCopyFromSegs": {
+        const segs = segments(a[1], false);
+        return segs.map(([ref, off, len]) => this.copy(n(0), ref, off, len as number, null));
+      }
+      case "gnttabCopyToSegs": {
+        const segs = segments(a[1], true);
+        return segs.map(([ref, off, b]) => this.copy(n(0), ref, off, (b as Uint8Array).length, b as Uint8Array));
+      }
       case "dmopCreateIoreqServer":
         return s.dmopCreateIoreqServer(c, n(0), n(1));
       case "dmopGetIoreqServerInfo":
@@ -291,6 +307,19 @@ export class PortServer {
       s.gnttabUnmapGrantRef(this.domid, { hostAddr: 0, devBusAddr: 0, handle: r.handle });
     }
   }
+}
+
+/** A list of [ref, offset, len] (copy from) or [ref, offset, bytes] (copy to) segments, checked. */
+function segments(v: unknown, bytes: boolean): Array<[number, number, number | Uint8Array]> {
+  if (!Array.isArray(v) || v.length > MAX_COPY_SEGMENTS)
+    throw new TypeError(`segments must be a list of at most ${MAX_COPY_SEGMENTS}`);
+  return v.map((s) => {
+    if (!Array.isArray(s) || s.length !== 3 || !isInt(s[0]) || !isInt(s[1]))
+      throw new TypeError("a segment is [ref, offset, len | bytes]");
+    if (bytes ? !(s[2] instanceof Uint8Array) : !isInt(s[2]))
+      throw new TypeError("a segment is [ref, offset, len | bytes]");
+    return s as [number, number, number | Uint8Array];
+  });
 }
 
 /** A plain object argument (a parameter update); its fields are checked by the semantics layer. */
