@@ -1,7 +1,7 @@
 /**
  * The driver domain's boundary: what the launcher hands its kernel at boot and the control
  * messages between them. Thread mode carries them by structured clone over a MessagePort; process
- * mode as `{ ctl }` frames of the child's stream (PROTOCOL.md).
+ * mode as channel-1 frames of the child's stream (PROTOCOL.md).
  *
  *   launcher -> domain  { stop: true } | { ping: n } | { fault: kind }   (fault: test hook only)
  *                       | { input: { slot, bytes } }     (host input for the console in device slot `slot`)
