@@ -48,7 +48,15 @@ export type StreamItem =
  * padding, nothing after END); record bodies are the restorer's to check.
  */
 export class StreamReader {
-  private buf: Uint8Array = new Uint8Array(0);
+  /**
+   * Bytes pushed and not yet consumed, as the chunks they came in (no copying while a large record
+   * arrives in pieces: it is assembled once, when complete). A record body that lies within one
+   * chunk is handed out as a view of it, so callers must not reuse a chunk's buffer once pushed.
+   */
+  private chunks: Uint8Array[] = [];
+  /** Offset into chunks[0] of the first unconsumed byte. */
+  private head = 0;
+  private buffered = 0;
   private consumed = 0;
   private header: StreamHeader | null = null;
   private ended = false;
@@ -81,6 +89,49 @@ export class StreamReader {
     return this.consumed;
   }
 
+  /** The next n buffered bytes (n <= buffered): a view when they are in one chunk, else a copy. */
+  private peek(n: number): Uint8Array {
+    const first = this.chunks[0]!;
+    if (first.length - this.head >= n) return first.subarray(this.head, this.head + n);
+    const out = new Uint8Array(n);
+    let got = 0;
+    let off = this.head;
+    for (const c of this.chunks) {
+      const part = c.subarray(off, Math.min(c.length, off + n - got));
+      out.set(part, got);
+      got += part.length;
+      off = 0;
+      if (got === n) break;
+    }
+    return out;
+  }
+
+  /** Drops the next n buffered bytes. */
+  private skip(n: number): void {
+    this.buffered -= n;
+    while (n > 0) {
+      const left = this.chunks[0]!.length - this.head;
+      if (n < left) {
+        this.head += n;
+        return;
+      }
+      n -= left;
+      this.chunks.shift();
+      this.head = 0;
+    }
+    if (this.chunks.length > 0 && this.head === this.chunks[0]!.length) {
+      this.chunks.shift();
+      this.head = 0;
+    }
+  }
+
+  /** Everything buffered, as one array (consumed). */
+  private drain(): Uint8Array {
+    const all = this.buffered === 0 ? new Uint8Array(0) : this.peek(this.buffered).slice();
+    this.skip(this.buffered);
+    return all;
+  }
+
   push(chunk: Uint8Array): StreamItem[] {
     if (chunk.length === 0) return [];
     if (this.ended) {
@@ -88,27 +139,27 @@ export class StreamReader {
       this.trailing = concat(this.trailing, chunk);
       return [];
     }
-    this.buf = concat(this.buf, chunk);
+    this.chunks.push(chunk);
+    this.buffered += chunk.length;
     const items: StreamItem[] = [];
-    let pos = 0;
     for (;;) {
       if (this.ended) {
-        if (pos < this.buf.length && !this.embedded)
-          throw new MigrationStreamError(`${this.buf.length - pos} bytes after the END record`);
-        this.trailing = concat(this.trailing, this.buf.subarray(pos));
-        pos = this.buf.length;
+        if (this.buffered > 0 && !this.embedded)
+          throw new MigrationStreamError(`${this.buffered} bytes after the END record`);
+        this.trailing = concat(this.trailing, this.drain());
         break;
       }
       if (this.header === null) {
-        if (this.buf.length - pos < IHDR_SIZE + DHDR_SIZE) break;
-        this.header = parseHeaders(this.buf.subarray(pos, pos + IHDR_SIZE + DHDR_SIZE));
+        if (this.buffered < IHDR_SIZE + DHDR_SIZE) break;
+        this.header = parseHeaders(this.peek(IHDR_SIZE + DHDR_SIZE));
         items.push({ kind: "header", header: this.header });
-        pos += IHDR_SIZE + DHDR_SIZE;
+        this.skip(IHDR_SIZE + DHDR_SIZE);
         this.consumed += IHDR_SIZE + DHDR_SIZE;
         continue;
       }
-      if (this.buf.length - pos < RHDR_SIZE) break;
-      const v = new DataView(this.buf.buffer, this.buf.byteOffset + pos, RHDR_SIZE);
+      if (this.buffered < RHDR_SIZE) break;
+      const rh = this.peek(RHDR_SIZE);
+      const v = new DataView(rh.buffer, rh.byteOffset, RHDR_SIZE);
       const le = this.header.littleEndian;
       const type = v.getUint32(0, le);
       const len = v.getUint32(4, le);
@@ -118,23 +169,18 @@ export class StreamReader {
           `record ${recName(type)} at offset ${this.consumed}: body of ${len} bytes exceeds the limit of ${limit}`,
         );
       const total = RHDR_SIZE + len + pad8(len);
-      if (this.buf.length - pos < total) break;
+      if (this.buffered < total) break;
+      const rec = this.peek(total);
       for (let i = RHDR_SIZE + len; i < total; i++)
-        if (this.buf[pos + i] !== 0)
+        if (rec[i] !== 0)
           throw new MigrationStreamError(`record ${recName(type)} at offset ${this.consumed}: non-zero padding`);
       if (type === RecType.END && len !== 0)
         throw new MigrationStreamError(`END record at offset ${this.consumed} has a ${len}-byte body`);
-      items.push({
-        kind: "record",
-        type,
-        offset: this.consumed,
-        body: this.buf.slice(pos + RHDR_SIZE, pos + RHDR_SIZE + len),
-      });
-      pos += total;
+      items.push({ kind: "record", type, offset: this.consumed, body: rec.subarray(RHDR_SIZE, RHDR_SIZE + len) });
+      this.skip(total);
       this.consumed += total;
       if (type === RecType.END) this.ended = true;
     }
-    this.buf = this.buf.slice(pos);
     return items;
   }
 
@@ -144,10 +190,10 @@ export class StreamReader {
     const where =
       this.header === null
         ? "inside the stream headers"
-        : this.buf.length === 0
+        : this.buffered === 0
           ? "before the END record"
           : "inside a record";
-    throw new MigrationStreamError(`stream truncated at offset ${this.consumed + this.buf.length}: it ends ${where}`);
+    throw new MigrationStreamError(`stream truncated at offset ${this.consumed + this.buffered}: it ends ${where}`);
   }
 }
 

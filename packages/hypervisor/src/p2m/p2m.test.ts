@@ -94,6 +94,24 @@ describe("P2M radix table", () => {
     assert.equal(g(), g0 + 3);
   });
 
+  it("changeCount counts every set, clear and retype, and nothing else (migration's rescan check)", () => {
+    const { hv } = makeHost();
+    const d = makeDomain(hv, {}, 2);
+    const c0 = d.p2m.changeCount;
+    d.p2m.forEach(() => {});
+    d.p2m.enableLogDirty();
+    d.p2m.peekAndClean();
+    assert.equal(d.p2m.changeCount, c0, "reads and log-dirty rounds are no change");
+    assert.equal(d.p2m.setType(RAM, P2mType.ram_ro), 0);
+    assert.equal(d.p2m.changeCount, c0 + 1);
+    assert.notEqual(d.p2m.clear(RAM + 1), null);
+    assert.equal(d.p2m.changeCount, c0 + 2);
+    assert.equal(d.p2m.clear(RAM + 1), null);
+    assert.equal(d.p2m.changeCount, c0 + 2, "clearing a hole is no change");
+    d.p2m.set(RAM + 1, 99, P2mType.ram_rw);
+    assert.equal(d.p2m.changeCount, c0 + 3);
+  });
+
   it("entries live in machine frames: a reader rebuilt from the descriptor sees the same map", () => {
     const { hv } = makeHost();
     const d = makeDomain(hv, {}, 8);

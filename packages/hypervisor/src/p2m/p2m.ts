@@ -150,6 +150,7 @@ export class P2m extends P2mReader {
   private mapped = 0;
   /** Told of every entry change after it is made (the domain's IOMMU tables follow the P2M). */
   onChange: ((gfn: number) => void) | null = null;
+  private changes = 0;
 
   private constructor(
     memory: MachineMemory,
@@ -195,6 +196,7 @@ export class P2m extends P2mReader {
     if (this.dead) return err("EINVAL");
     const slot = this.leafSlot(gfn, true);
     if (slot < 0) return slot;
+    this.changes++;
     const leaf = this.leafOf(gfn);
     const c = this.memory.chunk(leaf);
     if (Atomics.load(c.i32, slot + 1) !== P2mType.invalid) {
@@ -221,6 +223,7 @@ export class P2m extends P2mReader {
   clear(gfn: number): P2mEntryInfo | null {
     const old = this.get(gfn);
     if (old === null) return null;
+    this.changes++;
     const slot = this.leafSlot(gfn, false);
     const leaf = this.leafOf(gfn);
     this.invalidateSlot(this.memory.chunk(leaf).i32, slot);
@@ -239,6 +242,7 @@ export class P2m extends P2mReader {
     const old = this.get(gfn);
     if (old === null) return err("ENOENT");
     if (!isValidP2mType(type)) return err("EINVAL");
+    this.changes++;
     const slot = this.leafSlot(gfn, false);
     const c = this.memory.chunk(this.leafOf(gfn));
     const lost = p2mTypeRights(old.type) & ~p2mTypeRights(type);
@@ -268,6 +272,14 @@ export class P2m extends P2mReader {
         if (t !== P2mType.invalid) fn((ri << LEAF_SHIFT) | i, lc.i32[base + i * 2]! >>> 0, t as P2mType);
       }
     }
+  }
+
+  /**
+   * How many times an entry was set, cleared or retyped (all on the core thread: workers only
+   * read). Equal counts mean an unchanged physmap: live migration skips rescanning it.
+   */
+  get changeCount(): number {
+    return this.changes;
   }
 
   /** Table pages currently in use (root included). */

@@ -27,7 +27,7 @@ import { encodeEmulatorContext, encodeLibxlHeader, encodeLibxlRecord, LibxlRec }
 export interface MigratePolicy {
   /** Go to stop-and-copy when a round dirtied fewer pages than this (libxc: 50). */
   readonly targetDirty?: number;
-  /** Live rounds after the first full pass at most (libxc: 5). */
+  /** Live rounds after the first full pass at most (default 30; past 5 only while they still shrink the dirty set). */
   readonly maxRounds?: number;
   /** false: no pre-copy — pause first, then send everything (the stop-and-copy baseline). */
   readonly live?: boolean;
@@ -53,6 +53,11 @@ export interface MigrationTarget {
    * (a socket's queue drained); rejects to fail the migration (the link is gone).
    */
   drain?(): Promise<void>;
+  /**
+   * Called just before the pause: resolves once the target has taken in everything sent so far
+   * (a socket's receiver has worked through its backlog), so none of that is left for the downtime.
+   */
+  settle?(): Promise<void>;
 }
 
 export interface MigrateStats {
@@ -66,6 +71,9 @@ export interface MigrateStats {
   readonly downtimeMs: number;
   readonly totalMs: number;
 }
+
+/** Rounds run before "the dirty set stopped shrinking" may end the pre-copy (one slow round is noise). */
+const MIN_ROUNDS = 5;
 
 const yieldToLoop = () => new Promise<void>((r) => setImmediate(r));
 
@@ -82,7 +90,7 @@ export async function migrateDomain(
   const saveOpts = { deviceModelsMove: policy.deviceModels !== undefined };
   checkSaveable(hv, d, saveOpts);
   const targetDirty = policy.targetDirty ?? 50;
-  const maxRounds = policy.maxRounds ?? 5;
+  const maxRounds = policy.maxRounds ?? 30;
   const t0 = performance.now();
   let bytes = 0;
   const out: StreamSink = (c) => {
@@ -98,46 +106,79 @@ export async function migrateDomain(
     out(encodeLibxlRecord(LibxlRec.LIBXC_CONTEXT));
     writeStaticData(w, d);
     const live = policy.live !== false;
+    const physmapAt = d.p2m.changeCount;
     const all = ramGfns(d);
-    const sent = new Set<number>();
     let dirty: number[] = [];
     if (live) {
       await machine.enableLogDirty(domid);
       // Round 0: everything, while the guest runs; later rounds: what it dirtied meanwhile.
-      for (const g of all) sent.add(g);
       pagesSent += await sendInBatches(w, machine, d, all, target);
       dirty = await machine.logDirtyRound(domid);
       policy.progress?.({ round: 0, sent: pagesSent, dirty: dirty.length });
     }
     let round = 0;
-    while (live && dirty.length >= targetDirty && round < maxRounds) {
+    let prev = Infinity;
+    // More rounds while they pay: each sends what the last one dirtied, so the set shrinks until
+    // the guest dirties pages as fast as a round takes. Stop when it is small, at the round limit,
+    // or, after libxc's 5 rounds, once a round no longer shrinks it by a tenth.
+    while (
+      live &&
+      dirty.length >= targetDirty &&
+      round < maxRounds &&
+      (round < MIN_ROUNDS || dirty.length < prev * 0.9)
+    ) {
+      prev = dirty.length;
       round++;
       dirtyPerRound.push(dirty.length);
       pagesSent += await sendInBatches(w, machine, d, dirty, target);
       dirty = await machine.logDirtyRound(domid);
       policy.progress?.({ round, sent: pagesSent, dirty: dirty.length });
     }
+    if (live) await target.settle?.();
     // Stop and copy.
     const tPause = performance.now();
     const rc = pauseDomain(hv, d);
     if (rc < 0) throw new Error(`domain ${domid}: cannot pause (${rc})`);
     paused = true;
+    // While the vCPUs leave the pCPUs, the last round's pages go out: whatever the guest still
+    // writes to them meanwhile is in the dirty log and is sent again below.
+    if (live && dirty.length > 0) {
+      pagesSent += writePages(w, hv, d, dirty);
+      dirtyPerRound.push(dirty.length);
+    }
     if (!(await machine.descheduled(domid))) throw new Error(`domain ${domid}: vCPUs did not leave the pCPUs`);
     if (policy.deviceModels !== undefined) await awaitDeviceModels(hv, domid);
     checkSaveable(hv, d, saveOpts);
     // Device models finish the guest's queued work first: what they write to it is sent below.
     const emulators = (await policy.deviceModels?.save(domid)) ?? [];
-    const last = new Set([...dirty, ...(live ? d.p2m.peekAndClean() : [])]);
+    const last = new Set(live ? d.p2m.peekAndClean() : []);
     // Written without the vCPU's TLB, so never in the dirty log: vcpu_info blocks (event delivery
     // by the core and the workers) and pages other domains hold through grants (a backend writes
     // them in place). Sent again, to be safe.
     for (const v of d.vcpus) if (v.placement !== null) last.add(v.placement.gfn);
     for (const a of d.grantTable.active.values()) last.add(a.gfn);
     // Pages the guest gained or gave back during the rounds (not in the dirty log).
-    const now = ramGfns(d);
-    for (const g of now) if (!sent.has(g)) last.add(g);
-    const nowSet = new Set(now);
-    for (const g of sent) if (!nowSet.has(g)) last.add(g);
+    // Both lists ascending: one merge walk, no sets of the whole RAM in the downtime; no walk at all
+    // when no entry changed since `all` was taken.
+    const unchanged = live && d.p2m.changeCount === physmapAt;
+    const now = unchanged ? [] : ramGfns(d);
+    const before = live && !unchanged ? all : [];
+    let i = 0;
+    let j = 0;
+    while (i < before.length || j < now.length) {
+      const a = i < before.length ? before[i]! : Infinity;
+      const b = j < now.length ? now[j]! : Infinity;
+      if (a === b) {
+        i++;
+        j++;
+      } else if (a < b) {
+        last.add(a);
+        i++;
+      } else {
+        last.add(b);
+        j++;
+      }
+    }
     dirtyPerRound.push(last.size);
     pagesSent += writePages(
       w,

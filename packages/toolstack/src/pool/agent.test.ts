@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import type { AddressInfo } from "node:net";
-import { connect, type Socket } from "node:net";
+import { connect, createServer, type Socket } from "node:net";
 import { after, describe, it } from "node:test";
 import { WebSocketServer } from "ws";
 import { POOL_LINK_PATH, PoolAgent } from "./agent.js";
@@ -33,8 +33,8 @@ interface Node {
 
 const nodes: Node[] = [];
 
-async function node(name: string, secret = SECRET, heartbeatMs = 1000): Promise<Node> {
-  const wss = new WebSocketServer({ host: "127.0.0.1", port: 0 });
+async function node(name: string, secret = SECRET, heartbeatMs = 1000, port = 0): Promise<Node> {
+  const wss = new WebSocketServer({ host: "127.0.0.1", port });
   await new Promise<void>((r) => wss.once("listening", () => r()));
   const url = `ws://127.0.0.1:${(wss.address() as AddressInfo).port}`;
   const logs: string[] = [];
@@ -152,6 +152,25 @@ describe("pool membership", () => {
     const dup = await node("b");
     await assert.rejects(dup.agent.join(a.url), /already in the pool/);
     for (const n of [a, b, c]) n.agent.close();
+  });
+
+  it("--join waits for a member that is still starting", async () => {
+    const probe = createServer();
+    await new Promise<void>((r) => probe.listen(0, "127.0.0.1", () => r()));
+    const port = (probe.address() as AddressInfo).port;
+    await new Promise<void>((r) => probe.close(() => r()));
+    const j = await node("late-joiner");
+    const joining = j.agent.join(`127.0.0.1:${port}`);
+    await sleep(600);
+    const m = await node("late", SECRET, 1000, port);
+    await joining;
+    assert.deepEqual(
+      j.agent.members().map((x) => x.host),
+      ["late-joiner", "late"],
+    );
+    assert.ok(!j.logs.some((l) => /failed/.test(l)), "the early refusals are not logged");
+    j.agent.close();
+    m.agent.close();
   });
 
   it("a wrong secret is refused, and both sides log it; nothing is linked", async () => {

@@ -23,6 +23,8 @@ export const POOL_LINK_PATH = "/pool";
 
 /** How long a lost member is tried again before it is given up. */
 const RELINK_MS = 60_000;
+/** How long --join keeps trying a member that does not answer yet. */
+const JOIN_RETRY_MS = 10_000;
 
 export interface PoolAgentOptions {
   /** This host's name in the pool (unique among members). */
@@ -204,27 +206,38 @@ export class PoolAgent {
   }
 
   /** The connector's half: a link to the member at `addr`, and the members it knows. */
-  private connect(addr: string, logFailure = true): Promise<{ link: PoolLink; members: readonly MemberAddr[] }> {
+  private connect(
+    addr: string,
+    /** Failures not logged: unreachable ones (a join still waiting for its member), or all (re-links). */
+    quiet: "none" | "unreachable" | "all" = "none",
+  ): Promise<{ link: PoolLink; members: readonly MemberAddr[] }> {
     const url = memberUrl(addr);
     return new Promise((resolve, reject) => {
       const ws = new WebSocket(`${url}${POOL_LINK_PATH}`, {
         handshakeTimeout: this.handshakeMs,
         maxPayload: MAX_LINK_FRAME_BYTES,
+        // Masking guards caches and proxies on the way from browsers; a host-to-host link has
+        // none, and an all-zero mask lets ws skip XOR-ing (and copying) every migration byte.
+        generateMask: (mask: Buffer) => {
+          mask.fill(0);
+        },
       });
       const cNonce = newNonce();
       let sNonce: Uint8Array | null = null;
       let serverName = "";
       let settled = false;
-      const fail = (why: string, log = true) => {
+      /** code ECONNREFUSED: nothing answered (worth trying again); EACCES: the peer refused. */
+      const fail = (why: string, code = "EACCES") => {
         if (settled) return;
         settled = true;
         clearTimeout(timer);
-        if (log && logFailure) this.opts.log(`pool: link to ${url} failed: ${why}`);
+        if (quiet === "none" || (quiet === "unreachable" && code !== "ECONNREFUSED"))
+          this.opts.log(`pool: link to ${url} failed: ${why}`);
         ws.terminate();
-        reject(new LibxlError("ECONNREFUSED", `cannot link to ${url}: ${why}`));
+        reject(new LibxlError(code, `cannot link to ${url}: ${why}`));
       };
       const timer = setTimeout(() => fail(`no handshake within ${this.handshakeMs} ms`), this.handshakeMs);
-      const onError = (e: Error) => fail(e.message);
+      const onError = (e: Error) => fail(e.message, sNonce === null ? "ECONNREFUSED" : "EACCES");
       const onClose = (code: number, reason: Buffer) =>
         fail(`closed during the handshake (${code} ${reason.toString()})`);
       ws.on("error", onError);
@@ -285,7 +298,19 @@ export class PoolAgent {
    */
   async join(addr: string): Promise<void> {
     if (this.isSelf(addr)) throw new LibxlError("EINVAL", "a host cannot join itself");
-    const { members } = await this.connect(addr);
+    // A member that is still starting (nothing listens yet) is tried again for a while.
+    const end = Date.now() + JOIN_RETRY_MS;
+    let joined: { members: readonly MemberAddr[] } | null = null;
+    while (joined === null) {
+      const last = Date.now() > end;
+      try {
+        joined = await this.connect(addr, last ? "none" : "unreachable");
+      } catch (e) {
+        if (last || !(e instanceof LibxlError) || e.code !== "ECONNREFUSED") throw e;
+        await new Promise((r) => setTimeout(r, 250));
+      }
+    }
+    const { members } = joined;
     await Promise.all(
       members
         .filter((m) => m.host !== this.name && !this.links.has(m.host))
@@ -302,7 +327,7 @@ export class PoolAgent {
         this.opts.log(`pool: gave up re-linking to ${peer} (${url})`);
         return;
       }
-      this.connect(url, false).catch(() => setTimeout(attempt, 1000).unref());
+      this.connect(url, "all").catch(() => setTimeout(attempt, 1000).unref());
     };
     setTimeout(attempt, 1000).unref();
   }

@@ -72,6 +72,8 @@ export const MIGRATION_OPS: Readonly<Record<string, (m: PoolMigrations, link: Po
   "mig.begin": (m, link, a) => m.begin(link, a),
   "mig.commit": (m, link, a) => m.commit(link, a),
   "mig.abort": (m, link, a) => m.abortIncoming(link, a),
+  // Answered once every data message before it was restored (the link handles messages in order).
+  "mig.sync": (m, link, a) => m.sync(link, a),
 };
 
 export class PoolMigrations {
@@ -126,6 +128,14 @@ export class PoolMigrations {
     return { domid: r.domid };
   }
 
+  /** The sender waits for this answer before it pauses the domain: all data before it is in. */
+  sync(link: PoolLink, a: Readonly<Record<string, unknown>>): null {
+    const m = this.incoming.get(`${link.peer}/${u32(a, "mig")}`);
+    if (m === undefined) throw new LibxlError("ENOENT", "no such migration");
+    if (m.failed !== null) throw new LibxlError("EPROTO", `the stream was refused: ${m.failed.message}`);
+    return null;
+  }
+
   /** The sender gave up: drop what arrived. */
   abortIncoming(link: PoolLink, a: Readonly<Record<string, unknown>>): null {
     const key = `${link.peer}/${u32(a, "mig")}`;
@@ -166,28 +176,37 @@ export class PoolMigrations {
     let queued: Uint8Array[] = [];
     let queuedBytes = 0;
     let streamBytes = 0;
+    const sendData = (data: Uint8Array) => {
+      for (let off = 0; off < data.length; off += DATA_CHUNK)
+        if (!link.send({ t: "data", mig, data: data.subarray(off, off + DATA_CHUNK) }))
+          throw new LibxlError("ECONNRESET", `the link to ${link.peer} is down`);
+    };
+    // Small records (headers, state) are gathered into one message; page batches go as they are.
     const flush = () => {
       if (queuedBytes === 0) return;
       const all = queued.length === 1 ? queued[0]! : Buffer.concat(queued);
       queued = [];
       queuedBytes = 0;
-      for (let off = 0; off < all.length; off += DATA_CHUNK)
-        if (!link.send({ t: "data", mig, data: all.subarray(off, off + DATA_CHUNK) }))
-          throw new LibxlError("ECONNRESET", `the link to ${link.peer} is down`);
+      sendData(all);
     };
     const cut = opts.testCutAfterBytes;
     let moved: { domid: number } | null = null;
     const target: MigrationTarget = {
       send: (c) => {
         if (!link.open) throw new LibxlError("ECONNRESET", `the link to ${link.peer} is down`);
-        // The stream writer may reuse its buffer: keep a copy until it is sent.
-        queued.push(Uint8Array.from(c));
-        queuedBytes += c.length;
         streamBytes += c.length;
         if (cut !== undefined && streamBytes >= cut) {
           link.terminate("test hook: link cut mid-migration");
           throw new LibxlError("ECONNRESET", `the link to ${link.peer} was cut (test hook)`);
         }
+        // Every chunk the stream writer hands over is a fresh buffer: no copy is kept.
+        if (c.length >= DATA_CHUNK) {
+          flush();
+          sendData(c);
+          return;
+        }
+        queued.push(c);
+        queuedBytes += c.length;
         if (queuedBytes >= DATA_CHUNK) flush();
       },
       drain: async () => {
@@ -195,6 +214,10 @@ export class PoolMigrations {
         while (link.open && link.buffered > MAX_QUEUED) await sleep(1);
         if (opts.testBatchDelayMs !== undefined) await sleep(opts.testBatchDelayMs);
         if (!link.open) throw new LibxlError("ECONNRESET", `the link to ${link.peer} is down`);
+      },
+      settle: async () => {
+        flush();
+        await link.request("mig.sync", { mig }, COMMIT_TIMEOUT_MS);
       },
       commit: async () => {
         flush();
