@@ -206,6 +206,7 @@ int main(unsigned vcpu_id, void *fdt) {
       case XNP_STOP:
         reply(&h, stoppable ? XNP_OK : XNP_REFUSED, 0, 0);
         if (stoppable) {
+          virtio_net_flush(&net); /* the reply must be out before this domain goes */
           printf("kvstore: stopped after %u requests, %u keys\n", (unsigned)requests, (unsigned)count_keys());
           return 0;
         }

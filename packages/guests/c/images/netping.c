@@ -113,6 +113,7 @@ static int mode_echo(void) {
       send(XNP_PING | XNP_REPLY, h.seq, XNP_OK, 0, 0, rxf + XNP_OFF + h.klen, h.vlen, from);
     } else if (h.op == XNP_STOP) {
       send(XNP_STOP | XNP_REPLY, h.seq, XNP_OK, 0, 0, 0, 0, from);
+      virtio_net_flush(&net); /* the reply must be out before this domain goes */
       break;
     }
   }
@@ -138,6 +139,7 @@ static int mode_flood(uint32_t count, uint32_t size) {
     txf[ETH_HLEN + 3] = (uint8_t)(i >> 8);
     if (virtio_net_send(&net, txf, off + size) == 0) sent++;
   }
+  virtio_net_flush(&net);
   uint64_t t1 = timer_now_ns();
   printf("netping: flood sent %u frames %u bytes in %u us\n", (unsigned)sent, (unsigned)(sent * (off + size)),
          (unsigned)((t1 - t0) / 1000));
@@ -255,6 +257,7 @@ int main(unsigned vcpu_id, void *fdt) {
       bad = 1;
     }
   }
+  virtio_net_flush(&net);
   printf("netping: %s, rx %u tx %u\n", bad ? "FAILED" : "ok", (unsigned)net.rx_packets, (unsigned)net.tx_packets);
   return bad;
 }

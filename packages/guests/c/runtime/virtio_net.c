@@ -1,7 +1,8 @@
 /*
  * The virtio-net driver (include/virtio_net.h). Receive buffers stay posted: each is submitted
- * once at open and again as soon as its frame has been copied out. Transmit goes one frame at a
- * time through virtio_request. A receive with a timeout sleeps on the device's interrupt and a
+ * once at open and again as soon as its frame has been copied out. Transmit keeps up to
+ * VIRTIO_NET_TX_BUFS frames in flight, so the backend takes a batch per notification (with
+ * EVENT_IDX the driver kicks only when the backend asked). A receive with a timeout sleeps on the device's interrupt and a
  * one-shot timer, both counted in dev.irqs.
  */
 #include "virtio_net.h"
@@ -17,7 +18,7 @@
 #define RXQ 0
 #define TXQ 1
 
-static uint8_t tx_buf[sizeof(struct virtio_net_hdr) + ETH_FRAME_MAX] __attribute__((aligned(4096)));
+static uint8_t tx_bufs[VIRTIO_NET_TX_BUFS][VIRTIO_NET_RX_BUF_SIZE] __attribute__((aligned(4096)));
 static struct virtio_net *timer_owner;
 static int timer_bound;
 
@@ -43,7 +44,7 @@ int virtio_net_open(struct virtio_net *n, unsigned nth) {
   rc = virtio_negotiate(d, 1u << VIRTIO_NET_F_MAC, (1u << VIRTIO_NET_F_STATUS) | (1u << VIRTIO_NET_F_MTU));
   if (rc < 0) return rc;
   if ((rc = virtio_queue_setup(d, RXQ, VIRTIO_NET_RX_BUFS)) < 0) return rc;
-  if ((rc = virtio_queue_setup(d, TXQ, 4)) < 0) return rc;
+  if ((rc = virtio_queue_setup(d, TXQ, VIRTIO_NET_TX_BUFS)) < 0) return rc;
   if (d->queues[RXQ].size != VIRTIO_NET_RX_BUFS) return -XEN_ENOSPC;
   /* Config space: mac[6] at 0, status u16 at 6, max_virtqueue_pairs u16 at 8, mtu u16 at 10. */
   uint32_t w0 = virtio_config32(d, 0), w1 = virtio_config32(d, 4);
@@ -71,14 +72,45 @@ int virtio_net_open(struct virtio_net *n, unsigned nth) {
   return 0;
 }
 
+/* Takes back one completed transmit buffer: `block` waits for one. 1 reclaimed, 0 none, or -errno. */
+static int tx_reclaim(struct virtio_net *n, int block) {
+  uint16_t head;
+  long rc = block ? virtio_wait_used(&n->dev, TXQ, &head) : virtio_get_used(&n->dev, TXQ, &head);
+  if (rc == -XEN_EAGAIN) return 0;
+  if (rc < 0 && rc != -XEN_EBUSY) return (int)rc;
+  if (rc == -XEN_EBUSY) n->tx_errors++; /* the backend kept the page mapped; the buffer is ours again anyway */
+  n->tx_busy &= (uint8_t)~(1u << n->tx_head_buf[head]);
+  return 1;
+}
+
 int virtio_net_send(struct virtio_net *n, const void *frame, uint32_t len) {
   if (len < ETH_HLEN || len > (uint32_t)n->mtu + ETH_HLEN) return -XEN_EINVAL;
-  memset(tx_buf, 0, sizeof(struct virtio_net_hdr));
-  memcpy(tx_buf + sizeof(struct virtio_net_hdr), frame, len);
-  struct virtio_buf b = {tx_buf, (uint32_t)sizeof(struct virtio_net_hdr) + len, 0};
-  long rc = virtio_request(&n->dev, TXQ, &b, 1);
-  if (rc < 0) return (int)rc;
+  int rc;
+  while ((rc = tx_reclaim(n, 0)) > 0) {
+  }
+  if (rc < 0) return rc;
+  const uint8_t all = (uint8_t)((1u << VIRTIO_NET_TX_BUFS) - 1);
+  while (n->tx_busy == all)
+    if ((rc = tx_reclaim(n, 1)) < 0) return rc;
+  int b = 0;
+  while (n->tx_busy & (1u << b)) b++;
+  memset(tx_bufs[b], 0, sizeof(struct virtio_net_hdr));
+  memcpy(tx_bufs[b] + sizeof(struct virtio_net_hdr), frame, len);
+  struct virtio_buf vb = {tx_bufs[b], (uint32_t)sizeof(struct virtio_net_hdr) + len, 0};
+  int head = virtio_submit(&n->dev, TXQ, &vb, 1);
+  if (head < 0) return head;
+  n->tx_head_buf[head] = (int8_t)b;
+  n->tx_busy |= (uint8_t)(1u << b);
+  virtio_notify(&n->dev, TXQ);
   n->tx_packets++;
+  return 0;
+}
+
+int virtio_net_flush(struct virtio_net *n) {
+  while (n->tx_busy) {
+    int rc = tx_reclaim(n, 1);
+    if (rc < 0) return rc;
+  }
   return 0;
 }
 

@@ -35,6 +35,8 @@ struct virtio_net_hdr {
 /* Receive buffers posted (each 2 KiB: header + the largest frame). */
 #define VIRTIO_NET_RX_BUFS 16
 #define VIRTIO_NET_RX_BUF_SIZE 2048
+/* Frames in flight on the transmit queue (each in a 2 KiB buffer of its own). */
+#define VIRTIO_NET_TX_BUFS 8
 
 struct virtio_net {
   struct virtio_dev dev;
@@ -43,12 +45,21 @@ struct virtio_net {
   uint32_t rx_packets, tx_packets, rx_errors;
   uint8_t *rx_bufs;                /* VIRTIO_NET_RX_BUFS x VIRTIO_NET_RX_BUF_SIZE, page aligned */
   int8_t head_buf[VIRTQ_MAX];      /* receive head descriptor -> buffer */
+  int8_t tx_head_buf[VIRTQ_MAX];   /* transmit head descriptor -> buffer */
+  uint8_t tx_busy;                 /* bit b: transmit buffer b is in flight */
+  uint32_t tx_errors;
 };
 
 /* Finds the `nth` virtio-net device, negotiates, posts the receive buffers, DRIVER_OK. 0 or -errno. */
 int virtio_net_open(struct virtio_net *n, unsigned nth);
-/* Sends one frame (ETH_HLEN..mtu + ETH_HLEN bytes). 0 or -errno. */
+/*
+ * Queues one frame (ETH_HLEN..mtu + ETH_HLEN bytes) for transmission and returns without waiting
+ * for it: up to VIRTIO_NET_TX_BUFS are in flight, completed ones are reclaimed on the next call
+ * (waiting only when all are in flight). 0 or -errno.
+ */
 int virtio_net_send(struct virtio_net *n, const void *frame, uint32_t len);
+/* Waits until every queued frame has been taken by the device. 0 or -errno. */
+int virtio_net_flush(struct virtio_net *n);
 /*
  * Waits for the next frame for at most `timeout_ms` (0: just look), copies at most `max` bytes
  * of it to `frame` and re-posts its buffer. The frame's length, 0 on timeout, or -errno
