@@ -84,6 +84,35 @@ describe("xl create with disk=, vif= and virtio= devices", () => {
     );
   });
 
+  it("xl save / xl restore: the device's state goes with the guest and its I/O goes on, no round lost", async () => {
+    writeFileSync(join(dir, "mover.img"), new Uint8Array(1 << 20));
+    const file = cfg(
+      "mover",
+      `name = "mover"\nkernel = "blkstress.elf"\nmemory = 4\ncmdline = "rounds=40 blocks=4"\ndisk = [ "mover.img,raw,xvda,rw" ]\n`,
+    );
+    const rounds = () =>
+      [...hostOut.matchAll(/^\(mover\) blkstress: round (\d+) wrote 4 verified 4 errors 0$/gm)].map((m) =>
+        Number(m[1]),
+      );
+    await ok(["create", file]);
+    await until("two rounds", () => rounds().length >= 2);
+    const image = join(dir, "mover.save");
+    await ok(["save", "mover", image]);
+    await until(
+      "the guest and its driver domain to go",
+      async () => !(await listed("mover")) && !(await listed("mover-dd")),
+    );
+    const saved = rounds().length;
+    await ok(["restore", image]);
+    await until("the restored guest to finish", () => /^\(mover\) blkstress: done 40 rounds, 0 errors$/m.test(hostOut));
+    assert.ok(rounds().length > saved, "rounds ran after the restore");
+    assert.deepEqual(
+      rounds(),
+      Array.from({ length: 40 }, (_, i) => i),
+      `every round once:\n${hostOut}`,
+    );
+  });
+
   it("a read-only disk (access ro): the guest's writes fail", async () => {
     writeFileSync(join(dir, "ro.img"), new Uint8Array(64 * 1024));
     const file = cfg(

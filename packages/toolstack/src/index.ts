@@ -39,6 +39,7 @@ export {
   ImageRestore,
   localMigrationTarget,
   restoreDomainFromFile,
+  restoreDomainFromFileAsync,
   saveDomainImage,
   saveDomainToFile,
 } from "./migrate/domain_save.js";

@@ -3,7 +3,7 @@
  * it — domain names and configs (Xen keeps those in XenStore), cpupool names, console logs — and
  * who it acts as: the control domain, whose privilege every domctl/sysctl is checked against.
  */
-import type { VifSwitch } from "@xenon/backends";
+import type { DriverDomain, VifSwitch } from "@xenon/backends";
 import type { Domain, Hypervisor, Machine } from "@xenon/hypervisor";
 import { ConsoleLog } from "./console.js";
 import type { DomainConfig } from "./types.js";
@@ -27,6 +27,8 @@ export interface DomainRecord {
    * idempotent, as both may happen.
    */
   onRelease?: () => void;
+  /** The driver domains serving its virtio devices (they move with it on save and migration). */
+  driverDomains?: DriverDomain[];
 }
 
 export type DomainEvent =
@@ -118,6 +120,11 @@ export class LibxlCtx {
       tee?.(bytes);
     });
     return rec;
+  }
+
+  /** Every driver domain serving a tracked domain's devices. */
+  driverDomains(): DriverDomain[] {
+    return [...this.domains.values()].flatMap((r) => r.driverDomains ?? []);
   }
 
   nameOf(domid: number): string {

@@ -195,6 +195,7 @@ export async function createDomain(ctx: LibxlCtx, c: DomainConfig, opts: CreateO
       hv.domains.get(dd.domid)?.unpause();
       const running = dd;
       rec.onRelease = () => void running.close();
+      rec.driverDomains = [running];
     }
     const backendDomid = dd?.domid ?? 0;
     const fdt = buildGuestFdt({

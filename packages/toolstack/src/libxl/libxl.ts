@@ -4,14 +4,16 @@
  * message xl prints. Every operation goes through the core's domctl/sysctl semantics as the
  * control domain, except the domain builder's memory setup (libxenguest's part).
  */
-import type { VifSwitch } from "@xenon/backends";
+import type { DriverDomain, VifSwitch } from "@xenon/backends";
 import type { Domain, Hypervisor, Machine } from "@xenon/hypervisor";
+import type { DeviceModelSource, DeviceModelTarget } from "../migrate/device_models.js";
 import {
   type RestoreResult,
-  restoreDomainFromFile,
+  restoreDomainFromFileAsync,
   type SaveResult,
   saveDomainToFile,
 } from "../migrate/domain_save.js";
+import { driverDomainSource, driverDomainTarget } from "../migrate/virtio_models.js";
 import type { ConsoleListener } from "./console.js";
 import * as cpupool from "./cpupool.js";
 import { type DomainEvent, type HostPool, LibxlCtx } from "./ctx.js";
@@ -64,10 +66,33 @@ export class Libxl {
    * Tracks a domain that arrived by restore or migration (it is already under the machine): its
    * name, config if known, and console, teed like a created domain's.
    */
-  adoptRestored(domid: number, name: string, config?: DomainConfig): void {
+  adoptRestored(domid: number, name: string, config?: DomainConfig, driverDomains: DriverDomain[] = []): void {
     const tee = this.ctx.consoleTee;
-    this.ctx.track(domid, name, config, tee === undefined ? undefined : (bytes) => tee(name, bytes));
+    const rec = this.ctx.track(domid, name, config, tee === undefined ? undefined : (bytes) => tee(name, bytes));
+    if (driverDomains.length > 0) {
+      rec.driverDomains = driverDomains;
+      rec.onRelease = () => {
+        for (const dd of driverDomains) void dd.close();
+      };
+    }
     this.ctx.emit({ type: "created", domid, name });
+  }
+
+  /** This host's driver domains as device models that leave with their domain (save, migration). */
+  deviceModelSource(): DeviceModelSource {
+    return driverDomainSource(() => this.ctx.driverDomains());
+  }
+
+  /**
+   * Device models for a domain arriving here; the driver domains started go to `started` (the
+   * caller hands them to adoptRestored).
+   */
+  deviceModelTarget(started: DriverDomain[]): DeviceModelTarget {
+    return driverDomainTarget(this.ctx.hv, {
+      ...(this.ctx.vswitch !== undefined ? { vswitch: this.ctx.vswitch } : {}),
+      log: (l) => this.ctx.hv.log(l),
+      started: (dd) => started.push(dd),
+    });
   }
 
   /** xl save [-c]: the domain's image to `file` (on this host); destroyed unless keepRunning. */
@@ -75,7 +100,10 @@ export class Libxl {
     const domid = this.domid(ident);
     if (domid === this.ctx.self) throw new LibxlError("EINVAL", "cannot save the control domain");
     try {
-      return await saveDomainToFile(this.ctx.machine, domid, file, { keepRunning });
+      return await saveDomainToFile(this.ctx.machine, domid, file, {
+        keepRunning,
+        deviceModels: this.deviceModelSource(),
+      });
     } catch (e) {
       if (e instanceof LibxlError) throw e;
       throw new LibxlError("EIO", `Domain ${domid}: saving to ${file} failed: ${(e as Error).message}`);
@@ -83,19 +111,28 @@ export class Libxl {
   }
 
   /** xl restore [-p]: a domain from a save file (on this host); its id and name. */
-  restore(file: string, opts: { paused?: boolean; name?: string } = {}): { domid: number; name: string } {
+  async restore(
+    file: string,
+    opts: { paused?: boolean; name?: string } = {},
+  ): Promise<{ domid: number; name: string }> {
     let r: RestoreResult;
+    const started: DriverDomain[] = [];
     try {
-      r = restoreDomainFromFile(this.ctx.machine, file, { paused: true, ...(opts.name ? { name: opts.name } : {}) });
+      r = await restoreDomainFromFileAsync(this.ctx.machine, file, {
+        paused: true,
+        ...(opts.name ? { name: opts.name } : {}),
+        deviceModels: this.deviceModelTarget(started),
+      });
     } catch (e) {
       throw new LibxlError("EIO", `restoring from ${file} failed: ${(e as Error).message}`);
     }
     const name = opts.name ?? r.config?.name ?? r.domain.name;
     if (this.list().some((d) => d.name === name && d.domid !== r.domid)) {
       void domain.destroyDomainNow(this.ctx, r.domid);
+      for (const dd of started) void dd.close();
       throw new LibxlError("EEXIST", `domain '${name}' already exists`);
     }
-    this.adoptRestored(r.domid, name);
+    this.adoptRestored(r.domid, name, undefined, started);
     if (!opts.paused) this.unpause(r.domid);
     return { domid: r.domid, name };
   }

@@ -288,11 +288,22 @@ function parseConfig(json: string): SavedConfig {
   return { name: o.name, pool: o.pool! };
 }
 
-/** xl restore FILE. */
+/** xl restore FILE (a domain with no device models). */
 export function restoreDomainFromFile(machine: Machine, path: string, opts: RestoreImageOptions = {}): RestoreResult {
   const r = new ImageRestore(machine, opts);
   r.push(readFileSync(path));
   return r.complete();
+}
+
+/** xl restore FILE, starting the domain's device models (opts.deviceModels) before it runs. */
+export async function restoreDomainFromFileAsync(
+  machine: Machine,
+  path: string,
+  opts: RestoreImageOptions = {},
+): Promise<RestoreResult> {
+  const r = new ImageRestore(machine, opts);
+  r.push(readFileSync(path));
+  return await r.completeAsync();
 }
 
 /**

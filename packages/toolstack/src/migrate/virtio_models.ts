@@ -15,6 +15,7 @@ import {
   DriverDomain,
   type DriverDomainDevice,
   type DriverDomainMode,
+  type VifSwitch,
   type VirtioDeviceSpec,
   type VirtioMmioState,
 } from "@xenon/backends";
@@ -72,6 +73,8 @@ export interface DriverDomainTargetOptions {
    * record asking for one is refused unless this host allows it.
    */
   readonly allowPrivileged?: boolean;
+  /** The host switch the restored guest's vifs plug into. */
+  readonly vswitch?: VifSwitch;
   /** Each driver domain started for a restored guest (the host keeps it, and closes it). */
   readonly started?: (dd: DriverDomain) => void;
 }
@@ -84,6 +87,9 @@ export function driverDomainTarget(hv: Hypervisor, opts: DriverDomainTargetOptio
       const launched: DriverDomain[] = [];
       try {
         for (const { backend, devices } of plans) {
+          // A backend of the same domid that is on its way out (the guest was saved here) goes first.
+          for (let t = 0; t < 500 && hv.domains.get(backend)?.dying === true; t++)
+            await new Promise((r) => setTimeout(r, 10));
           if (hv.domains.get(backend) !== undefined)
             throw new Error(
               `the guest's backend domid ${backend} (its device tree and grants name it) is in use on this host`,
@@ -99,6 +105,7 @@ export function driverDomainTarget(hv: Hypervisor, opts: DriverDomainTargetOptio
             restart: true,
             ...(opts.mode !== undefined ? { mode: opts.mode } : {}),
             ...(opts.log !== undefined ? { log: opts.log } : {}),
+            ...(opts.vswitch !== undefined ? { vswitch: opts.vswitch } : {}),
           });
           hv.domains.get(dd.domid)?.unpause();
           launched.push(dd);

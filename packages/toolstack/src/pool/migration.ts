@@ -7,6 +7,8 @@
  * dies at any point before it leaves the source's domain running (migrateDomain unpauses it), and
  * the destination drops whatever it had built.
  */
+
+import type { DriverDomain } from "@xenon/backends";
 import type { Machine } from "@xenon/hypervisor";
 import { LibxlError } from "../libxl/errors.js";
 import type { Libxl } from "../libxl/libxl.js";
@@ -53,6 +55,8 @@ interface Incoming {
   readonly name: string;
   readonly config: DomainConfig | undefined;
   readonly restore: ImageRestore;
+  /** Driver domains started for its devices (handed to the record once it runs). */
+  readonly started: DriverDomain[];
   failed: Error | null;
 }
 
@@ -108,21 +112,32 @@ export class PoolMigrations {
     const poolName = typeof a.pool === "string" ? a.pool : "";
     const pool = this.lx.cpupoolList().find((p) => p.name === poolName)?.poolId ?? 0;
     const config = typeof a.config === "object" && a.config !== null ? (a.config as DomainConfig) : undefined;
-    const restore = new ImageRestore(this.machine, { bare: true, name, paused: true, pool });
-    this.incoming.set(key, { link, name, config, restore, failed: null });
+    const started: DriverDomain[] = [];
+    const restore = new ImageRestore(this.machine, {
+      bare: true,
+      name,
+      paused: true,
+      pool,
+      deviceModels: this.lx.deviceModelTarget(started),
+    });
+    this.incoming.set(key, { link, name, config, restore, started, failed: null });
     this.log(`pool: receiving domain ${name} from ${link.peer}`);
     return null;
   }
 
   /** The stream is complete: the domain joins this machine and runs; its id goes back. */
-  commit(link: PoolLink, a: Readonly<Record<string, unknown>>): { domid: number } {
+  async commit(link: PoolLink, a: Readonly<Record<string, unknown>>): Promise<{ domid: number }> {
     const key = `${link.peer}/${u32(a, "mig")}`;
     const m = this.incoming.get(key);
     if (m === undefined) throw new LibxlError("ENOENT", "no such migration");
     this.incoming.delete(key);
     if (m.failed !== null) throw new LibxlError("EPROTO", `the stream was refused: ${m.failed.message}`);
-    const r = m.restore.complete();
-    this.lx.adoptRestored(r.domid, m.name, m.config);
+    // Its device models start (from their saved state) before it runs; if they cannot, the
+    // domain is destroyed here and the source keeps it.
+    const r = await m.restore.completeAsync().catch((e: unknown) => {
+      throw new LibxlError("EIO", `the domain's device models did not start: ${(e as Error).message}`);
+    });
+    this.lx.adoptRestored(r.domid, m.name, m.config, m.started);
     this.lx.unpause(r.domid);
     this.log(`pool: domain ${m.name} arrived from ${link.peer} as domain ${r.domid}, running`);
     return { domid: r.domid };
@@ -229,6 +244,7 @@ export class PoolMigrations {
     };
     const t0 = performance.now();
     const stats = await migrateDomain(this.machine, domid, target, {
+      deviceModels: this.lx.deviceModelSource(),
       ...(opts.maxRounds !== undefined ? { maxRounds: opts.maxRounds } : {}),
       ...(opts.targetDirty !== undefined ? { targetDirty: opts.targetDirty } : {}),
       progress: (p) => {
