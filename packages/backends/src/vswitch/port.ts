@@ -12,6 +12,11 @@ export interface SwitchPort {
   attach(ingress: (frame: Uint8Array) => void): void;
   /** Called when the port is unplugged (release the transport). */
   detach?(): void;
+  /**
+   * An uplink to another host's switch (the pool's L2 network, a full mesh): frames that came in
+   * on one uplink never go out on another (split horizon), so the mesh has no loops.
+   */
+  readonly uplink?: boolean;
 }
 
 /** Per-port counters, named from the port's side as `ip -s link` does for a bridge port. */

@@ -113,6 +113,27 @@ describe("virtual switch (xenbr0)", () => {
     );
   });
 
+  it("uplinks (other hosts' switches) keep split horizon: a frame from one is never relayed to another", () => {
+    const sw = new VirtualSwitch({ now: () => 0 });
+    const vif = port("vif1.0");
+    const a = { ...port("pool-a"), uplink: true };
+    const b = { ...port("pool-b"), uplink: true };
+    for (const p of [vif, a, b]) sw.plug(p);
+    a.send(frame(BCAST, mac(10)));
+    assert.equal(vif.got.length, 1, "a local guest hears host a's broadcast");
+    assert.equal(b.got.length, 0, "host b hears it from host a directly, not through us");
+    b.send(frame(BCAST, mac(11)));
+    a.send(frame(mac(11), mac(10)));
+    assert.equal(b.got.length, 0, "not even to a MAC learned behind b");
+    assert.equal(sw.counters("pool-a")?.filtered, 1);
+    vif.send(frame(BCAST, mac(1)));
+    assert.equal(a.got.length, 1, "a local broadcast goes to every uplink");
+    assert.equal(b.got.length, 1);
+    vif.send(frame(mac(10), mac(1)));
+    assert.equal(a.got.length, 2, "and local unicast to the uplink that MAC was learned on");
+    assert.equal(b.got.length, 1);
+  });
+
   it("malformed frames are dropped and counted on the ingress port: runt, oversized, bad source MAC", () => {
     const { sw, ps } = rig();
     for (let len = 0; len < 14; len++) ps[0].send(frame(BCAST, mac(1)).subarray(0, len));

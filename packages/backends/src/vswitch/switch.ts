@@ -121,6 +121,10 @@ export class VirtualSwitch {
         return;
       }
       const p = to < 0 ? undefined : this.ports.get(to);
+      if (p !== undefined && from.port.uplink === true && p.port.uplink === true) {
+        c.filtered++; // split horizon: another host's frame is never relayed to a third
+        return;
+      }
       if (p !== undefined) {
         this.forwarded++;
         this.send(p, frame);
@@ -133,8 +137,9 @@ export class VirtualSwitch {
   private flood(from: Plugged, frame: Uint8Array): void {
     this.flooded++;
     let last: Plugged | null = null;
+    const fromUplink = from.port.uplink === true;
     for (const p of this.ports.values()) {
-      if (p === from) continue;
+      if (p === from || (fromUplink && p.port.uplink === true)) continue;
       // Each port owns what it is given: all but the last get a copy.
       if (last !== null) this.send(last, frame.slice());
       last = p;

@@ -22,6 +22,7 @@ import type { HostPool } from "../libxl/ctx.js";
 import { Libxl } from "../libxl/libxl.js";
 import { MgmtServer } from "../mgmt/server.js";
 import { POOL_LINK_PATH, PoolAgent } from "../pool/agent.js";
+import { joinPoolNetwork } from "../pool/l2.js";
 import type { PoolLink } from "../pool/link.js";
 import { poolOps } from "../pool/mgmt_ops.js";
 import { MIGRATION_OPS, PoolMigrations } from "../pool/migration.js";
@@ -210,7 +211,10 @@ export class XenonHost {
           ),
         },
         data: (link, mig, bytes) => poolRef.migrations?.data(link, mig, bytes),
+        frame: (link, frame) => l2.frame(link, frame),
       });
+      // The hosts' switches form one L2 network over the links (pool/l2.ts).
+      const l2 = joinPoolNetwork(agent, vswitch, log);
       poolRef.agent = agent;
       poolRef.migrations = new PoolMigrations(libxl, machine, agent, log);
       if (po.join !== undefined) {

@@ -41,6 +41,8 @@ export interface PoolAgentOptions {
   readonly ops: Readonly<Record<string, (link: PoolLink, args: Readonly<Record<string, unknown>>) => unknown>>;
   /** Migration data from a member. */
   readonly data?: (link: PoolLink, mig: number, bytes: Uint8Array) => void;
+  /** An Ethernet frame from a member's switch. */
+  readonly frame?: (link: PoolLink, frame: Uint8Array) => void;
 }
 
 export interface MemberInfo {
@@ -67,6 +69,7 @@ export function memberUrl(addr: string): string {
 export class PoolAgent {
   private readonly links = new Map<string, PoolLink>();
   private readonly closeListeners = new Set<(link: PoolLink, reason: string) => void>();
+  private readonly openListeners = new Set<(link: PoolLink) => void>();
   private readonly timer: NodeJS.Timeout;
   private readonly hbMs: number;
   private readonly handshakeMs: number;
@@ -85,6 +88,23 @@ export class PoolAgent {
 
   get url(): string {
     return this.opts.url;
+  }
+
+  /** Called when a link to a member is up (authenticated both ways), and for those up already. */
+  onLinkOpened(l: (link: PoolLink) => void): () => void {
+    this.openListeners.add(l);
+    for (const link of this.links.values()) l(link);
+    return () => this.openListeners.delete(l);
+  }
+
+  private opened(link: PoolLink): void {
+    for (const l of this.openListeners) {
+      try {
+        l(link);
+      } catch (e) {
+        this.opts.log(`pool: link to ${link.peer}: ${(e as Error).message}`);
+      }
+    }
   }
 
   /** Called when any link goes down (migrations in flight watch this). */
@@ -135,6 +155,7 @@ export class PoolAgent {
         return h(link, args);
       },
       data: (link: PoolLink, mig: number, bytes: Uint8Array) => this.opts.data?.(link, mig, bytes),
+      frame: (link: PoolLink, frame: Uint8Array) => this.opts.frame?.(link, frame),
       closed: (link: PoolLink, reason: string) => {
         if (this.links.get(link.peer) === link) {
           this.links.delete(link.peer);
@@ -201,6 +222,7 @@ export class PoolAgent {
       const link = new PoolLink(ws, msg.host, msg.url, this.handlers());
       this.links.set(msg.host, link);
       this.opts.log(`pool: host ${msg.host} (${msg.url}) linked`);
+      this.opened(link);
     });
     ws.send(encodeLinkMsg({ t: "challenge", v: 1, host: this.name, nonce: sNonce }));
   }
@@ -286,6 +308,7 @@ export class PoolAgent {
         const link = new PoolLink(ws, msg.host, url, this.handlers());
         this.links.set(msg.host, link);
         this.opts.log(`pool: linked to host ${msg.host} (${url})`);
+        this.opened(link);
         resolve({ link, members: msg.members });
       };
       ws.on("message", onMessage);

@@ -13,6 +13,8 @@ export interface LinkHandlers {
   request(link: PoolLink, op: string, args: Readonly<Record<string, unknown>>): unknown;
   /** Migration stream bytes from the peer. */
   data(link: PoolLink, mig: number, bytes: Uint8Array): void;
+  /** An Ethernet frame from the peer's switch. */
+  frame?(link: PoolLink, frame: Uint8Array): void;
   /** The link is gone (closed, broken, or dropped as dead). */
   closed(link: PoolLink, reason: string): void;
 }
@@ -97,6 +99,9 @@ export class PoolLink {
       }
       case "data":
         this.h.data(this, msg.mig, msg.data);
+        return;
+      case "frame":
+        this.h.frame?.(this, msg.data);
         return;
       default:
         // challenge/auth/welcome/refused belong to the handshake only.

@@ -40,6 +40,11 @@ const CASES: Array<[string, LinkMsg]> = [
     { t: "res", id: 2, ok: false, error: { code: "ENOENT", message: "x" } },
   ],
   ["83 a1 74 a4 64617461 a3 6d6967 02 a4 64617461 c4 03 010203", { t: "data", mig: 2, data: hex("010203") }],
+  // An Ethernet header alone: broadcast from 00:16:3e:00:00:01, ethertype 0x88b5.
+  [
+    "82 a1 74 a5 6672616d65 a4 64617461 c4 0e ffffffffffff 00163e000001 88b5",
+    { t: "frame", data: hex("ffffffffffff 00163e000001 88b5") },
+  ],
 ];
 
 test("link messages encode to the documented bytes and decode back", () => {
@@ -77,6 +82,8 @@ test("malformed link messages: each refused with its reason", () => {
     [`84 a1 74 a9 6368616c6c656e6765 a1 76 02 a4 686f7374 a1 61 a5 6e6f6e6365 c4 20 ${N11}`, /version 2/],
     ["83 a1 74 a3 726573 a2 6964 01 a2 6f6b c0", /ok true or false/],
     ["83 a1 74 a4 64617461 a3 6d6967 02 a4 64617461 a1 78", /bin data/],
+    ["82 a1 74 a5 6672616d65 a4 64617461 c4 0d ffffffffffff 00163e000001 88", /frame' needs bin data of 14\.\.9014/],
+    ["82 a1 74 a5 6672616d65 a4 64617461 a1 78", /frame' needs bin data/],
     ["82 a1 74 a2 6862 a3 736571 05 00", /holds 2 values/],
   ];
   for (const [bytes, re] of bad) assert.throws(() => decodeLinkMsg(hex(bytes)), re, bytes);

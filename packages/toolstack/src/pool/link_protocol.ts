@@ -50,7 +50,13 @@ export type LinkMsg =
   | { readonly t: "res"; readonly id: number; readonly ok: true; readonly result: unknown }
   | { readonly t: "res"; readonly id: number; readonly ok: false; readonly error: ErrorBody }
   /** Migration stream bytes of migration `mig` (opened by a mig.begin request), in order. */
-  | { readonly t: "data"; readonly mig: number; readonly data: Uint8Array };
+  | { readonly t: "data"; readonly mig: number; readonly data: Uint8Array }
+  /** An Ethernet frame on the pool's L2 network (the hosts' switches joined over the links). */
+  | { readonly t: "frame"; readonly data: Uint8Array };
+
+/** A pool frame is one Ethernet frame: a header at least, at most a jumbo frame's size. */
+export const FRAME_MIN_BYTES = 14;
+export const FRAME_MAX_BYTES = 14 + 9000;
 
 const packr = new Packr({ useRecords: false, mapsAsObjects: true, variableMapSize: true });
 const unpackr = new Unpackr({ useRecords: false, mapsAsObjects: true });
@@ -153,6 +159,11 @@ export function decodeLinkMsg(frame: Uint8Array): LinkMsg {
       if (!isU32(v.mig)) throw new ProtocolError("link message 'data' needs a u32 mig");
       if (!(v.data instanceof Uint8Array)) throw new ProtocolError("link message 'data' needs bin data");
       return { t: "data", mig: v.mig, data: plain(v.data) };
+    case "frame":
+      onlyKeys(v, ["t", "data"]);
+      if (!(v.data instanceof Uint8Array) || v.data.length < FRAME_MIN_BYTES || v.data.length > FRAME_MAX_BYTES)
+        throw new ProtocolError(`link message 'frame' needs bin data of ${FRAME_MIN_BYTES}..${FRAME_MAX_BYTES} bytes`);
+      return { t: "frame", data: plain(v.data) };
     default:
       throw new ProtocolError(`unknown link message kind ${JSON.stringify(v.t ?? null)}`);
   }

@@ -1,0 +1,80 @@
+import assert from "node:assert/strict";
+import { type ChildProcess, spawn } from "node:child_process";
+import { mkdtempSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { after, describe, it } from "node:test";
+import { fileURLToPath } from "node:url";
+import { runProcess, XENON_BIN } from "./helpers/run.js";
+import { until } from "./helpers/wait.js";
+
+/**
+ * The pool's L2 network: two `xenon host` processes in a pool, each with its switch, joined over
+ * the pool link. kvstore (its disk and vif served by a driver domain on host a) answers netping
+ * on host b by MAC, as if they shared one wire; the guests need no idea there are two hosts.
+ */
+const XL_BIN = fileURLToPath(new URL("../../packages/toolstack/bin/xl.js", import.meta.url));
+const dir = mkdtempSync(join(tmpdir(), "xenon-pool-net-"));
+const secret = join(dir, "secret");
+writeFileSync(secret, "the pool network's secret\n");
+const procs: ChildProcess[] = [];
+
+after(() => {
+  for (const p of procs) if (p.exitCode === null && p.signalCode === null) p.kill("SIGKILL");
+});
+
+async function host(name: string, join?: string): Promise<{ url: string; out: () => string }> {
+  const args = ["host", "--pcpus", "1", "--memory", "96", "--console", "--name", name, "--pool-secret-file", secret];
+  const proc = spawn(process.execPath, [XENON_BIN, ...args, ...(join ? ["--join", join] : [])], {
+    stdio: ["ignore", "pipe", "pipe"],
+  });
+  procs.push(proc);
+  let out = "";
+  proc.stdout!.on("data", (b: Buffer) => {
+    out += b.toString();
+  });
+  proc.stderr!.on("data", (b: Buffer) => {
+    out += b.toString();
+  });
+  await until(() => /XENON_HOST=\S+\n/.test(out) || proc.exitCode !== null, 30_000);
+  const url = /XENON_HOST=(\S+)\n/.exec(out)?.[1];
+  assert.ok(url !== undefined, `host ${name} did not start: ${out}`);
+  return { url, out: () => out };
+}
+
+async function create(url: string, name: string, text: string): Promise<void> {
+  const file = join(dir, `${name}.cfg`);
+  writeFileSync(file, text);
+  const r = await runProcess(process.execPath, [XL_BIN, "-H", url, "create", file], 30_000);
+  assert.equal(r.status, 0, `xl create ${name}: ${r.stderr.toString()}`);
+}
+
+describe("a network that spans the pool's hosts", () => {
+  it("netping on host b stores and reads back keys in kvstore on host a, over the pool link", async () => {
+    const a = await host("neta");
+    const b = await host("netb", a.url);
+    await until(() => /linked/.test(a.out()) && /linked/.test(b.out()), 30_000);
+    writeFileSync(join(dir, "kv.img"), new Uint8Array(256 * 1024));
+    await create(
+      a.url,
+      "kv",
+      'name = "kv"\nkernel = "kvstore.elf"\nmemory = 4\ncmdline = "stop=1"\n' +
+        'disk = [ "kv.img,raw,xvda,rw" ]\nvif = [ "mac=00:16:3e:00:0a:01" ]\n',
+    );
+    await until(() => /^\(kv\) kvstore: disk \d+ sectors, mac 00:16:3e:00:0a:01/m.test(a.out()), 60_000);
+    await create(
+      b.url,
+      "client",
+      'name = "client"\nkernel = "netping.elf"\nmemory = 4\n' +
+        'cmdline = "mode=kv peer=00:16:3e:00:0a:01 keys=8 stop=1"\nvif = [ "mac=00:16:3e:00:0b:01" ]\n',
+    );
+    const why = () => `--- a\n${a.out()}\n--- b\n${b.out()}`;
+    await until(() => /^\(client\) netping: kv put 8 get 8 verified 8 errors 0$/m.test(b.out()), 60_000).catch(() =>
+      assert.fail(`no conversation across the hosts\n${why()}`),
+    );
+    await until(() => /^\(kv\) kvstore: stopped after \d+ requests, 8 keys$/m.test(a.out()), 30_000).catch(() =>
+      assert.fail(`kvstore did not see the STOP\n${why()}`),
+    );
+    assert.match(a.out(), /xenbr0 joined to netb's over the link/);
+  });
+});
