@@ -77,4 +77,39 @@ describe("a network that spans the pool's hosts", () => {
     );
     assert.match(a.out(), /xenbr0 joined to netb's over the link/);
   });
+
+  it("kvstore migrates to the other host in the middle of a conversation: no request lost, every key verified", async () => {
+    const a = await host("mig-a");
+    const b = await host("mig-b", a.url);
+    await until(() => /linked/.test(a.out()) && /linked/.test(b.out()), 30_000);
+    writeFileSync(join(dir, "kv2.img"), new Uint8Array(256 * 1024));
+    await create(
+      a.url,
+      "kv2",
+      'name = "kv2"\nkernel = "kvstore.elf"\nmemory = 4\ncmdline = "stop=1"\n' +
+        'disk = [ "kv2.img,raw,xvda,rw" ]\nvif = [ "mac=00:16:3e:00:0c:01" ]\n',
+    );
+    await until(() => /^\(kv2\) kvstore: disk \d+ sectors/m.test(a.out()), 60_000);
+    await create(
+      b.url,
+      "talker",
+      'name = "talker"\nkernel = "netping.elf"\nmemory = 4\n' +
+        'cmdline = "mode=kv peer=00:16:3e:00:0c:01 keys=60 stop=1 timeout=200 tries=100"\n' +
+        'vif = [ "mac=00:16:3e:00:0d:01" ]\n',
+    );
+    const why = () => `--- a\n${a.out()}\n--- b\n${b.out()}`;
+    // As soon as the conversation starts (it PUTs, then GETs and verifies, then STOPs kvstore).
+    await until(() => /^\(talker\) netping: mac /m.test(b.out()), 60_000).catch(() =>
+      assert.fail(`the conversation did not start\n${why()}`),
+    );
+    const done = /^\(talker\) netping: kv put 60 get 60 verified 60 errors 0$/m;
+    const r = await runProcess(process.execPath, [XL_BIN, "-H", a.url, "migrate", "kv2", "mig-b"], 60_000);
+    assert.equal(r.status, 0, `xl migrate: ${r.stderr.toString()}\n${why()}`);
+    await until(() => done.test(b.out()), 90_000).catch(() => assert.fail(`the conversation broke\n${why()}`));
+    // kvstore ends on host b: the conversation went on with it there (its STOP came last).
+    await until(() => /^\(kv2\) kvstore: stopped after \d+ requests, 60 keys$/m.test(b.out()), 30_000).catch(() =>
+      assert.fail(`kvstore did not finish on host b\n${why()}`),
+    );
+    assert.doesNotMatch(a.out(), /^\(kv2\) kvstore: stopped/m, "not on host a");
+  });
 });

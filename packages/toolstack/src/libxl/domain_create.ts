@@ -182,6 +182,7 @@ export async function createDomain(ctx: LibxlCtx, c: DomainConfig, opts: CreateO
       const ddName = `${c.name}-dd`;
       try {
         dd = await DriverDomain.launch(hv, {
+          domid: pickBackendDomid(hv),
           devices: slots,
           name: ddName,
           restart: true,
@@ -278,4 +279,17 @@ function applySched(ctx: LibxlCtx, domid: number, c: DomainConfig, poolSchedId: 
 /** Takes a half-built domain away again (it never ran: nothing to wait for). */
 function discard(ctx: LibxlCtx, domid: number): void {
   void destroyDomainNow(ctx, domid).catch(() => {});
+}
+
+/**
+ * A domid for a guest's own driver domain, drawn at random from the upper range (0x1000 ..
+ * 0x7fef): the guest's tree and grants name it for good, and a migrated guest needs it free on
+ * the destination host too, which sequential ids (the same small numbers on every host) would
+ * rarely leave it.
+ */
+function pickBackendDomid(hv: { domains: { get(domid: number): unknown } }): number {
+  for (;;) {
+    const id = 0x1000 + Math.floor(Math.random() * (0x7ff0 - 0x1000));
+    if (hv.domains.get(id) === undefined) return id;
+  }
 }

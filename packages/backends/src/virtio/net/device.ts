@@ -100,6 +100,34 @@ export class NetDevice implements VirtioDevice {
     this.rx.clear();
   }
 
+  /** Nothing beyond the transport's state and the spec (MAC, MTU) moves with the guest. */
+  getState(): { readonly version: 1 } {
+    return { version: 1 };
+  }
+
+  /**
+   * The guest arrived from another host: switches there and on the way still send its MAC to
+   * where it was. Like QEMU's announce after a migration, the device sends a few RARP broadcasts
+   * from the guest's MAC (the guest's own protocols ignore them), so every switch learns the new
+   * way to it before the guest itself says anything.
+   */
+  setState(_s: unknown): void {
+    for (const ms of [0, 100, 300, 700]) setTimeout(() => this.announce(), ms).unref?.();
+  }
+
+  private announce(): void {
+    const f = new Uint8Array(60);
+    f.fill(0xff, 0, 6);
+    for (let i = 0; i < 6; i++) f[6 + i] = Math.floor(this.mac / 2 ** (8 * (5 - i))) & 0xff;
+    f[12] = 0x80; // ethertype 0x8035: RARP
+    f[13] = 0x35;
+    // RARP "reverse request" for ourselves: htype 1, ptype 0x0800, hlen 6, plen 4, op 3, sha = tha = our MAC.
+    f.set([0, 1, 8, 0, 6, 4, 0, 3], 14);
+    f.set(f.subarray(6, 12), 22);
+    f.set(f.subarray(6, 12), 32);
+    this.link?.transmit(f);
+  }
+
   /** "vif mac 00:16:3e:.. rx N/M tx N/M" for logs and stats. */
   describe(): string {
     const r = this.rx.stats;
