@@ -5,6 +5,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, describe, it } from "node:test";
 import { fileURLToPath } from "node:url";
+import { guestImagePath } from "@xenon/guests";
 import { runProcess, XENON_BIN } from "./helpers/run.js";
 import { until } from "./helpers/wait.js";
 
@@ -111,5 +112,67 @@ describe("a network that spans the pool's hosts", () => {
       assert.fail(`kvstore did not finish on host b\n${why()}`),
     );
     assert.doesNotMatch(a.out(), /^\(kv2\) kvstore: stopped/m, "not on host a");
+  });
+
+  it("a counting guest goes back and forth while blkstress and a conversation run on: no count, write or reply lost", async () => {
+    const a = await host("all-a");
+    const b = await host("all-b", a.url);
+    await until(() => /linked/.test(a.out()) && /linked/.test(b.out()), 30_000);
+    const migrate = async (from: { url: string }, dom: string, to: string) => {
+      const r = await runProcess(process.execPath, [XL_BIN, "-H", from.url, "migrate", dom, to], 60_000);
+      assert.equal(r.status, 0, `xl migrate ${dom} ${to}: ${r.stderr.toString()}`);
+    };
+    writeFileSync(join(dir, "kv3.img"), new Uint8Array(256 * 1024));
+    writeFileSync(join(dir, "blk3.img"), new Uint8Array(1 << 20));
+    await create(
+      a.url,
+      "cnt",
+      `name = "cnt"\nkernel = "${guestImagePath("spin")}"\nmemory = 4\ncmdline = "name=cnt report=20000 total=0"\n`,
+    );
+    await create(
+      a.url,
+      "kv3",
+      'name = "kv3"\nkernel = "kvstore.elf"\nmemory = 4\ncmdline = "stop=1"\n' +
+        'disk = [ "kv3.img,raw,xvda,rw" ]\nvif = [ "mac=00:16:3e:00:0e:01" ]\n',
+    );
+    await create(
+      a.url,
+      "blk3",
+      'name = "blk3"\nkernel = "blkstress.elf"\nmemory = 4\ncmdline = "rounds=60 blocks=4"\ndisk = [ "blk3.img,raw,xvda,rw" ]\n',
+    );
+    await until(() => /^\(kv3\) kvstore: disk/m.test(a.out()), 60_000);
+    await create(
+      b.url,
+      "talk3",
+      'name = "talk3"\nkernel = "netping.elf"\nmemory = 4\n' +
+        'cmdline = "mode=kv peer=00:16:3e:00:0e:01 keys=60 stop=1 timeout=200 tries=100"\nvif = [ "mac=00:16:3e:00:0f:01" ]\n',
+    );
+    const both = () => `--- a\n${a.out()}\n--- b\n${b.out()}`;
+    await migrate(a, "cnt", "all-b");
+    await migrate(a, "blk3", "all-b");
+    await migrate(b, "cnt", "all-a");
+    await migrate(a, "kv3", "all-b");
+    await until(() => /^\(talk3\) netping: kv put 60 get 60 verified 60 errors 0$/m.test(b.out()), 90_000).catch(() =>
+      assert.fail(`the conversation broke\n${both()}`),
+    );
+    await until(() => /^\(blk3\) blkstress: done 60 rounds, 0 errors$/m.test(b.out()), 90_000).catch(() =>
+      assert.fail(`blkstress did not finish\n${both()}`),
+    );
+    const writes = [...both().matchAll(/^\(blk3\) blkstress: round (\d+) wrote 4 verified 4 errors 0$/gm)].map((m) =>
+      Number(m[1]),
+    );
+    assert.deepEqual(
+      writes.sort((x, y) => x - y),
+      Array.from({ length: 60 }, (_, i) => i),
+      "every round once, verified",
+    );
+    const counts = [...both().matchAll(/^\(cnt\) spin cnt progress (\d+)$/gm)].map((m) => Number(m[1]));
+    const sorted = [...counts].sort((x, y) => x - y);
+    assert.ok(sorted.length >= 3, both());
+    assert.deepEqual(
+      sorted,
+      Array.from({ length: sorted.length }, (_, i) => (i + 1) * 20000),
+      "no count lost or repeated",
+    );
   });
 });
