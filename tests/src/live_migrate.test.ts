@@ -1,9 +1,8 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { guestImagePath } from "@xenon/guests";
-import { FrameAllocator, MachineMemory } from "@xenon/hw";
-import { createScheduler, Hypervisor, Machine } from "@xenon/hypervisor";
 import { buildSystem, localMigrationTarget, migrateDomain } from "@xenon/toolstack";
+import { emptyHost, lineSink } from "./helpers/migration_host.js";
 import { until } from "./helpers/wait.js";
 
 /**
@@ -19,29 +18,6 @@ const spin = {
   memoryMiB: 2,
   bootargs: `name=mover report=${REPORT} total=${TOTAL}`,
 };
-
-function emptyHost(): Machine {
-  const memory = new MachineMemory({ bytes: 64 * 2 ** 20 });
-  const hv = new Hypervisor({ memory, allocator: new FrameAllocator(memory) });
-  const m = new Machine({
-    hv,
-    timeMode: "host",
-    pools: [
-      { id: 0, name: "Pool-0", scheduler: createScheduler("credit2"), pcpus: [{ id: 0, cls: "big", speed: 1024 }] },
-    ],
-  });
-  m.start();
-  return m;
-}
-
-function lineSink(out: string[]): (b: Uint8Array) => void {
-  let partial = "";
-  return (b) => {
-    const parts = (partial + Buffer.from(b).toString("latin1")).split("\n");
-    partial = parts.pop() ?? "";
-    out.push(...parts);
-  };
-}
 
 describe("live migration between two machines in one process", () => {
   it("the guest keeps counting on the destination and ends with the unmoved run's checksum", async () => {

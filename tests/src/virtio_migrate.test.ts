@@ -5,8 +5,7 @@ import { join } from "node:path";
 import { describe, it } from "node:test";
 import type { DriverDomain, DriverDomainMode } from "@xenon/backends";
 import { guestImagePath } from "@xenon/guests";
-import { FrameAllocator, MachineMemory } from "@xenon/hw";
-import { createScheduler, Hypervisor, Machine, p2mPoolPagesFor } from "@xenon/hypervisor";
+import { p2mPoolPagesFor } from "@xenon/hypervisor";
 import {
   buildSystem,
   driverDomainSource,
@@ -15,6 +14,7 @@ import {
   localMigrationTarget,
   migrateDomain,
 } from "@xenon/toolstack";
+import { emptyHost, lineSink } from "./helpers/migration_host.js";
 import { until } from "./helpers/wait.js";
 
 /**
@@ -25,29 +25,6 @@ import { until } from "./helpers/wait.js";
  * the guest finishes on the source.
  */
 const ROUNDS = 8;
-
-function emptyHost(): Machine {
-  const memory = new MachineMemory({ bytes: 64 * 2 ** 20 });
-  const hv = new Hypervisor({ memory, allocator: new FrameAllocator(memory) });
-  const m = new Machine({
-    hv,
-    timeMode: "host",
-    pools: [
-      { id: 0, name: "Pool-0", scheduler: createScheduler("credit2"), pcpus: [{ id: 0, cls: "big", speed: 1024 }] },
-    ],
-  });
-  m.start();
-  return m;
-}
-
-function lineSink(out: string[]): (b: Uint8Array) => void {
-  let partial = "";
-  return (b) => {
-    const parts = (partial + Buffer.from(b).toString("latin1")).split("\n");
-    partial = parts.pop() ?? "";
-    out.push(...parts);
-  };
-}
 
 async function blkGuest(lines: string[], mode: DriverDomainMode = "thread") {
   const disk = join(mkdtempSync(join(tmpdir(), "xenon-vmig-")), "disk.img");

@@ -7,30 +7,15 @@
  * Goal (issue 7): downtime <= 20 ms.
  */
 import { guestImagePath } from "@xenon/guests";
-import { FrameAllocator, MachineMemory } from "@xenon/hw";
-import { createScheduler, Hypervisor, Machine } from "@xenon/hypervisor";
 import { buildSystem, localMigrationTarget, type MigrateStats, migrateDomain } from "@xenon/toolstack";
 import { benchCli, median } from "../helpers/bench.js";
+import { emptyHost } from "../helpers/migration_host.js";
 
 const cli = benchCli();
 const runs = cli.num("--runs", 3);
 const mib = cli.num("--mib", 56);
 const rate = cli.num("--rate", 20);
 const GUEST_MIB = 64;
-
-function emptyHost(): Machine {
-  const memory = new MachineMemory({ bytes: 256 * 2 ** 20 });
-  const hv = new Hypervisor({ memory, allocator: new FrameAllocator(memory) });
-  const m = new Machine({
-    hv,
-    timeMode: "host",
-    pools: [
-      { id: 0, name: "Pool-0", scheduler: createScheduler("credit2"), pcpus: [{ id: 0, cls: "big", speed: 1024 }] },
-    ],
-  });
-  m.start();
-  return m;
-}
 
 async function once(live: boolean): Promise<MigrateStats> {
   const lines: string[] = [];
@@ -47,7 +32,7 @@ async function once(live: boolean): Promise<MigrateStats> {
     hostMemoryMiB: 256,
     console: (_n, l) => lines.push(l),
   });
-  const dst = emptyHost();
+  const dst = emptyHost(256);
   try {
     src.machine.start();
     const end = Date.now() + 60_000;
