@@ -268,8 +268,13 @@ int virtio_queue_setup(struct virtio_dev *dev, unsigned index, unsigned size) {
   for (unsigned i = 0; i < size; i++) q->next_free[i] = (uint16_t)(i + 1);
   q->free_head = 0;
   q->num_free = (uint16_t)size;
-  /* EVENT_IDX: interrupt for the first used element. */
-  q->avail[2 + size] = 0;
+  /*
+   * EVENT_IDX: interrupt for the first used element. A polling driver asks for none from the
+   * start (used_event just behind last_used, and NO_INTERRUPT without EVENT_IDX): set only at
+   * the first wait, a fast first completion could still interrupt.
+   */
+  q->avail[2 + size] = dev->poll ? (uint16_t)0xffff : 0;
+  if (dev->poll) q->avail[0] = VIRTQ_AVAIL_F_NO_INTERRUPT;
   wr(dev, R_QUEUE_NUM, size);
   wr(dev, R_QUEUE_DESC_LOW, (uint32_t)d);
   wr(dev, R_QUEUE_DESC_HIGH, (uint32_t)(d >> 32));
