@@ -70,6 +70,26 @@ describe("virtio-net over the host switch (xenon run --virtio-net)", () => {
     assert.match(wrong.out, /^\(netping\) netping: kv put 0 get 10 verified 0 errors 10$/m, wrong.out);
   });
 
+  it("process mode: frames cross the child driver domains' streams; netping and kvstore talk as in thread mode", async () => {
+    const disk = join(mkdtempSync(join(tmpdir(), "xenon-kvstore-pm-")), "kv.img");
+    writeFileSync(disk, new Uint8Array(64 * 1024));
+    const r = await run([
+      "--driver-domain-mode",
+      "process",
+      "--virtio-blk",
+      `1:${disk}`,
+      "--virtio-net",
+      "1:00:16:3e:00:00:0a",
+      "--virtio-net",
+      "2",
+      `${kvstore},stop=1`,
+      `${netping},mode=kv,peer=00:16:3e:00:00:0a,keys=10,stop=1`,
+    ]);
+    assert.equal(r.status, 0, r.out);
+    assert.match(r.out, /^\(netping\) netping: kv put 10 get 10 verified 10 errors 0$/m, r.out);
+    assert.match(r.out, /^\(kvstore\) kvstore: stopped after \d+ requests, 10 keys$/m, r.out);
+  });
+
   it("a guest sending malformed frames and breaking its transmit queue does not hurt the others", async () => {
     const r = await run([
       "--virtio-net",

@@ -16,6 +16,7 @@ import {
   STREAM_CHANNEL_HYPERCALL,
   StreamParser,
 } from "@xenon/hypervisor";
+import { frameOf, messageOf } from "../vswitch/protocol.js";
 import type { KernelEvents, KernelRun, KernelStart } from "./launch.js";
 import type { DriverDomainUp } from "./protocol.js";
 
@@ -51,6 +52,25 @@ export function startProcessKernel(s: KernelStart, ev: KernelEvents): KernelRun 
     prev?.(d, v);
     if (d === s.domid && !dead) server.notifyUpcall();
   };
+  // The vifs: the child has no MessagePort, so each frame crosses the stream as a control
+  // message `{ vif: { slot, bytes } }`, both ways; the switch's ports stay on this side.
+  const vifs = new Map(s.vifs.map(([slot, port]) => [slot, port] as const));
+  for (const [slot, port] of vifs) {
+    port.on("message", (m: unknown) => {
+      const bytes = frameOf(m);
+      if (bytes !== null) write(encodeStreamValue(STREAM_CHANNEL_CONTROL, { vif: { slot, bytes } }));
+    });
+    port.unref();
+  }
+  const fromChild = (m: { vif?: unknown }): boolean => {
+    const v = m.vif as { slot?: unknown; bytes?: unknown } | undefined;
+    if (v === undefined) return false;
+    const port = typeof v.slot === "number" ? vifs.get(v.slot) : undefined;
+    if (port === undefined || !(v.bytes instanceof Uint8Array)) throw new Error("a vif frame for no vif");
+    const frame = messageOf(v.bytes);
+    port.postMessage(frame, [frame]);
+    return true;
+  };
   const parser = new StreamParser();
   child.stdout.on("data", (chunk: Buffer) => {
     if (dead) return;
@@ -66,6 +86,7 @@ export function startProcessKernel(s: KernelStart, ev: KernelEvents): KernelRun 
           server.handle(req);
         } else {
           const m = decodeStreamValue(f);
+          if (m !== null && typeof m === "object" && fromChild(m as { vif?: unknown })) continue;
           if (m === null || typeof m !== "object" || !Object.keys(m).some((k) => UP_KEYS.has(k)))
             throw new Error("control message of unknown kind");
           ev.up(m as DriverDomainUp);
@@ -96,6 +117,7 @@ export function startProcessKernel(s: KernelStart, ev: KernelEvents): KernelRun 
     send: (m) => write(encodeStreamValue(STREAM_CHANNEL_CONTROL, m)),
     kill: async () => {
       dead = true;
+      for (const port of vifs.values()) port.close();
       child.kill("SIGKILL");
       await closed;
     },

@@ -14,6 +14,7 @@ import {
   STREAM_CHANNEL_HYPERCALL,
   StreamParser,
 } from "@xenon/hypervisor";
+import type { NetLink } from "../virtio/net/link.js";
 import { runKernel } from "./kernel.js";
 import type { DriverDomainBoot, DriverDomainDown } from "./protocol.js";
 
@@ -33,6 +34,22 @@ class StreamEndpoint extends EventEmitter {
 const endpoint = new StreamEndpoint();
 const connected = HypercallClient.connect(endpoint);
 let onControl: ((m: DriverDomainDown) => void) | null = null;
+
+/** A net device's link: frames cross the stream as `{ vif: { slot, bytes } }` control messages. */
+class StreamNetLink implements NetLink {
+  private receiver: ((frame: Uint8Array) => void) | null = null;
+  constructor(private readonly slot: number) {}
+  transmit(frame: Uint8Array): void {
+    process.stdout.write(encodeStreamValue(STREAM_CHANNEL_CONTROL, { vif: { slot: this.slot, bytes: frame } }));
+  }
+  onReceive(fn: (frame: Uint8Array) => void): void {
+    this.receiver = fn;
+  }
+  receive(frame: Uint8Array): void {
+    this.receiver?.(frame);
+  }
+}
+const netLinks = new Map<number, StreamNetLink>();
 let gotBoot: (b: DriverDomainBoot) => void = () => {};
 const booted = new Promise<DriverDomainBoot>((resolve) => {
   gotBoot = resolve;
@@ -44,9 +61,16 @@ process.stdin.on("data", (chunk: Buffer) => {
     for (const f of parser.feed(chunk)) {
       if (f.channel === STREAM_CHANNEL_HYPERCALL) endpoint.emit("message", f.payload);
       else {
-        const m = decodeStreamValue(f) as { boot?: DriverDomainBoot } & DriverDomainDown;
+        const m = decodeStreamValue(f) as {
+          boot?: DriverDomainBoot;
+          vif?: { slot: number; bytes: Uint8Array };
+        } & DriverDomainDown;
         if (m !== null && typeof m === "object" && m.boot !== undefined) gotBoot(m.boot);
-        else onControl?.(m);
+        else if (m !== null && typeof m === "object" && m.vif !== undefined) {
+          const b = m.vif.bytes;
+          if (b instanceof Uint8Array)
+            netLinks.get(m.vif.slot)?.receive(new Uint8Array(b.buffer, b.byteOffset, b.length));
+        } else onControl?.(m);
       }
     }
   } catch (e) {
@@ -59,6 +83,7 @@ process.stdin.on("end", () => process.exit(0));
 
 async function main(): Promise<void> {
   const [client, boot] = await Promise.all([connected, booted]);
+  for (const [i, d] of boot.devices.entries()) if (d.device.kind === "net") netLinks.set(i, new StreamNetLink(i));
   await runKernel(
     client,
     boot,
@@ -71,6 +96,7 @@ async function main(): Promise<void> {
     },
     "process",
     (code) => process.exit(code),
+    netLinks,
   );
 }
 
