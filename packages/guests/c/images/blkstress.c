@@ -20,19 +20,10 @@
 
 #include "timer.h"
 #include "virtio.h"
+#include "virtio_blk.h"
 #include "xenon.h"
 
-#define BLK_T_IN 0
-#define BLK_T_OUT 1
-#define BLK_T_FLUSH 4
-#define BLK_T_GET_ID 8
 #define BLOCK 4096u
-
-struct blk_hdr {
-  uint32_t type;
-  uint32_t reserved;
-  uint64_t sector;
-};
 
 static struct blk_hdr hdr __attribute__((aligned(4096)));
 static uint8_t status __attribute__((aligned(4096)));
@@ -52,19 +43,13 @@ static uint32_t pattern(uint32_t round, uint32_t block, uint32_t i) {
 
 /* One request; returns the status byte, or 0xff + an error printed. */
 static int blk(uint32_t type, uint64_t sector, void *buf, uint32_t len, int device_writes) {
-  hdr.type = type;
-  hdr.reserved = 0;
-  hdr.sector = sector;
-  status = 0xff;
-  struct virtio_buf b[3] = {{&hdr, sizeof hdr, 0}, {buf, len, device_writes}, {&status, 1, 1}};
-  struct virtio_buf s[2] = {{&hdr, sizeof hdr, 0}, {&status, 1, 1}};
-  long rc = len ? virtio_request(&dev, 0, b, 3) : virtio_request(&dev, 0, s, 2);
+  long rc = virtio_blk_request(&dev, &hdr, &status, type, sector, buf, len, device_writes);
   if (rc < 0) {
     printf("blkstress: request type %u failed (%ld, device status %#x)\n", (unsigned)type, rc,
            (unsigned)virtio_status(&dev));
     return 0xff;
   }
-  return status;
+  return (int)rc;
 }
 
 static uint32_t xorshift(uint32_t *x) {

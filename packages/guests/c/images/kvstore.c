@@ -17,21 +17,13 @@
 
 #include "netproto.h"
 #include "virtio.h"
+#include "virtio_blk.h"
 #include "virtio_net.h"
 #include "xenon.h"
 
-#define BLK_T_IN 0
-#define BLK_T_OUT 1
-#define BLK_T_FLUSH 4
 #define SECTOR 512u
 #define SLOTS_MAX 256
 #define KV_MAGIC 0x53564b58u /* "XKVS" */
-
-struct blk_hdr {
-  uint32_t type;
-  uint32_t reserved;
-  uint64_t sector;
-};
 
 struct slot {
   uint8_t used;
@@ -51,18 +43,12 @@ static uint32_t nslots;
 static uint8_t rxf[ETH_FRAME_MAX], txf[ETH_FRAME_MAX];
 
 static int blk(uint32_t type, uint64_t sector, void *buf, uint32_t len, int device_writes) {
-  hdr.type = type;
-  hdr.reserved = 0;
-  hdr.sector = sector;
-  status = 0xff;
-  struct virtio_buf b[3] = {{&hdr, sizeof hdr, 0}, {buf, len, device_writes}, {&status, 1, 1}};
-  struct virtio_buf s[2] = {{&hdr, sizeof hdr, 0}, {&status, 1, 1}};
-  long rc = len ? virtio_request(&disk, 0, b, 3) : virtio_request(&disk, 0, s, 2);
+  long rc = virtio_blk_request(&disk, &hdr, &status, type, sector, buf, len, device_writes);
   if (rc < 0) {
     printf("kvstore: disk request %u failed (%ld)\n", (unsigned)type, rc);
     return -1;
   }
-  return status == 0 ? 0 : -1;
+  return rc == 0 ? 0 : -1;
 }
 
 /* Writes slot i to its sector and flushes. */
