@@ -1,7 +1,14 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { MessageChannel } from "node:worker_threads";
-import { GrantCopyMemory, GrantMapMemory, type GuestMemory, grantDmaAddr } from "@xenon/backends";
+import {
+  ForeignCopyMemory,
+  ForeignMapMemory,
+  GrantCopyMemory,
+  GrantMapMemory,
+  type GuestMemory,
+  grantDmaAddr,
+} from "@xenon/backends";
 import { FrameAllocator, MachineMemory } from "@xenon/hw";
 import {
   endForeignAccess,
@@ -113,3 +120,60 @@ describe("guest memory through one batched grant map per chain (thread mode)", (
     }
   });
 });
+
+for (const kind of ["map", "copy"] as const) {
+  describe(`guest memory without grants: foreign ${kind} (privileged backends only)`, () => {
+    async function foreign(privileged: boolean) {
+      const memory = new MachineMemory({ bytes: 64 << 20 });
+      const hv = new Hypervisor({ memory, allocator: new FrameAllocator(memory) });
+      const guest = hv.domains.create({ name: "g", maxVcpus: 1, maxPages: 16, p2mPoolPages: p2mPoolPagesFor(16) });
+      const backend = hv.domains.create({
+        name: "dd",
+        maxVcpus: 1,
+        maxPages: 0,
+        p2mPoolPages: p2mPoolPagesFor(0),
+        flags: { privileged },
+      });
+      assert.ok(typeof guest === "object" && typeof backend === "object");
+      assert.equal(populateRange(guest, GUEST_RAM_BASE_GFN, 2), 0);
+      const { port1, port2 } = new MessageChannel();
+      servePort(hv, backend.domid, port1);
+      const client = await HypercallClient.connect(port2);
+      const mem: GuestMemory =
+        kind === "map" ? new ForeignMapMemory(client, guest.domid) : new ForeignCopyMemory(client, guest.domid);
+      return { guest, client, mem };
+    }
+
+    it("a privileged backend reads and writes a range across two guest-physical pages; the guest sees the writes", async () => {
+      const { guest, client, mem } = await foreign(true);
+      const at = GUEST_RAM_BASE_GFN * 4096 + 4090;
+      assert.equal(guest.guest.copyToGuest(at, Uint8Array.from([1, 2, 3, 4, 5, 6, 7, 8, 9, 10])), 0);
+      const r = await mem.map(0, at, 10, true);
+      assert.ok(typeof r !== "string", String(r));
+      const out = new Uint8Array(10);
+      r.copyOut(0, out, 0, 10);
+      assert.deepEqual([...out], [1, 2, 3, 4, 5, 6, 7, 8, 9, 10]);
+      r.copyIn(4, Uint8Array.from([0xaa, 0xbb, 0xcc]), 0, 3);
+      await mem.flush(r, 4, 3);
+      await mem.release(r);
+      const seen = guest.guest.copyFromGuest(at + 4, 3);
+      assert.deepEqual(seen instanceof Uint8Array ? [...seen] : seen, [0xaa, 0xbb, 0xcc]);
+      // A range running into an unpopulated page fails whole; a grant address is not a plain one.
+      assert.match(String(await mem.map(0, (GUEST_RAM_BASE_GFN + 1) * 4096 + 4000, 200, false)), /-EINVAL/);
+      assert.match(String(await mem.map(...grantDmaAddr(20), 16, false)), /grant address on a device without grants/);
+      client.close();
+    });
+
+    it("an unprivileged backend is refused with -EPERM, named in the reason", async () => {
+      const { client, mem } = await foreign(false);
+      const why = await mem.map(0, GUEST_RAM_BASE_GFN * 4096, 16, false);
+      assert.match(
+        String(why),
+        new RegExp(
+          `^foreign ${kind} of d1 gfn 0x${GUEST_RAM_BASE_GFN.toString(16)} refused: -EPERM \\(this backend is not privileged\\)$`,
+        ),
+      );
+      client.close();
+    });
+  });
+}

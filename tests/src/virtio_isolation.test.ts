@@ -88,48 +88,55 @@ describe("virtio isolation: a hostile guest's malformed queues", () => {
   });
 });
 
-describe("virtio without grants (grant_usage=0): guest-physical addresses need foreign mapping", () => {
-  it("an unprivileged driver domain is refused every page (-EPERM, named in its log); the guest sees the device fail", async () => {
-    const r = await runVirtioGuests([
-      { image: "rngcat", bootargs: "rounds=1", devices: [{ kind: "rng" }], grants: false },
-    ]);
-    const out = r.outs[0]!;
-    const why = `${out}\n${r.log.join("\n")}`;
-    assert.match(out, /^rngcat: device at 0x2000000 port 20 backend d\d+ grants 0$/m, why);
-    assert.match(out, /^rngcat: FAILED request 0 /m, why);
-    assert.notEqual(r.ends[0]!.reason, 0);
-    assert.ok(
-      r.log.some((l) =>
-        /^virtio-rng d1: ring-unreachable: descriptor table: foreign map of d1 gfn 0x[0-9a-f]+ refused: -EPERM \(this backend is not privileged\); device needs reset$/.test(
-          l,
+for (const mode of ["thread", "process"] as const) {
+  // Thread mode maps the guest's frames (ForeignMapMemory); process mode copies them through the core (ForeignCopyMemory).
+  const how = mode === "thread" ? "map" : "copy";
+  describe(`virtio without grants (grant_usage=0), ${mode} mode: guest-physical addresses need foreign ${how}`, () => {
+    it("an unprivileged driver domain is refused every page (-EPERM, named in its log); the guest sees the device fail", async () => {
+      const r = await runVirtioGuests(
+        [{ image: "rngcat", bootargs: "rounds=1", devices: [{ kind: "rng" }], grants: false }],
+        {
+          mode,
+        },
+      );
+      const out = r.outs[0]!;
+      const why = `${out}\n${r.log.join("\n")}`;
+      assert.match(out, /^rngcat: device at 0x2000000 port 20 backend d\d+ grants 0$/m, why);
+      assert.match(out, /^rngcat: FAILED request 0 /m, why);
+      assert.notEqual(r.ends[0]!.reason, 0);
+      assert.ok(
+        r.log.some((l) =>
+          new RegExp(
+            `^virtio-rng d1: ring-unreachable: descriptor table: foreign ${how} of d1 gfn 0x[0-9a-f]+ refused: -EPERM \\(this backend is not privileged\\); device needs reset$`,
+          ).test(l),
         ),
-      ),
-      why,
-    );
-  });
+        why,
+      );
+    });
 
-  it("a privileged (dom0-like) driver domain maps the guest's pages: rngcat and blkstress work with plain addresses", async () => {
-    const dir = mkdtempSync(join(tmpdir(), "xenon-nogrants-"));
-    const disk = join(dir, "disk.img");
-    writeFileSync(disk, new Uint8Array(256 * 1024));
-    const r = await runVirtioGuests(
-      [
-        { image: "rngcat", bootargs: "rounds=2", devices: [{ kind: "rng" }], grants: false },
-        { image: "blkstress", bootargs: "rounds=1 blocks=4", devices: [{ kind: "blk", path: disk }], grants: false },
-      ],
-      { privileged: true },
-    );
-    const why = `${r.outs.join("\n--\n")}\n${r.log.join("\n")}`;
-    assert.match(r.outs[0]!, /^rngcat: device at 0x2000000 port 20 backend d\d+ grants 0$/m, why);
-    assert.match(r.outs[0]!, /^rngcat: got 128 random bytes in 2 requests$/m, why);
-    assert.match(r.outs[1]!, /^blkstress: disk 512 sectors, id xenon-262144, backend d\d+ grants 0$/m, why);
-    assert.match(r.outs[1]!, /^blkstress: done 1 rounds, 0 errors$/m, why);
-    assert.deepEqual(
-      r.ends.map((e) => e.reason),
-      [0, 0],
-      why,
-    );
-    assert.deepEqual(r.log, [], why);
-    assert.notDeepEqual(readFileSync(disk).subarray(0, 4096), Buffer.alloc(4096));
+    it("a privileged (dom0-like) driver domain reaches the guest's pages: rngcat and blkstress work with plain addresses", async () => {
+      const dir = mkdtempSync(join(tmpdir(), "xenon-nogrants-"));
+      const disk = join(dir, "disk.img");
+      writeFileSync(disk, new Uint8Array(256 * 1024));
+      const r = await runVirtioGuests(
+        [
+          { image: "rngcat", bootargs: "rounds=2", devices: [{ kind: "rng" }], grants: false },
+          { image: "blkstress", bootargs: "rounds=1 blocks=4", devices: [{ kind: "blk", path: disk }], grants: false },
+        ],
+        { privileged: true, mode },
+      );
+      const why = `${r.outs.join("\n--\n")}\n${r.log.join("\n")}`;
+      assert.match(r.outs[0]!, /^rngcat: device at 0x2000000 port 20 backend d\d+ grants 0$/m, why);
+      assert.match(r.outs[0]!, /^rngcat: got 128 random bytes in 2 requests$/m, why);
+      assert.match(r.outs[1]!, /^blkstress: disk 512 sectors, id xenon-262144, backend d\d+ grants 0$/m, why);
+      assert.match(r.outs[1]!, /^blkstress: done 1 rounds, 0 errors$/m, why);
+      assert.deepEqual(
+        r.ends.map((e) => e.reason),
+        [0, 0],
+        why,
+      );
+      assert.deepEqual(r.log, [], why);
+      assert.notDeepEqual(readFileSync(disk).subarray(0, 4096), Buffer.alloc(4096));
+    });
   });
-});
+}

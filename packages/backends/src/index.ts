@@ -35,6 +35,7 @@ export {
 } from "./virtio/constants.js";
 export type { QueueIo, VirtioDevice } from "./virtio/device.js";
 export { grantDmaAddr, grantRefOf, isGrantAddr } from "./virtio/dma.js";
+export { type ForeignCopier, ForeignCopyMemory } from "./virtio/foreign_copy_memory.js";
 export { ForeignMapMemory, type ForeignMapper } from "./virtio/foreign_map_memory.js";
 export { type GrantCopier, GrantCopyMemory } from "./virtio/grant_copy_memory.js";
 export { GrantMapMemory, type GrantMapper } from "./virtio/grant_map_memory.js";

@@ -7,12 +7,13 @@
  *
  * Guest memory is reached only through the guests' grants: with no foreign-mapping privilege, an
  * ungranted page is out of reach. A device without grants (slot.grants false) needs foreign
- * mapping, which only a privileged driver domain has.
+ * mapping (or, in process mode, foreign copy), which only a privileged driver domain has.
  */
 import type { HypercallClient } from "@xenon/hypervisor";
 import type { DeviceBus } from "../virtio/bus.js";
 import { ConsoleDevice } from "../virtio/console/device.js";
 import { Mmio } from "../virtio/constants.js";
+import { ForeignCopyMemory } from "../virtio/foreign_copy_memory.js";
 import { ForeignMapMemory } from "../virtio/foreign_map_memory.js";
 import { GrantCopyMemory } from "../virtio/grant_copy_memory.js";
 import { GrantMapMemory } from "../virtio/grant_map_memory.js";
@@ -64,8 +65,11 @@ export async function runKernel(
       if (irqPort < 0)
         throw new Error(`interrupt channel d${slot.guest}:${slot.guestIrqPort}: bind failed (${irqPort})`);
       const grants = slot.grants !== false;
+      // Map where memory is shared (thread mode), copy where it is not (process mode).
       const memory = !grants
-        ? new ForeignMapMemory(client, slot.guest)
+        ? mode === "thread"
+          ? new ForeignMapMemory(client, slot.guest)
+          : new ForeignCopyMemory(client, slot.guest)
         : mode === "thread"
           ? new GrantMapMemory(client, slot.guest)
           : new GrantCopyMemory(client, slot.guest);

@@ -1,5 +1,6 @@
 /**
- * Guest memory through foreign mapping, for a device without grants (grant_usage=0): ring and
+ * Guest memory through foreign mapping, for a device without grants (grant_usage=0) in thread
+ * mode (foreign_copy_memory.ts is the same without shared memory): ring and
  * buffer addresses are the guest's own guest-physical addresses, and each page is mapped as a
  * view of the guest's frame (XENMAPSPACE_gmfn_foreign for a TypeScript domain). The core allows
  * that only to a privileged backend (a dom0-like driver domain); an unprivileged one gets -EPERM
@@ -27,9 +28,25 @@ class ForeignRegion extends PageRegion {
   }
 }
 
-function errnoName(rc: number): string {
+/** "-EPERM" for -1. */
+export function errnoName(rc: number): string {
   const name = Object.entries(Errno).find(([, v]) => v === -rc)?.[0];
   return name === undefined ? String(rc) : `-${name}`;
+}
+
+/**
+ * A guest-physical range (hi, lo, len) as first gfn, offset in its page and page count; refused
+ * when it is a grant address or its length is out of range.
+ */
+export function foreignRange(
+  hi: number,
+  lo: number,
+  len: number,
+): { base: number; first: number; pages: number } | string {
+  if (isGrantAddr(hi)) return "a grant address on a device without grants";
+  if (len <= 0 || len > MAX_MAP_BYTES) return `length ${len} out of range`;
+  const first = lo & 0xfff;
+  return { base: hi * 2 ** 20 + (lo >>> 12), first, pages: pagesSpanned(first, len) };
 }
 
 export class ForeignMapMemory implements GuestMemory {
@@ -40,13 +57,12 @@ export class ForeignMapMemory implements GuestMemory {
   ) {}
 
   async map(hi: number, lo: number, len: number, writable: boolean): Promise<MemoryRegion | string> {
-    if (isGrantAddr(hi)) return "a grant address on a device without grants";
-    if (len <= 0 || len > MAX_MAP_BYTES) return `length ${len} out of range`;
-    const gfn = hi * 2 ** 20 + (lo >>> 12);
-    const first = lo & 0xfff;
+    const range = foreignRange(hi, lo, len);
+    if (typeof range === "string") return range;
+    const { base: gfn, first, pages } = range;
     const frames: Uint8Array[] = [];
     const handles: number[] = [];
-    for (let i = 0; i < pagesSpanned(first, len); i++) {
+    for (let i = 0; i < pages; i++) {
       const r = await this.client.mapForeignView(this.domid, gfn + i, writable);
       if (r.status !== 0 || r.view === null) {
         for (const h of handles) await this.client.unmapForeignView(h);

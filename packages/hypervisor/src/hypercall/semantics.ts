@@ -203,6 +203,34 @@ export class HypercallSemantics {
     return c === undefined ? err("ESRCH") : unmapForeignView(c, handle);
   }
 
+  /**
+   * A copy from (data null) or to `foreignDomid`'s guest-physical page `gfn`, [offset,
+   * offset+len), for a privileged TypeScript domain that shares no memory with the core (process
+   * mode): what a dom0 backend does with memcpy through a gmfn_foreign mapping. Done as a short
+   * mapForeignView, copy, unmap, so privilege, ownership, page types and dirty tracking are
+   * exactly the foreign view's. The bytes (from) or 0 (to), or a negative errno.
+   */
+  foreignCopy(
+    caller: number,
+    foreignDomid: number,
+    gfn: number,
+    offset: number,
+    len: number,
+    data: Uint8Array | null,
+  ): Uint8Array | number {
+    if (offset < 0 || len < 0 || offset + len > PAGE_SIZE || (data !== null && data.length !== len))
+      return err("EINVAL");
+    const r = this.mapForeignView(caller, foreignDomid, gfn, data !== null);
+    if (typeof r === "number") return r;
+    try {
+      if (data === null) return r.view.slice(offset, offset + len);
+      r.view.set(data, offset);
+      return 0;
+    } finally {
+      this.unmapForeignView(caller, r.handle);
+    }
+  }
+
   removeFromPhysmap(caller: number, domid: number, gpfn: number): number {
     return this.withTarget(caller, domid, (d) => removeFromPhysmap(d, gpfn));
   }

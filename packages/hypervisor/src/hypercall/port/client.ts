@@ -169,6 +169,21 @@ export class HypercallClient {
   unmapForeignView(handle: number): Promise<number> {
     return this.call("unmapForeignView", handle);
   }
+  /**
+   * Copies from guest-physical pages of `dom`, [gfn, offset, len] per segment (at most
+   * MAX_COPY_SEGMENTS), in one call: per segment the bytes or a negative errno (-EPERM: not
+   * privileged). Works without shared memory (process mode).
+   */
+  copyFromForeign(
+    dom: number,
+    segs: ReadonlyArray<readonly [number, number, number]>,
+  ): Promise<Array<Uint8Array | number>> {
+    return this.call("foreignCopyFromSegs", dom, segs);
+  }
+  /** Copies to guest-physical pages of `dom`, [gfn, offset, bytes] per segment: per segment 0 or a negative errno. */
+  copyToForeign(dom: number, segs: ReadonlyArray<readonly [number, number, Uint8Array]>): Promise<number[]> {
+    return this.call("foreignCopyToSegs", dom, segs);
+  }
 
   // ---- dm_op: IOREQ servers ----
   /** XEN_DMOP_create_ioreq_server for `domid`: the server id or -errno. */

@@ -7,14 +7,21 @@ import { grantAccess } from "../../grant_table/granter.js";
 import { Hypervisor } from "../../hypervisor.js";
 import { populateRange } from "../../memory.js";
 import { GUEST_RAM_BASE_GFN } from "../../p2m/types.js";
+import { Errno } from "../../public/errno.js";
 import { HypercallClient } from "./client.js";
 import { servePort } from "./server.js";
 
 function host() {
   const memory = new MachineMemory({ bytes: 64 << 20 });
   const hv = new Hypervisor({ memory, allocator: new FrameAllocator(memory) });
-  const mk = (name: string, pages = 0) => {
-    const d = hv.domains.create({ name, maxVcpus: 1, maxPages: pages, p2mPoolPages: p2mPoolPagesFor(pages) });
+  const mk = (name: string, pages = 0, privileged = false) => {
+    const d = hv.domains.create({
+      name,
+      maxVcpus: 1,
+      maxPages: pages,
+      p2mPoolPages: p2mPoolPagesFor(pages),
+      ...(privileged ? { flags: { privileged: true } } : {}),
+    });
     if (typeof d === "number") throw new Error(`create ${d}`);
     return d;
   };
@@ -128,5 +135,40 @@ describe("hypercall port", () => {
       /at most 128/,
     );
     backend.close();
+  });
+
+  it("foreign copy by gfn: privileged callers only, the frame's own bytes, writes logged dirty, segments answered alone", async () => {
+    const { hv, mk } = host();
+    const g = mk("guest", 16);
+    assert.equal(populateRange(g, GUEST_RAM_BASE_GFN, 2), 0);
+    const pattern = new Uint8Array(4096).map((_, i) => (i * 5) & 0xff);
+    assert.equal(g.guest.copyToGuest(GUEST_RAM_BASE_GFN * 4096, pattern), 0);
+    const ram = GUEST_RAM_BASE_GFN;
+    const plain = await connect(hv, mk("dd").domid);
+    const priv = await connect(hv, mk("dom0-like", 0, true).domid);
+    // The gmfn_foreign rule: an unprivileged domain gets -EPERM for every segment, both ways.
+    assert.deepEqual(await plain.copyFromForeign(g.domid, [[ram, 0, 4]]), [-Errno.EPERM]);
+    assert.deepEqual(await plain.copyToForeign(g.domid, [[ram, 0, Uint8Array.of(1)]]), [-Errno.EPERM]);
+    const got = await priv.copyFromForeign(g.domid, [
+      [ram, 100, 8],
+      [ram + 5, 0, 4], // not populated
+      [ram, 4090, 10], // past the page
+      [0x10, 0, 4], // not RAM
+    ]);
+    assert.deepEqual([...(got[0] as Uint8Array)], [...pattern.subarray(100, 108)]);
+    assert.deepEqual(got.slice(1), [-Errno.EINVAL, -Errno.EINVAL, -Errno.EINVAL]);
+    g.p2m.enableLogDirty();
+    g.p2m.peekAndClean();
+    assert.deepEqual(await priv.copyToForeign(g.domid, [[ram + 1, 8, Uint8Array.of(0xab, 0xcd)]]), [0]);
+    assert.deepEqual([...(g.guest.copyFromGuest((ram + 1) * 4096 + 8, 2) as Uint8Array)], [0xab, 0xcd]);
+    assert.deepEqual(g.p2m.peekAndClean(), [ram + 1], "a foreign write is seen by migration");
+    g.p2m.disableLogDirty();
+    assert.deepEqual(await priv.copyFromForeign(999, [[ram, 0, 1]]), [-Errno.ESRCH]);
+    assert.deepEqual(await priv.copyFromForeign(priv.domid, [[ram, 0, 1]]), [-Errno.EINVAL], "not its own RAM");
+    // No view stays behind: the guest's frames hold no extra reference.
+    assert.equal(g.pages.refCount(g.p2m.get(ram)!.mfn), 0);
+    await assert.rejects(priv.call("foreignCopyToSegs", g.domid, [[ram, 0, 5]]), /segment/);
+    plain.close();
+    priv.close();
   });
 });

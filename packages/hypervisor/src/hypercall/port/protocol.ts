@@ -44,6 +44,10 @@ export const PORT_OPS = [
   // foreign views (privileged TS domains, thread mode): XENMAPSPACE_gmfn_foreign without a physmap
   "mapForeignView",
   "unmapForeignView",
+  // foreign copies (privileged TS domains, any mode: process mode's only way to a gfn):
+  // [gfn, offset, len | bytes]... as the grant copy segments
+  "foreignCopyFromSegs",
+  "foreignCopyToSegs",
   // TS-domain event helpers
   "evtchnTakePending",
   // dm_op: device models (IOREQ servers) and their pages (XENMEM_acquire_resource)

@@ -159,6 +159,13 @@ export class PortServer {
       }
       case "unmapForeignView":
         return s.unmapForeignView(c, n(0));
+      case "foreignCopyFromSegs":
+        return segments(a[1], false).map(([gfn, off, len]) => s.foreignCopy(c, n(0), gfn, off, len as number, null));
+      case "foreignCopyToSegs":
+        return segments(a[1], true).map(([gfn, off, b]) => {
+          const bytes = b as Uint8Array;
+          return s.foreignCopy(c, n(0), gfn, off, bytes.length, bytes);
+        });
       case "gnttabMapGrantRefViews": {
         // One GNTTABOP_map_grant_ref with several entries: each gets its own status, as in Xen.
         const refs = a[1];
@@ -309,7 +316,10 @@ export class PortServer {
   }
 }
 
-/** A list of [ref, offset, len] (copy from) or [ref, offset, bytes] (copy to) segments, checked. */
+/**
+ * A list of [ref|gfn, offset, len] (copy from) or [ref|gfn, offset, bytes] (copy to) segments,
+ * checked.
+ */
 function segments(v: unknown, bytes: boolean): Array<[number, number, number | Uint8Array]> {
   if (!Array.isArray(v) || v.length > MAX_COPY_SEGMENTS)
     throw new TypeError(`segments must be a list of at most ${MAX_COPY_SEGMENTS}`);
