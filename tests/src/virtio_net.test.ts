@@ -29,7 +29,11 @@ describe("virtio-net over the host switch (xenon run --virtio-net)", () => {
       `${netping},mode=echo`,
     ]);
     assert.equal(r.status, 0, r.out);
-    assert.match(r.out, /^\(netping\) netping: mac 00:16:3e:00:01:00 mtu 1500 backend d\d+ mode ping$/m, r.out);
+    assert.match(
+      r.out,
+      /^\(netping\) netping: mac 00:16:3e:00:01:00 mtu 1500 backend d\d+ grants 1 mode ping$/m,
+      r.out,
+    );
     for (let i = 0; i < 4; i++)
       assert.match(r.out, new RegExp(`^\\(netping\\) netping: reply seq ${i} from 00:16:3e:00:00:42$`, "m"), r.out);
     assert.match(r.out, /^\(netping\) netping: done 4\/4 replies, 0 lost$/m);

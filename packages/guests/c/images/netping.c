@@ -233,8 +233,8 @@ int main(unsigned vcpu_id, void *fdt) {
     return 1;
   }
   irq_enable();
-  printf("netping: mac " XNP_MAC_FMT " mtu %u backend d%u mode %s\n", XNP_MAC_ARGS(net.mac), (unsigned)net.mtu,
-         (unsigned)net.dev.backend, mode);
+  printf("netping: mac " XNP_MAC_FMT " mtu %u backend d%u grants %d mode %s\n", XNP_MAC_ARGS(net.mac),
+         (unsigned)net.mtu, (unsigned)net.dev.backend, net.dev.grants, mode);
   int echo = strcmp(mode, "echo") == 0 || strcmp(mode, "hostile") == 0;
   if (!echo && xnp_parse_mac(bootarg_str("peer", ""), peer) < 0) {
     printf("netping: FAILED peer=<MAC> needed for mode %s\n", mode);

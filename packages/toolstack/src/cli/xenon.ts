@@ -25,11 +25,15 @@ const USAGE = `usage:
       image keys: name, memory (MiB, default 4), weight, cap (credit2), period, budget (RTDS, µs);
                   any other key=value goes to the guest's /chosen/bootargs
       --evtchn A:P-B:Q       static event channel: port P of domain A <-> port Q of domain B
-      --virtio-rng N         a virtio-rng device for domain N (backend in its own driver domain, grants only)
+      --virtio-rng N         a virtio-rng device for domain N (backend in its own driver domain)
       --virtio-blk N:IMG[:ro] a virtio-blk device on raw image IMG for domain N (read-only with :ro)
       --virtio-net N[:MAC]   a virtio-net device for domain N on the host's switch (xenbr0); MAC default 00:16:3e:<domid>:<n>
       --virtio-shared        one driver domain for all virtio devices (default: one per device)
       --driver-domain-mode thread|process  driver domains in worker threads (default) or child processes
+      --virtio-grant-usage 0|1  xl.cfg's grant_usage for every virtio device of the run: 1 (default) the
+                             guest grants each page to an unprivileged driver domain (VirtIO-Grant);
+                             0 no grants: guest-physical addresses, served by privileged (dom0-like)
+                             driver domains that foreign-map the guest's memory
       --virtio-console N[:COLSxROWS] a virtio-console for domain N: its output joins the domain's console
                              lines, xenon's stdin is its input (the first one's)
       --pcpus N              pCPU worker threads (default 2)
@@ -98,6 +102,7 @@ async function cmdRun(args: string[]): Promise<void> {
       "virtio-net": { type: "string", multiple: true, default: [] },
       "virtio-shared": { type: "boolean", default: false },
       "driver-domain-mode": { type: "string", default: "thread" },
+      "virtio-grant-usage": { type: "string", default: "1" },
       "virtio-console": { type: "string", multiple: true, default: [] },
       pcpus: { type: "string", default: "2" },
       sched: { type: "string", default: "credit2" },
@@ -118,6 +123,9 @@ async function cmdRun(args: string[]): Promise<void> {
   if (timeout !== undefined && !(timeout > 0)) fail(`run: bad --timeout '${values.timeout}'`);
   const ddMode = values["driver-domain-mode"];
   if (ddMode !== "thread" && ddMode !== "process") fail(`run: unknown driver domain mode '${ddMode}'`);
+  const grantUsage = values["virtio-grant-usage"];
+  if (grantUsage !== "0" && grantUsage !== "1") fail(`run: --virtio-grant-usage '${grantUsage}' is neither 0 nor 1`);
+  const grants = grantUsage === "1" ? {} : { grants: false };
   try {
     const result = await runSystem({
       virtioShared: values["virtio-shared"],
@@ -129,7 +137,7 @@ async function cmdRun(args: string[]): Promise<void> {
         ...values["virtio-blk"].map((v) => parseVirtio("blk", v)),
         ...values["virtio-console"].map((v) => parseVirtio("console", v)),
         ...values["virtio-net"].map((v) => parseVirtio("net", v)),
-      ],
+      ].map((a) => ({ ...a, ...grants })),
       ...(values["virtio-console"].length > 0 ? { consoleInput: process.stdin } : {}),
       pcpus: Number(values.pcpus),
       scheduler: sched,

@@ -159,7 +159,8 @@ export interface SystemConfig {
   /**
    * virtio-mmio devices: each gets a window in its domain (from GUEST_VIRTIO_MMIO_BASE, 0x200 apart),
    * an event-channel interrupt (guest ports from VIRTIO_IRQ_PORT_BASE) and a driver domain of its
-   * own (domids after the guests'), reached through grants only.
+   * own (domids after the guests'), reached through grants (or, for a device with `grants: false`,
+   * by foreign mapping from a privileged driver domain).
    */
   readonly virtio?: readonly VirtioAttach[];
   /**
@@ -350,6 +351,12 @@ export interface VirtioAttach {
   readonly device: VirtioDeviceSpec;
   /** Index into SystemConfig.driverDomains; absent: a driver domain of its own. */
   readonly backend?: number;
+  /**
+   * false: no grants (xl.cfg's grant_usage=0): the guest's tree has no `iommus` for the device,
+   * its driver uses guest-physical addresses, and the driver domain serving it is made privileged
+   * (dom0-like: it foreign-maps the guest's memory). Default true.
+   */
+  readonly grants?: boolean;
 }
 
 /** A driver domain declared up front (a TypeScript domain running VirtIO backends). */
@@ -500,7 +507,7 @@ export function buildSystem(cfg: Omit<SystemConfig, "timeoutMs">): BuiltSystem {
                 size: v.size,
                 evtchn: v.guestIrqPort,
                 backendDomid: o.domid!,
-                grants: true,
+                grants: v.grants !== false,
               })),
           ),
           ...(spec.passthrough !== undefined
@@ -639,11 +646,14 @@ function virtioBackends(cfg: Omit<SystemConfig, "timeoutMs">, domids: readonly n
       size: GUEST_VIRTIO_MMIO_SIZE,
       guestIrqPort: VIRTIO_IRQ_PORT_BASE + slot,
       device: spec,
+      ...(v.grants === false ? { grants: false } : {}),
     };
+    // Only a privileged backend may reach a grant-less device's guest-physical addresses.
+    const privileged = v.grants === false ? { privileged: true } : {};
     const key = v.backend ?? (cfg.virtioShared === true ? -1 : undefined);
     const group = key === undefined ? undefined : groups.get(key);
     if (key !== undefined && group !== undefined) {
-      const merged = { ...group, devices: [...group.devices, device] };
+      const merged = { ...group, ...privileged, devices: [...group.devices, device] };
       out[out.indexOf(group)] = merged;
       groups.set(key, merged);
       continue;
@@ -659,7 +669,7 @@ function virtioBackends(cfg: Omit<SystemConfig, "timeoutMs">, domids: readonly n
       domid = namedDomids[v.backend]!;
       name = dd.name;
     }
-    const o: DriverDomainOptions = { domid, name, devices: [device], mode, restart: true };
+    const o: DriverDomainOptions = { domid, name, devices: [device], mode, restart: true, ...privileged };
     out.push(o);
     if (key !== undefined) groups.set(key, o);
   }
