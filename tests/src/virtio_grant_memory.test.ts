@@ -11,6 +11,7 @@ import {
 } from "@xenon/backends";
 import { FrameAllocator, MachineMemory } from "@xenon/hw";
 import {
+  type Domain,
   endForeignAccess,
   GUEST_RAM_BASE_GFN,
   grantAccess,
@@ -43,23 +44,31 @@ async function setup() {
   return { hv, guest, backend, client, gpa };
 }
 
+/**
+ * Ten bytes across a page boundary at guest-physical `gpa`, reached as (hi, lo): read through the
+ * region, three written back and flushed; the guest sees them. The region, still held.
+ */
+async function readThenWrite(guest: Domain, mem: GuestMemory, gpa: number, hi: number, lo: number) {
+  assert.equal(guest.guest.copyToGuest(gpa, Uint8Array.from([1, 2, 3, 4, 5, 6, 7, 8, 9, 10])), 0);
+  const r = await mem.map(hi, lo, 10, true);
+  assert.ok(typeof r !== "string", String(r));
+  const out = new Uint8Array(10);
+  r.copyOut(0, out, 0, 10);
+  assert.deepEqual([...out], [1, 2, 3, 4, 5, 6, 7, 8, 9, 10]);
+  r.copyIn(4, Uint8Array.from([0xaa, 0xbb, 0xcc]), 0, 3);
+  await mem.flush(r, 4, 3);
+  const seen = guest.guest.copyFromGuest(gpa + 4, 3);
+  assert.deepEqual(seen instanceof Uint8Array ? [...seen] : seen, [0xaa, 0xbb, 0xcc]);
+  return r;
+}
+
 for (const kind of ["map", "copy"] as const) {
   describe(`guest memory through grant ${kind}`, () => {
     it("reaches a two-page range of consecutive refs, reads and writes it, and gives it back", async () => {
       const { guest, client, gpa } = await setup();
       const mem: GuestMemory =
         kind === "map" ? new GrantMapMemory(client, guest.domid) : new GrantCopyMemory(client, guest.domid);
-      assert.equal(guest.guest.copyToGuest(gpa(0, 4090), Uint8Array.from([1, 2, 3, 4, 5, 6, 7, 8, 9, 10])), 0);
-      const [hi, lo] = grantDmaAddr(20, 4090);
-      const r = await mem.map(hi, lo, 10, true);
-      assert.ok(typeof r !== "string", String(r));
-      const out = new Uint8Array(10);
-      r.copyOut(0, out, 0, 10);
-      assert.deepEqual([...out], [1, 2, 3, 4, 5, 6, 7, 8, 9, 10]);
-      r.copyIn(4, Uint8Array.from([0xaa, 0xbb, 0xcc]), 0, 3);
-      await mem.flush(r, 4, 3);
-      const seen = guest.guest.copyFromGuest(gpa(0, 4094), 3);
-      assert.deepEqual(seen instanceof Uint8Array ? [...seen] : seen, [0xaa, 0xbb, 0xcc]);
+      const r = await readThenWrite(guest, mem, gpa(0, 4090), ...grantDmaAddr(20, 4090));
       // While mapped (map mode) the guest cannot end access; after release it can.
       if (kind === "map") assert.equal(endForeignAccess(guest.grantTable, 20), false);
       await mem.release(r);
@@ -147,17 +156,7 @@ for (const kind of ["map", "copy"] as const) {
     it("a privileged backend reads and writes a range across two guest-physical pages; the guest sees the writes", async () => {
       const { guest, client, mem } = await foreign(true);
       const at = GUEST_RAM_BASE_GFN * 4096 + 4090;
-      assert.equal(guest.guest.copyToGuest(at, Uint8Array.from([1, 2, 3, 4, 5, 6, 7, 8, 9, 10])), 0);
-      const r = await mem.map(0, at, 10, true);
-      assert.ok(typeof r !== "string", String(r));
-      const out = new Uint8Array(10);
-      r.copyOut(0, out, 0, 10);
-      assert.deepEqual([...out], [1, 2, 3, 4, 5, 6, 7, 8, 9, 10]);
-      r.copyIn(4, Uint8Array.from([0xaa, 0xbb, 0xcc]), 0, 3);
-      await mem.flush(r, 4, 3);
-      await mem.release(r);
-      const seen = guest.guest.copyFromGuest(at + 4, 3);
-      assert.deepEqual(seen instanceof Uint8Array ? [...seen] : seen, [0xaa, 0xbb, 0xcc]);
+      await mem.release(await readThenWrite(guest, mem, at, 0, at));
       // A range running into an unpopulated page fails whole; a grant address is not a plain one.
       assert.match(String(await mem.map(0, (GUEST_RAM_BASE_GFN + 1) * 4096 + 4000, 200, false)), /-EINVAL/);
       assert.match(String(await mem.map(...grantDmaAddr(20), 16, false)), /grant address on a device without grants/);
