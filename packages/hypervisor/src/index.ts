@@ -77,7 +77,7 @@ export type { IoreqBatch } from "./hypercall/port/ioreq_relay.js";
 export type { PortDown, PortOp, PortRequest } from "./hypercall/port/protocol.js";
 export { MAX_COPY_SEGMENTS, PORT_OPS } from "./hypercall/port/protocol.js";
 export type { PortSink } from "./hypercall/port/server.js";
-export { messagePortSink, PortServer, servePort } from "./hypercall/port/server.js";
+export { messagePortSink, PortServer, servePort, watchUpcalls } from "./hypercall/port/server.js";
 export {
   decodeStreamValue,
   encodeStreamFrame,

@@ -15,6 +15,7 @@ import {
   STREAM_CHANNEL_CONTROL,
   STREAM_CHANNEL_HYPERCALL,
   StreamParser,
+  watchUpcalls,
 } from "@xenon/hypervisor";
 import { frameOf, messageOf } from "../vswitch/protocol.js";
 import type { KernelEvents, KernelRun, KernelStart } from "./launch.js";
@@ -32,6 +33,7 @@ export function startProcessKernel(s: KernelStart, ev: KernelEvents): KernelRun 
   const die = (why: string) => {
     if (dead) return;
     dead = true;
+    unwatch();
     child.kill("SIGKILL");
     ev.died(why);
   };
@@ -47,11 +49,9 @@ export function startProcessKernel(s: KernelStart, ev: KernelEvents): KernelRun 
     { send: (msg) => write(encodeStreamValue(STREAM_CHANNEL_HYPERCALL, msg)) },
     false,
   );
-  const prev = s.hv.hooks.upcall;
-  s.hv.hooks.upcall = (d, v) => {
-    prev?.(d, v);
-    if (d === s.domid && !dead) server.notifyUpcall();
-  };
+  const unwatch = watchUpcalls(s.hv, s.domid, () => {
+    if (!dead) server.notifyUpcall();
+  });
   // The vifs: the child has no MessagePort, so each frame crosses the stream as a control
   // message `{ vif: { slot, bytes } }`, both ways; the switch's ports stay on this side.
   const vifs = new Map(s.vifs.map(([slot, port]) => [slot, port] as const));
@@ -117,6 +117,7 @@ export function startProcessKernel(s: KernelStart, ev: KernelEvents): KernelRun 
     send: (m) => write(encodeStreamValue(STREAM_CHANNEL_CONTROL, m)),
     kill: async () => {
       dead = true;
+      unwatch();
       for (const port of vifs.values()) port.close();
       child.kill("SIGKILL");
       await closed;

@@ -9,7 +9,7 @@ import { populateRange } from "../../memory.js";
 import { GUEST_RAM_BASE_GFN } from "../../p2m/types.js";
 import { Errno } from "../../public/errno.js";
 import { HypercallClient } from "./client.js";
-import { servePort } from "./server.js";
+import { servePort, watchUpcalls } from "./server.js";
 
 function host() {
   const memory = new MachineMemory({ bytes: 64 << 20 });
@@ -170,5 +170,23 @@ describe("hypercall port", () => {
     await assert.rejects(priv.call("foreignCopyToSegs", g.domid, [[ram, 0, 5]]), /segment/);
     plain.close();
     priv.close();
+  });
+
+  it("ports coming and going share one upcall hook; a closed port's watcher is gone", async () => {
+    const { hv, mk } = host();
+    const d = mk("dd");
+    const first = await connect(hv, d.domid);
+    const hook = hv.hooks.upcall;
+    first.close();
+    let seen = 0;
+    const unwatch = watchUpcalls(hv, d.domid, () => seen++);
+    for (let i = 0; i < 20; i++) (await connect(hv, d.domid)).close();
+    assert.equal(hv.hooks.upcall, hook, "no new wrapper per port");
+    hv.hooks.upcall?.(d.domid, 0);
+    hv.hooks.upcall?.(d.domid + 1, 0);
+    assert.equal(seen, 1, "called for its own domain only");
+    unwatch();
+    hv.hooks.upcall?.(d.domid, 0);
+    assert.equal(seen, 1);
   });
 });

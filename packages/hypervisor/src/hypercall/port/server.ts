@@ -374,14 +374,45 @@ export function messagePortSink(port: MessagePort): PortSink {
   };
 }
 
+const upcallWatchers = new WeakMap<Hypervisor, Map<number, Set<() => void>>>();
+
+/**
+ * Calls `fn` each time an upcall becomes pending for `domid` (a TS domain's port forwards it).
+ * One hook per hypervisor, however many ports come and go: a driver domain restarted a hundred
+ * times must not leave a chain of a hundred wrappers. Returns the unwatch.
+ */
+export function watchUpcalls(hv: Hypervisor, domid: number, fn: () => void): () => void {
+  let byDomid = upcallWatchers.get(hv);
+  if (byDomid === undefined) {
+    const m = new Map<number, Set<() => void>>();
+    byDomid = m;
+    upcallWatchers.set(hv, m);
+    const prev = hv.hooks.upcall;
+    hv.hooks.upcall = (d, v) => {
+      prev?.(d, v);
+      const fns = m.get(d);
+      if (fns !== undefined) for (const f of fns) f();
+    };
+  }
+  const m = byDomid;
+  let fns = m.get(domid);
+  if (fns === undefined) {
+    fns = new Set();
+    m.set(domid, fns);
+  }
+  const mine = fns;
+  mine.add(fn);
+  return () => {
+    mine.delete(fn);
+    if (mine.size === 0 && m.get(domid) === mine) m.delete(domid);
+  };
+}
+
 /** Serves `port` for `domid` until it closes. Returns the server (for notifyUpcall). */
 export function servePort(hv: Hypervisor, domid: number, port: MessagePort): PortServer {
   const server = new PortServer(hv, domid, messagePortSink(port), true);
-  const prev = hv.hooks.upcall;
-  hv.hooks.upcall = (d, v) => {
-    prev?.(d, v);
-    if (d === domid) server.notifyUpcall();
-  };
+  const unwatch = watchUpcalls(hv, domid, () => server.notifyUpcall());
+  port.once("close", unwatch);
   port.on("message", (raw: unknown) => {
     let req: unknown;
     try {
