@@ -199,6 +199,8 @@ export {
   VIRT_SPEC_CTRL_SSBD,
   XenCmdlineError,
 } from "./spec_ctrl.js";
+// Opt-in I/O path timeline (XENON_IO_TRACE): the blk bench's --trace.
+export { enableIoTrace, ioTrace, ioTraceFlush, ioTraceOn } from "./trace/io_trace.js";
 export type { SchedRequest, Vcpu, VcpuInfoPlacement } from "./vcpu.js";
 // XenStore connection of a domain (magic page, gref 1, unbound port, HVM params).
 export type { XenstoreRingSetup } from "./xenstore_page.js";

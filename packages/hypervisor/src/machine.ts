@@ -31,6 +31,7 @@ import { Errno } from "./public/errno.js";
 import { Virq } from "./public/xen.js";
 import { type CpupoolInfo, Cpupools } from "./sched/cpupool.js";
 import type { Pcpu, SchedUnit, Scheduler } from "./sched/types.js";
+import { ioTrace, ioTraceOn } from "./trace/io_trace.js";
 
 export interface MachinePoolConfig {
   readonly id: number;
@@ -682,7 +683,9 @@ export class Machine {
     while (left > 0 && !this.stopped) {
       let exit: Awaited<ReturnType<PcpuPool["run"]>>;
       try {
+        if (ioTraceOn) ioTrace("core.run", domid);
         exit = await workers.run(p.id, rec.key, left);
+        if (ioTraceOn) ioTrace("core.exit", exit.reason);
       } catch (e) {
         this.crash(rec.domain, `pCPU failure: ${(e as Error).message}`);
         return;
@@ -766,6 +769,8 @@ export class Machine {
             write,
             s[VcpuSlot.MMIO_VALUE]!,
           );
+          if (ioTraceOn)
+            ioTrace(sent === "posted" ? "core.ioreq.posted" : "core.ioreq.sent", s[VcpuSlot.MMIO_ADDR]! & 0xfff);
           if (sent === "posted") continue;
           if (sent === "dropped") {
             // A parked window (its device model died): the bus reads all-ones.
@@ -799,6 +804,7 @@ export class Machine {
   private ioreqDone(domid: number, vcpu: number, value: number): void {
     const rec = this.vcpus.get(vcpuKey(domid, vcpu));
     if (rec === undefined || !this.live.has(domid)) return;
+    if (ioTraceOn) ioTrace("core.ioreqDone", domid);
     completeMmioLoad(rec.state, value);
     // Through the pause gate, as every wake: a paused domain's vCPU runs on unpause.
     if (rec.unit.state === "blocked") this.control.wake(domid, vcpu);
@@ -849,6 +855,7 @@ export class Machine {
     const rec = this.vcpus.get(vcpuKey(domid, vcpu));
     // The line (VcpuSlot.UPCALL_LINE_*) already reads evtchn_upcall_pending; only wake the vCPU.
     if (rec === undefined || !this.live.has(domid)) return;
+    if (ioTraceOn) ioTrace("core.upcall.vcpu", domid);
     // registerVcpuInfo (from any caller) ends by raising the upcall: follow the move at once.
     this.syncUpcallLine(rec);
     // It may be sleeping in WFI on its worker.

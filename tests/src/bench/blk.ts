@@ -1,8 +1,10 @@
 /**
- * `pnpm bench blk [--json] [--reps N] [--total KiB] [--modes thread,process]`: virtio-blk from a
+ * `pnpm bench blk [--json] [--reps N] [--total KiB] [--modes thread,process] [--cases a,b] [--trace]`:
+ * virtio-blk from a
  * guest (blkstress.elf in bench mode) through a driver domain, grants only:
  *  - sequential read and write, 32 KiB requests, MB/s at queue depth 1 and 32;
  *  - random 4 KiB reads and writes, IOPS at queue depth 1 and 32;
+ *  - sequential read with 256 KiB requests at queue depth 1 and 4 (per-request cost amortised);
  *  - each in thread mode (grant map, shared ioreq pages) and process mode (grant copy, relayed
  *    ioreqs over the child's pipes);
  *  - anchor in the same run: the host reading/writing the same file with the same request size
@@ -16,7 +18,9 @@ import { closeSync, mkdtempSync, openSync, readSync, rmSync, writeFileSync, writ
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { DriverDomainMode } from "@xenon/backends";
+import { enableIoTrace } from "@xenon/hypervisor";
 import { benchCli, median } from "../helpers/bench.js";
+import { readTrace, traceReport } from "../helpers/io_trace_report.js";
 import { runVirtioGuests } from "../helpers/virtio.js";
 
 const cli = benchCli();
@@ -26,6 +30,17 @@ const modesArg = process.argv.includes("--modes")
   ? process.argv[process.argv.indexOf("--modes") + 1]!
   : "thread,process";
 const modes = modesArg.split(",") as DriverDomainMode[];
+const arg = (name: string): string | undefined =>
+  process.argv.includes(name) ? process.argv[process.argv.indexOf(name) + 1] : undefined;
+/** --cases a,b: only the cases of those names (e.g. seqread-qd1). */
+const only = arg("--cases")?.split(",");
+/**
+ * --trace: record the I/O path's timeline (XENON_IO_TRACE) and print, after each guest run, where
+ * a request's time went (helpers/io_trace_report.ts; best with --reps 1 and a QD1 case). Tracing
+ * costs a few µs per event: traced figures are a little lower.
+ */
+const traceDir = process.argv.includes("--trace") ? mkdtempSync(join(tmpdir(), "xenon-iotrace-")) : null;
+if (traceDir !== null) enableIoTrace(traceDir);
 const DISK = 16 << 20;
 
 interface Case {
@@ -43,6 +58,9 @@ for (const depth of [1, 32]) {
   CASES.push({ name: `randread4k-qd${depth}`, mode: "randread", size: 4096, depth, unit: "IOPS" });
   CASES.push({ name: `randwrite4k-qd${depth}`, mode: "randwrite", size: 4096, depth, unit: "IOPS" });
 }
+// Larger requests: how the per-request cost amortises (the guest's bench buffer is 1 MiB).
+for (const depth of [1, 4])
+  CASES.push({ name: `seqread256k-qd${depth}`, mode: "seqread", size: 256 << 10, depth, unit: "MB/s" });
 
 const rate = (c: Case, bytes: number, us: number) => (c.unit === "MB/s" ? bytes / us : (bytes / c.size / us) * 1e6);
 
@@ -85,6 +103,7 @@ async function guest(path: string, c: Case, mode: DriverDomainMode): Promise<num
   );
   const m = /^blkstress: bench \S+ depth \d+ size \d+ requests (\d+) us (\d+) errors (\d+)$/m.exec(r.outs[0]!);
   if (m === null || m[3] !== "0") throw new Error(`blkstress bench failed:\n${r.outs[0]}\n${r.log.join("\n")}`);
+  if (traceDir !== null) for (const l of traceReport(readTrace(traceDir), Number(m[1]))) cli.log(`  ${l}`);
   return rate(c, Number(m[1]) * c.size, Number(m[2]));
 }
 
@@ -94,6 +113,7 @@ writeFileSync(path, randomBytes(DISK));
 const results: Record<string, Record<string, { median: number; native: number; ratio: number; unit: string }>> = {};
 try {
   for (const c of CASES) {
+    if (only !== undefined && !only.includes(c.name)) continue;
     const nat = median(Array.from({ length: reps }, () => native(path, c)));
     for (const mode of modes) {
       const xs: number[] = [];
@@ -108,5 +128,6 @@ try {
   }
 } finally {
   rmSync(dir, { recursive: true, force: true });
+  if (traceDir !== null) rmSync(traceDir, { recursive: true, force: true });
 }
 if (cli.json) process.stdout.write(`${JSON.stringify({ bench: "blk", reps, totalKiB, results })}\n`);

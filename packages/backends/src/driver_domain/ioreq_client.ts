@@ -12,7 +12,7 @@
  * takes in one call, ioreqComplete answers and notifies in one; fetches are serialised so posted
  * writes keep their order).
  */
-import type { HypercallClient } from "@xenon/hypervisor";
+import { type HypercallClient, ioTrace, ioTraceOn } from "@xenon/hypervisor";
 
 // From Xen's ioreq.h / dm_op.h (hypervisor ABI.md §5.11).
 const STATE_READY = 1;
@@ -164,6 +164,7 @@ export class IoreqClient {
   }
 
   private answer(addr: number, size: number, write: boolean, value: number): number {
+    if (ioTraceOn) ioTrace(write ? "dd.ioreq.write" : "dd.ioreq.read", addr & 0xfff);
     try {
       return this.handler(addr, size, write, value) >>> 0;
     } catch {
@@ -184,6 +185,7 @@ export class IoreqClient {
       const write = ((word >>> 9) & 1) === 0;
       Atomics.store(b, 0, (rp + 1) | 0);
       this.posted++;
+      if (ioTraceOn) ioTrace("dd.ioreq.posted", (word >>> 12) & 0xfff);
       if (write) this.handler(this.postedBase + (word >>> 12), size, true, data);
     }
   }
@@ -199,6 +201,7 @@ export class IoreqClient {
     const size = this.page.getUint32(b + 20, true);
     const write = ((word >>> 21) & 1) === 0;
     const value = this.page.getUint32(b + 8, true);
+    if (ioTraceOn) ioTrace(write ? "dd.ioreq.write" : "dd.ioreq.read", addr & 0xfff);
     let out = 0;
     try {
       out = this.handler(addr, size, write, value) >>> 0;

@@ -12,6 +12,7 @@
  * Status writes follow Firecracker's strict machine: 0 resets; ACKNOWLEDGE, DRIVER, FEATURES_OK
  * and DRIVER_OK may only be added in that order; FAILED may always be set; others are ignored.
  */
+import { ioTrace, ioTraceOn } from "@xenon/hypervisor";
 import type { DeviceBus } from "./bus.js";
 import { Feature, InterruptBit, MMIO_MAGIC, MMIO_VERSION, Mmio, Status } from "./constants.js";
 import { QUEUE_WAIT, type QueueIo, type VirtioDevice } from "./device.js";
@@ -433,6 +434,7 @@ export class VirtioMmioTransport {
   }
 
   private interrupt(bits: number): void {
+    if (ioTraceOn) ioTrace("dd.irq", bits);
     this.interruptStatus |= bits;
     this.bus.raiseInterrupt();
   }

@@ -27,6 +27,7 @@ import {
 import { pack, unpack } from "msgpackr";
 import { P2mReader } from "../p2m/p2m.js";
 import { Hypercall, SchedOp } from "../public/xen.js";
+import { ioTrace, ioTraceFlush, ioTraceOn } from "../trace/io_trace.js";
 import type { ExitMsg, FromPcpu, Packed, PcpuTask, ToPcpu } from "./contract.js";
 import { bellSlot, DomainCtlSlot, MAX_VCPUS_PER_KEY, onPcpuSlot, PcpuSlot, sleepSlot } from "./contract.js";
 import { FastConsole } from "./fast_console.js";
@@ -121,6 +122,7 @@ export default function pcpuMain(task: PcpuTask): number {
         seenBell = Atomics.load(ctl, PcpuSlot.DOORBELL);
         continue;
       }
+      if (ioTraceOn) ioTraceFlush(); // no event loop here: write the timeline while idle
       Atomics.wait(ctl, PcpuSlot.DOORBELL, seenBell, 1000);
       seenBell = Atomics.load(ctl, PcpuSlot.DOORBELL);
     }
@@ -190,6 +192,7 @@ export default function pcpuMain(task: PcpuTask): number {
           break;
         }
         Atomics.store(ctl, PcpuSlot.RUNNING, msg.key);
+        if (ioTraceOn) ioTrace("pcpu.run", msg.key);
         const it = clocks.get(msg.key);
         if (it !== undefined) it.runStart = instret(cpu.state);
         const domid = Math.floor(msg.key / MAX_VCPUS_PER_KEY);
@@ -222,6 +225,7 @@ export default function pcpuMain(task: PcpuTask): number {
         if (dctl !== undefined && onPcpu < dctl.length) Atomics.store(dctl, onPcpu, 0);
         Atomics.store(ctl, PcpuSlot.RUNNING, -1);
         for (const w of heldWakes.splice(0)) send(w);
+        if (ioTraceOn) ioTrace("pcpu.exit", out.t === "exit" ? out.reason : -1);
         send(out);
         break;
       }
@@ -274,7 +278,11 @@ function waitOnWorker(ctx: SliceContext, wake: (pending: number) => boolean): bo
     return woke || Atomics.load(s, VcpuSlot.PREEMPT) !== 0;
   };
   if (ready()) return woke;
-  if (ctx.wfiSpinUs > 0 && spinUntil(ready, ctx.wfiSpinUs)) return woke;
+  if (ioTraceOn) ioTrace("pcpu.idle");
+  if (ctx.wfiSpinUs > 0 && spinUntil(ready, ctx.wfiSpinUs)) {
+    if (ioTraceOn) ioTrace("pcpu.woke", 0);
+    return woke;
+  }
   if (ctl === null || ctx.wfiWaitUs <= ctx.wfiSpinUs) return false;
   const bell = bellSlot(ctx.vcpu);
   const sleeping = sleepSlot(ctx.vcpu);
@@ -285,7 +293,10 @@ function waitOnWorker(ctx: SliceContext, wake: (pending: number) => boolean): bo
       // and is notified (see sleepSlot), so the wait ends.
       const b = Atomics.load(ctl, bell);
       Atomics.store(ctl, sleeping, 1);
-      if (ready()) return woke;
+      if (ready()) {
+        if (ioTraceOn) ioTrace("pcpu.woke", 1);
+        return woke;
+      }
       const left = until - performance.now();
       if (left <= 0) return false;
       Atomics.wait(ctl, bell, b, left);
@@ -329,7 +340,10 @@ function runSlice(ctx: SliceContext, budget: number): ExitMsg {
     }
     if (reason === ExitReason.MMIO) {
       const addr = s[VcpuSlot.MMIO_ADDR]! >>> 0;
-      if (served(ranges, addr)) break;
+      if (served(ranges, addr)) {
+        if (ioTraceOn) ioTrace("pcpu.mmio", addr & 0xfff);
+        break;
+      }
       // Unhandled: the access faults at its own instruction (a FAULT exit, then reflected below).
       s[VcpuSlot.PC] = s[VcpuSlot.MMIO_PC]!;
       s[VcpuSlot.EXIT_CAUSE] = s[VcpuSlot.MMIO_WRITE] !== 0 ? Cause.STORE_ACCESS : Cause.LOAD_ACCESS;

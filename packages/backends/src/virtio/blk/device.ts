@@ -9,6 +9,7 @@
  * breaks the queue (QueueError).
  */
 import { closeSync, fstatSync, fsyncSync, openSync, readSync, writeSync } from "node:fs";
+import { ioTrace, ioTraceOn } from "@xenon/hypervisor";
 import { DeviceId } from "../constants.js";
 import type { QueueIo, VirtioDevice } from "../device.js";
 import { MappedChain } from "../mapped_chain.js";
@@ -111,7 +112,9 @@ export class BlkDevice implements VirtioDevice {
         if (popError !== null) throw popError;
         return;
       }
+      if (ioTraceOn) ioTrace("dd.blk.popped", batch.length);
       const maps = await Promise.allSettled(batch.map((b) => b.mapped));
+      if (ioTraceOn) ioTrace("dd.blk.mapped", batch.length);
       const done: Array<{ head: number; m: MappedChain; written: number }> = [];
       for (const [i, r] of maps.entries()) {
         if (r.status === "rejected") {
@@ -138,8 +141,11 @@ export class BlkDevice implements VirtioDevice {
         }
         done.push({ head: batch[i]!.head, m, written });
       }
+      if (ioTraceOn) ioTrace("dd.blk.done", done.length);
       await Promise.all(done.map((d) => d.m.release(io)));
+      if (ioTraceOn) ioTrace("dd.blk.released", done.length);
       for (const d of done) await q.push(d.head, d.written);
+      if (ioTraceOn) ioTrace("dd.blk.pushed", done.length);
       if (broken !== null) throw broken;
       if (popError !== null) throw popError;
     }

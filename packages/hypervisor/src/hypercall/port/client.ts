@@ -10,6 +10,7 @@
 import { pack, unpack } from "msgpackr";
 import type { IoreqServerInfo } from "../../ioreq/ioreq_servers.js";
 import { legacyVcpuInfo, type SharedRegion, takePendingPorts, upcallWordIndex } from "../../shared_info.js";
+import { ioTrace, ioTraceOn } from "../../trace/io_trace.js";
 import type { IoreqBatch } from "./ioreq_relay.js";
 import type { PortDown, PortFrame, PortHello, PortOp, PortReply, PortView } from "./protocol.js";
 
@@ -89,6 +90,7 @@ export class HypercallClient {
   call<T = number>(op: PortOp, ...args: unknown[]): Promise<T> {
     if (this.closed) return Promise.reject(new PortClosedError());
     const id = this.nextId++;
+    if (ioTraceOn) ioTrace(`dd.call.${op}`, id);
     return new Promise<T>((resolve, reject) => {
       this.waiting.set(id, { resolve: resolve as (v: unknown) => void, reject });
       this.port.postMessage(pack({ id, op, args }));
@@ -242,6 +244,7 @@ export class HypercallClient {
       for (const p of ports) this.handlers.get(p)?.(p);
       if (ports.length > 0) continue;
       await this.waitUpcall();
+      if (ioTraceOn) ioTrace("dd.woke", this.domid);
     }
   }
 
@@ -292,6 +295,7 @@ export class HypercallClient {
     const w = this.waiting.get(reply.id);
     if (w === undefined) return;
     this.waiting.delete(reply.id);
+    if (ioTraceOn) ioTrace("dd.reply", reply.id);
     if (reply.err !== undefined) w.reject(new Error(reply.err));
     else w.resolve(reply.ok);
   }

@@ -11,6 +11,7 @@ import type { Hypervisor } from "../../hypervisor.js";
 import { err } from "../../public/errno.js";
 import type { PoolParamsUpdate, SchedParamsUpdate } from "../../sched/types.js";
 import { legacyVcpuInfo, takePendingPorts } from "../../shared_info.js";
+import { ioTrace, ioTraceOn } from "../../trace/io_trace.js";
 import { ioreqComplete, ioreqFetch } from "./ioreq_relay.js";
 
 /** Entries of one batched grant map or unmap over the port. */
@@ -62,6 +63,7 @@ export class PortServer {
 
   /** The core calls this when this domain's upcall goes 0 -> 1. */
   notifyUpcall(): void {
+    if (ioTraceOn) ioTrace("core.upcall.port", this.domid);
     if (this.threadMode) {
       const d = this.hv.domains.get(this.domid);
       if (d === undefined) return;
@@ -79,6 +81,7 @@ export class PortServer {
       this.sink.send({ id, err: `bad request: unknown op or args ${String(op)}` });
       return;
     }
+    if (ioTraceOn) ioTrace(`core.op.${op}`, id);
     try {
       const r = this.call(op as PortOp, args);
       // Answers holding shared frames (views) go by structured clone, never through msgpackr.
@@ -91,6 +94,7 @@ export class PortServer {
     } catch (e) {
       this.sink.send({ id, err: `op ${op} failed: ${(e as Error).message}` });
     }
+    if (ioTraceOn) ioTrace("core.opdone", id);
   }
 
   private call(op: PortOp, a: readonly unknown[]): unknown {
