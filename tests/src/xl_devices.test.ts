@@ -10,7 +10,8 @@ import { type ProcessResult, runProcess, XENON_BIN } from "./helpers/run.js";
 /**
  * xl.cfg devices end to end: `xenon host` as its own process, real `xl create` with `disk=`,
  * `vif=` and `virtio=`; each guest's devices are served by a driver domain of its own (`<name>-dd`, listed
- * by xl while the guest lives, gone with it), through grants. Bad specs are refused with the
+ * by xl while the guest lives, gone with it), through grants or (grant_usage=0) by a privileged
+ * driver domain without them. Bad specs are refused with the
  * file and line, the host unharmed.
  */
 const XL_BIN = fileURLToPath(new URL("../../packages/toolstack/bin/xl.js", import.meta.url));
@@ -113,6 +114,40 @@ describe("xl create with disk=, vif= and virtio= devices", () => {
     );
   });
 
+  it("grant_usage=0: a privileged driver domain (xl list -l says so) serves guest-physical addresses, across save/restore", async () => {
+    writeFileSync(join(dir, "nogrant.img"), new Uint8Array(64 * 1024));
+    const file = cfg(
+      "nogrant",
+      `name = "nogrant"\nkernel = "blkstress.elf"\nmemory = 4\ncmdline = "rounds=40 blocks=4"\ndisk = [ "nogrant.img,raw,xvda,rw,grant_usage=0" ]\n`,
+    );
+    const rounds = () =>
+      [...hostOut.matchAll(/^\(nogrant\) blkstress: round (\d+) wrote 4 verified 4 errors 0$/gm)].map((m) =>
+        Number(m[1]),
+      );
+    const privileged = async (name: string) =>
+      (JSON.parse(await ok(["list", "-l", name])) as Array<{ privileged: boolean }>)[0]?.privileged;
+    // Paused first: the driver domain is up (and listed) before the guest can finish.
+    await ok(["create", "-p", file]);
+    assert.equal(await privileged("nogrant-dd"), true, "its driver domain is privileged");
+    assert.equal(await privileged("nogrant"), false, "the guest is not");
+    await ok(["unpause", "nogrant"]);
+    await until("two rounds", () => rounds().length >= 2);
+    // No iommus in its tree: plain addresses (the guest names no backend then).
+    assert.match(hostOut, /^\(nogrant\) blkstress: disk 128 sectors, id xenon-65536, backend d0 grants 0$/m);
+    const image = join(dir, "nogrant.save");
+    await ok(["save", "nogrant", image]);
+    await until("the guest and its driver domain to go", async () => !(await listed("nogrant-dd")));
+    await ok(["restore", image]);
+    await until("the restored guest to finish", () =>
+      /^\(nogrant\) blkstress: done 40 rounds, 0 errors$/m.test(hostOut),
+    );
+    assert.deepEqual(
+      rounds(),
+      Array.from({ length: 40 }, (_, i) => i),
+      `every round once:\n${hostOut}`,
+    );
+  });
+
   it("a read-only disk (access ro): the guest's writes fail", async () => {
     writeFileSync(join(dir, "ro.img"), new Uint8Array(64 * 1024));
     const file = cfg(
@@ -162,6 +197,11 @@ describe("xl create with disk=, vif= and virtio= devices", () => {
       /bad\.cfg:4: disk 'nope\.img,raw,xvda,rw': target 'nope\.img' does not exist/,
     ],
     ["an unknown virtio device", `virtio = [ "type=virtio,device22" ]`, /virtio device 34 cannot be served/],
+    [
+      "a grant_usage other than 0 or 1",
+      `vif = [ "grant_usage=no" ]`,
+      /bad\.cfg:4: vif 'grant_usage=no': grant_usage 'no' is neither 0 nor 1/,
+    ],
   ];
   for (const [name, line, message] of refusals) {
     it(`refuses ${name} with the file and line; the host keeps running`, async () => {

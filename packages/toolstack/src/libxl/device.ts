@@ -1,13 +1,15 @@
 /**
  * xl.cfg device specs (`disk=`, `vif=`, `virtio=`; xl_parse.c and libxl_device_disk /
  * libxl_device_nic / libxl_device_virtio's analogues) -> the virtio devices a domain's driver
- * domain serves. Xenon's devices are all virtio-mmio with grants, their backends in a driver
- * domain the toolstack launches for the guest (libxl's "backend" would be dom0; ours holds no
- * backends), so:
+ * domain serves. Xenon's devices are all virtio-mmio, their backends in a driver domain the
+ * toolstack launches for the guest (libxl's "backend" would be dom0; ours holds no backends), so:
  *   disk   target (raw image, must exist), format raw, vdev (mandatory), access ro|rw,
  *          specification virtio (default here; "xen" has no blkback), transport mmio
  *   vif    mac (default 00:16:3e:<domid>:<n>), bridge xenbr0, mtu — virtio-net on the host switch
- *   virtio type=virtio,device<N> (N hex: 4 rng, 3 console), transport mmio, grant_usage 1
+ *   virtio type=virtio,device<N> (N hex: 4 rng, 3 console), transport mmio
+ * and on each, grant_usage=0|1: 1 (the default, as in Xen for any backend but dom0) VirtIO-Grant,
+ * the driver domain unprivileged; 0 guest-physical addresses, which only a privileged (dom0-like)
+ * driver domain may reach, so the guest's driver domain is made privileged.
  * `backend=` other than the guest's own driver domain is refused: a running driver domain's
  * devices are fixed when it is launched. Every refusal names the spec and what is wrong.
  */
@@ -15,6 +17,13 @@ import { existsSync } from "node:fs";
 import { isAbsolute, resolve } from "node:path";
 import { formatMac, isGroupMac, parseMac, type VirtioDeviceSpec } from "@xenon/backends";
 import { LibxlError } from "./errors.js";
+
+/** One device of an xl.cfg: what the driver domain serves and whether the guest grants its pages. */
+export interface XlDevice {
+  readonly device: VirtioDeviceSpec;
+  /** grant_usage: false = guest-physical addresses, a privileged driver domain. */
+  readonly grants: boolean;
+}
 
 export class DeviceSpecError extends Error {
   constructor(
@@ -37,11 +46,20 @@ const DISK_KEYS = new Set([
   "script",
   "specification",
   "transport",
+  "grant_usage",
 ]);
 
+/** grant_usage=0|1 (Xen's xl takes a number; anything else would silently be 0 there). */
+function grantUsage(value: string | undefined, bad: (why: string) => never): boolean {
+  if (value === undefined || value === "1") return true;
+  if (value === "0") return false;
+  return bad(`grant_usage '${value}' is neither 0 nor 1`);
+}
+
 /** One `disk=` entry: positional target,format,vdev,access, key=value, `target=` last and greedy. */
-export function parseDiskSpec(spec: string, baseDir = process.cwd()): VirtioDeviceSpec {
-  return diskSpec(spec, baseDir).device;
+export function parseDiskSpec(spec: string, baseDir = process.cwd()): XlDevice {
+  const { device, grants } = diskSpec(spec, baseDir);
+  return { device, grants };
 }
 
 /**
@@ -49,12 +67,12 @@ export function parseDiskSpec(spec: string, baseDir = process.cwd()): VirtioDevi
  * xl sends the host, whose working directory is not the user's.
  */
 export function absoluteDiskSpec(spec: string, baseDir: string): string {
-  const { device, vdev } = diskSpec(spec, baseDir);
+  const { device, vdev, grants } = diskSpec(spec, baseDir);
   if (device.kind !== "blk") throw new Error("unreachable");
-  return `format=raw,vdev=${vdev},access=${device.readOnly === true ? "ro" : "rw"},specification=virtio,target=${device.path}`;
+  return `format=raw,vdev=${vdev},access=${device.readOnly === true ? "ro" : "rw"},specification=virtio,${grants ? "" : "grant_usage=0,"}target=${device.path}`;
 }
 
-function diskSpec(spec: string, baseDir: string): { device: VirtioDeviceSpec; vdev: string } {
+function diskSpec(spec: string, baseDir: string): { device: VirtioDeviceSpec; vdev: string; grants: boolean } {
   const bad = (why: string): never => {
     throw new DeviceSpecError("disk", spec, why);
   };
@@ -93,13 +111,18 @@ function diskSpec(spec: string, baseDir: string): { device: VirtioDeviceSpec; vd
   const transport = kv.get("transport") ?? "mmio";
   if (transport !== "mmio") bad(`transport '${transport}': only mmio`);
   if (kv.get("backend") !== undefined) bad(ownBackendOnly(kv.get("backend")!));
+  const grants = grantUsage(kv.get("grant_usage"), bad);
   const access = kv.get("access") ?? "rw";
   if (!["ro", "r", "rw", "w"].includes(access)) bad(`access '${access}' is none of ro, rw`);
   const target = kv.get("target");
   if (target === undefined || target === "") bad("no target (the raw image)");
   const path = isAbsolute(target!) ? target! : resolve(baseDir, target!);
   if (!existsSync(path)) bad(`target '${target}' does not exist`);
-  return { device: { kind: "blk", path, readOnly: access === "ro" || access === "r" }, vdev: kv.get("vdev")! };
+  return {
+    device: { kind: "blk", path, readOnly: access === "ro" || access === "r" },
+    vdev: kv.get("vdev")!,
+    grants,
+  };
 }
 
 function ownBackendOnly(b: string): string {
@@ -143,10 +166,11 @@ const VIF_KEYS = new Set([
   "mtu",
   "gatewaydev",
   "netdev",
+  "grant_usage",
 ]);
 
 /** One `vif=` entry: a virtio-net device on the host switch xenbr0 (MAC default: Xen's, by domid). */
-export function parseVifSpec(spec: string): VirtioDeviceSpec {
+export function parseVifSpec(spec: string): XlDevice {
   const kv = keyValues("vif", spec, VIF_KEYS);
   const bad = (why: string): never => {
     throw new DeviceSpecError("vif", spec, why);
@@ -165,7 +189,8 @@ export function parseVifSpec(spec: string): VirtioDeviceSpec {
   const mtu = mtuText === undefined ? undefined : Number(mtuText);
   if (mtu !== undefined && (!Number.isInteger(mtu) || mtu < 68 || mtu > 1500))
     bad(`mtu '${mtuText}' is out of range 68..1500`);
-  return { kind: "net", mac, ...(mtu !== undefined ? { mtu } : {}) };
+  const grants = grantUsage(kv.get("grant_usage"), bad);
+  return { device: { kind: "net", mac, ...(mtu !== undefined ? { mtu } : {}) }, grants };
 }
 
 const VIRTIO_KEYS = new Set(["type", "backend", "transport", "grant_usage"]);
@@ -176,7 +201,7 @@ const VIRTIO_BY_ID: Readonly<Record<number, VirtioDeviceSpec>> = {
 };
 
 /** One `virtio=` entry (Xen 4.18's generic virtio device). */
-export function parseVirtioSpec(spec: string): VirtioDeviceSpec {
+export function parseVirtioSpec(spec: string): XlDevice {
   const kv = keyValues("virtio", spec, VIRTIO_KEYS);
   const bad = (why: string): never => {
     throw new DeviceSpecError("virtio", spec, why);
@@ -184,9 +209,7 @@ export function parseVirtioSpec(spec: string): VirtioDeviceSpec {
   if (kv.get("backend") !== undefined) bad(ownBackendOnly(kv.get("backend")!));
   const transport = kv.get("transport") ?? "mmio";
   if (transport !== "mmio") bad(`transport '${transport}': only mmio`);
-  const grants = kv.get("grant_usage");
-  if (grants !== undefined && !["1", "true", "yes"].includes(grants))
-    bad("grant_usage=0: an unprivileged driver domain reaches guest memory only through grants");
+  const grants = grantUsage(kv.get("grant_usage"), bad);
   const type = kv.get("type");
   if (type === undefined) bad("no type (virtio,device<N>)");
   const m = /^virtio,device([0-9a-f]+)$/.exec(type!);
@@ -195,14 +218,14 @@ export function parseVirtioSpec(spec: string): VirtioDeviceSpec {
   const dev = VIRTIO_BY_ID[id];
   if (dev === undefined)
     bad(`virtio device ${id} cannot be served from virtio= alone (console 3, rng 4; disks: disk=, nics: vif=)`);
-  return dev!;
+  return { device: dev!, grants };
 }
 
 /** Every device of a config, in disk, vif, virtio order; LibxlError naming the bad spec. */
 export function devicesOf(
   c: { readonly disks: readonly string[]; readonly vifs: readonly string[]; readonly virtio: readonly string[] },
   baseDir?: string,
-): VirtioDeviceSpec[] {
+): XlDevice[] {
   try {
     return [
       ...c.disks.map((s) => parseDiskSpec(s, baseDir)),

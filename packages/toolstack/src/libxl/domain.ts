@@ -23,7 +23,8 @@ export function listDomains(ctx: LibxlCtx): DomainListEntry[] {
   return infos.map((i) => {
     const shutdown = (i.flags & DomInf.shutdown) !== 0;
     // Xen keeps this in the domain's MSR policy (xen-cpuid -p); the model keeps it on the domain.
-    const sc = ctx.hv.domains.get(i.domid)?.specCtrl ?? 0;
+    const d = ctx.hv.domains.get(i.domid);
+    const sc = d?.specCtrl ?? 0;
     return {
       domid: i.domid,
       name: ctx.nameOf(i.domid),
@@ -39,6 +40,8 @@ export function listDomains(ctx: LibxlCtx): DomainListEntry[] {
       cpuTimeNs: i.cpuTimeNs,
       cpupool: i.cpupool === CPUPOOLID_NONE ? -1 : i.cpupool,
       specCtrl: { msrSpecCtrl: sc & 0xff, virtSsbd: (sc & VIRT_SPEC_CTRL_SSBD) !== 0 },
+      // Not in Xen's dominfo either; the core's flag, as for specCtrl above.
+      privileged: d?.flags.privileged === true,
     };
   });
 }

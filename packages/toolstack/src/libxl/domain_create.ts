@@ -165,7 +165,7 @@ export async function createDomain(ctx: LibxlCtx, c: DomainConfig, opts: CreateO
     // Its devices' backends: a driver domain of its own, launched before the guest's tree is
     // written (the tree names its domid), stopped when the guest is gone.
     let vif = 0;
-    const slots = devices.map((device, i) => ({
+    const slots = devices.map(({ device, grants }, i) => ({
       guest: domid,
       base: GUEST_VIRTIO_MMIO_BASE + i * GUEST_VIRTIO_MMIO_SIZE,
       size: GUEST_VIRTIO_MMIO_SIZE,
@@ -175,7 +175,11 @@ export async function createDomain(ctx: LibxlCtx, c: DomainConfig, opts: CreateO
         device.kind === "net" && device.mac === ""
           ? { ...device, mac: formatMac(defaultVifMac(domid, vif++)) }
           : device,
+      ...(grants ? {} : { grants: false }),
     }));
+    // grant_usage=0 on any device: guest-physical addresses, which only a privileged (dom0-like)
+    // driver domain may reach by foreign mapping.
+    const privileged = slots.some((s) => s.grants === false);
     if (slots.some((s) => s.device.kind === "net") && ctx.vswitch === undefined)
       throw new LibxlError("EINVAL", "vif: this host has no switch");
     if (slots.length > 0) {
@@ -186,6 +190,7 @@ export async function createDomain(ctx: LibxlCtx, c: DomainConfig, opts: CreateO
           devices: slots,
           name: ddName,
           restart: true,
+          ...(privileged ? { privileged: true } : {}),
           log: (l) => hv.log(`${ddName}: ${l}`),
           ...(ctx.vswitch !== undefined ? { vswitch: ctx.vswitch } : {}),
         });
@@ -205,7 +210,13 @@ export async function createDomain(ctx: LibxlCtx, c: DomainConfig, opts: CreateO
       vcpus: c.maxvcpus,
       ramBytes,
       bootargs: c.cmdline,
-      virtio: slots.map((s) => ({ base: s.base, size: s.size, evtchn: s.guestIrqPort, backendDomid, grants: true })),
+      virtio: slots.map((s) => ({
+        base: s.base,
+        size: s.size,
+        evtchn: s.guestIrqPort,
+        backendDomid,
+        grants: s.grants !== false,
+      })),
     });
     let placement: ReturnType<typeof buildDomainMemory>;
     try {

@@ -89,6 +89,10 @@ export class Libxl {
    */
   deviceModelTarget(started: DriverDomain[]): DeviceModelTarget {
     return driverDomainTarget(this.ctx.hv, {
+      // A guest created here with grant_usage=0 got a privileged driver domain; its image (an
+      // xl save file on this host, or a pool member's migration) gets one again, as Xen's
+      // restore recreates the backends its config names.
+      allowPrivileged: true,
       ...(this.ctx.vswitch !== undefined ? { vswitch: this.ctx.vswitch } : {}),
       log: (l) => this.ctx.hv.log(l),
       started: (dd) => started.push(dd),

@@ -68,6 +68,11 @@ export interface DomainListEntry {
    * (IBRS 0x1, STIBP 0x2, SSBD 0x4) and VIRT_SPEC_CTRL.SSBD.
    */
   readonly specCtrl: { readonly msrSpecCtrl: number; readonly virtSsbd: boolean };
+  /**
+   * Privileged (Xen's is_privileged): Domain-0, and a guest's driver domain (`<name>-dd`) when one
+   * of the guest's devices has grant_usage=0 (it foreign-maps the guest's memory).
+   */
+  readonly privileged: boolean;
 }
 
 /** One row of `xl vcpu-list` (libxl_vcpuinfo). */
