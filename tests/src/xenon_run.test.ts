@@ -46,4 +46,21 @@ test("xenon with a bad command line explains itself", async () => {
   assert.match(r.stderr.toString(), /unknown command 'frobnicate'/);
   const noFile = await runXenon(["run"]);
   assert.equal(noFile.status, 2);
+  // Unknown options and missing values: a usage error naming them (status 2), no stack trace.
+  for (const [args, says] of [
+    [["run", "--bogus"], /^xenon: run: Unknown option '--bogus'$/m],
+    [["boot", "--bogus", "x.dtb"], /^xenon: boot: Unknown option '--bogus'$/m],
+    [["boot", "--timeout"], /^xenon: boot: Option '--timeout <value>' argument missing$/m],
+  ] as const) {
+    const bad = await runXenon(args);
+    assert.equal(bad.status, 2, `${args.join(" ")}: ${bad.stderr}`);
+    assert.match(bad.stderr.toString(), says);
+    assert.match(bad.stderr.toString(), /^usage:$/m);
+    assert.doesNotMatch(bad.stderr.toString(), /^\s+at /m, "no stack trace");
+  }
+  for (const args of [["help"], ["run", "--help"], ["boot", "-h"]]) {
+    const help = await runXenon(args);
+    assert.equal(help.status, 0);
+    assert.match(help.stdout.toString(), /^usage:$/m);
+  }
 });

@@ -1,5 +1,5 @@
 import { readFileSync } from "node:fs";
-import { parseArgs } from "node:util";
+import { type ParseArgsConfig, parseArgs } from "node:util";
 import { BootTreeError, planFromFile } from "../boot/dom0less.js";
 import { runLinuxUser } from "../run/linux_abi.js";
 import {
@@ -63,6 +63,26 @@ function fail(message: string, code = 2): never {
   process.exit(code);
 }
 
+/**
+ * parseArgs for subcommand `cmd`: `-h`/`--help` print the usage (status 0); an unknown option, a
+ * missing value or a stray value is a usage error (status 2) naming it, never a stack trace.
+ */
+function parseCmdArgs<T extends ParseArgsConfig>(cmd: string, config: T): ReturnType<typeof parseArgs<T>> {
+  const first = config.args?.[0];
+  if (first === "-h" || first === "--help") {
+    process.stdout.write(`${USAGE}\n`);
+    process.exit(0);
+  }
+  try {
+    return parseArgs(config);
+  } catch (e) {
+    const code = (e as { code?: string }).code;
+    if (typeof code === "string" && code.startsWith("ERR_PARSE_ARGS"))
+      fail(`${cmd}: ${(e as Error).message.replace(/\. To specify a positional.*$/s, "")}\n${USAGE}`);
+    throw e;
+  }
+}
+
 function cmdRunLinux(positionals: string[], stats: boolean): void {
   const file = positionals[0];
   if (file === undefined) fail(`run: no program given\n${USAGE}`);
@@ -92,7 +112,7 @@ function cmdRunLinux(positionals: string[], stats: boolean): void {
 }
 
 async function cmdRun(args: string[]): Promise<void> {
-  const { values, positionals } = parseArgs({
+  const { values, positionals } = parseCmdArgs("run", {
     args,
     options: {
       "linux-abi": { type: "boolean", default: false },
@@ -197,7 +217,7 @@ function report(result: SystemResult, timeout: number | undefined, stats: boolea
 }
 
 async function cmdBoot(args: string[]): Promise<void> {
-  const { values, positionals } = parseArgs({
+  const { values, positionals } = parseCmdArgs("boot", {
     args,
     options: {
       deterministic: { type: "boolean", default: false },
@@ -275,6 +295,7 @@ export async function main(argv: string[]): Promise<void> {
       process.exitCode = await cmdHost(rest);
       return;
     case undefined:
+    case "help":
     case "-h":
     case "--help":
       process.stdout.write(`${USAGE}\n`);
