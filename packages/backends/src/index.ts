@@ -67,6 +67,12 @@ export { frameOf, messageOf } from "./vswitch/protocol.js";
 export { VirtualSwitch, type VirtualSwitchOptions } from "./vswitch/switch.js";
 // XenStore daemon (the XenStore service domain): protocol engine, transports and socket server.
 export {
+  XsClient,
+  type XsClientLink,
+  XsConnectionError,
+  type XsWatchHandler,
+} from "./xenstore/client.js";
+export {
   type ConnectionIdentity,
   InProcessConnection,
   SocketTransport,
@@ -82,6 +88,7 @@ export {
 } from "./xenstore/launch.js";
 export { XS_STREAM_ERRORS, XsParser, XsStreamError, type XsStreamErrorCode } from "./xenstore/parser.js";
 export { type Acl, formatPerm, type Perm, parsePerm } from "./xenstore/permissions.js";
+export { MessagePortTransport, messagePortLink } from "./xenstore/port_link.js";
 export { DEFAULT_QUOTAS, type Quotas } from "./xenstore/quota.js";
 export { type RingFailure, XenstoreRing, type XenstoreRingOptions } from "./xenstore/ring.js";
 export { startXenstoredServer, type XenstoredServer } from "./xenstore/server.js";

@@ -9,6 +9,7 @@ import { workerData } from "node:worker_threads";
 import { HypercallClient } from "@xenon/hypervisor";
 import type { XsPort, XsTransport } from "./domain_conn.js";
 import type { XenstoreDomainWorkerData, XsControlDown, XsControlUp } from "./launch.js";
+import { MessagePortTransport } from "./port_link.js";
 import { startXenstoredServer, type XenstoredServer } from "./server.js";
 import { XenstoreDomain } from "./xenstore_domain.js";
 
@@ -44,13 +45,21 @@ async function main(data: XenstoreDomainWorkerData): Promise<void> {
   const port = dom.daemon.connect(transport, { domid: 0, privileged: true });
   transport.port = port;
   const loop = client.eventLoop();
+  /** Ports served as domains' connections (closed when the daemon stops). */
+  const served = new Set<MessagePort>();
   control.on("message", (m: XsControlDown) => {
     if ("xs" in m) port.receive(m.xs);
-    else if ("settle" in m) void dom.settled().then(() => up({ settled: m.settle }));
+    else if ("connect" in m) {
+      const { domid, privileged, port: mp } = m.connect;
+      served.add(mp);
+      mp.once("close", () => served.delete(mp));
+      new MessagePortTransport((t) => dom.daemon.connectDomain(domid, t, privileged), mp);
+    } else if ("settle" in m) void dom.settled().then(() => up({ settled: m.settle }));
     else if ("stop" in m) {
       dom.stop();
       void (async () => {
         port.closed();
+        for (const mp of served) mp.close();
         await server?.close();
         client.close();
         await loop;

@@ -4,7 +4,7 @@
  * hypercall port; this module only moves the other end of that port into the worker.
  *
  * Control port messages (structured clone; `xs` carries one whole XenStore message):
- *   toolstack -> domain  { xs } | { settle: n } | { stop: true }
+ *   toolstack -> domain  { xs } | { settle: n } | { stop: true } | { connect: { domid, privileged, port } }
  *   domain -> toolstack  { ready: { domid, virqPort } } | { failed } | { xs } | { log } | { settled: n } | { stopped }
  */
 import { MessageChannel, type MessagePort, Worker } from "node:worker_threads";
@@ -25,7 +25,12 @@ export interface XenstoreDomainWorkerData {
   readonly socketPath?: string;
 }
 
-export type XsControlDown = { xs: Uint8Array } | { settle: number } | { stop: true };
+export type XsControlDown =
+  | { xs: Uint8Array }
+  | { settle: number }
+  | { stop: true }
+  /** Serve `port` as domain `domid`'s own connection (port_link.ts); the toolstack vouches for the domid. */
+  | { connect: { domid: number; privileged: boolean; port: MessagePort } };
 export type XsControlUp =
   | { ready: { domid: number; virqPort: number } }
   | { failed: string }
@@ -112,6 +117,20 @@ export class XenstoreDomainHandle {
     const r = await this.request(type, payload, txId);
     if (r.error !== undefined) throw new Error(`xenstore ${type} ${payload.split("\0")[0]}: ${r.error}`);
     return r;
+  }
+
+  /**
+   * A connection for domain `domid` that is not a ring (a driver domain's kernel, which has no
+   * XenStore page): the XenStore domain serves the other end of the returned port as that
+   * domain's own connection, unprivileged unless `privileged`, as XS_INTRODUCE binds a ring. Hand
+   * the port to the domain; whatever it sends is checked against `domid`'s permissions. A later
+   * connection for the same domid replaces this one; RELEASE (or the domain's death) closes it.
+   */
+  connectDomain(domid: number, privileged = false): MessagePort {
+    if (this.stopped !== null) throw new Error("XenStore domain stopped");
+    const { port1, port2 } = new MessageChannel();
+    this.control.postMessage({ connect: { domid, privileged, port: port2 } } satisfies XsControlDown, [port2]);
+    return port1;
   }
 
   /** Resolves once every introduced domain's ring is connected (or failed to). */

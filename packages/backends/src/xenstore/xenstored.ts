@@ -187,9 +187,12 @@ export class Xenstored implements XsConnector {
     return c;
   }
 
-  /** A domain's own connection (what a ring transport opens); dom0 is privileged, others are not. */
-  connectDomain(domid: number, transport: XsTransport): XsPort {
-    const port = this.connect(transport, { domid, privileged: domid === 0 });
+  /**
+   * A domain's own connection (what a ring transport opens, or a port the toolstack binds to the
+   * domain); dom0 is privileged, others only when the toolstack says so. RELEASE drops it.
+   */
+  connectDomain(domid: number, transport: XsTransport, privileged = domid === 0): XsPort {
+    const port = this.connect(transport, { domid, privileged });
     const d = this.domain(domid);
     if (d.conn) this.drop(d.conn, "replaced by a new connection");
     d.conn = port as Connection;
