@@ -55,6 +55,27 @@ describe("xenon boot: virtio devices from the tree", () => {
     assert.deepEqual(readFileSync(disk), Buffer.alloc(1 << 20));
   });
 
+  it("xenon,grant-usage = <0>: no xen,grant-dma link, guest-physical addresses, a privileged backend", async () => {
+    const tree = compile(
+      "nogrant",
+      variant('xenon,device = "rng";', 'xenon,device = "rng";\n                xenon,grant-usage = <0>;'),
+    );
+    assert.deepEqual(planFromFile(tree).virtio[1], {
+      domain: 2,
+      backend: 1,
+      device: { kind: "rng" },
+      grants: false,
+    });
+    const r = await runXenon(["boot", tree], 120_000);
+    const out = r.stdout.toString();
+    const why = `${out}\n${r.stderr}`;
+    assert.equal(r.status, 0, why);
+    // The guest names no backend when its tree has no grant-dma link.
+    assert.match(out, /^\(rng_user\) rngcat: device at 0x2000000 port \d+ backend d0 grants 0$/m, why);
+    assert.match(out, /^\(rng_user\) rngcat: got 64 random bytes in 1 requests$/m, why);
+    assert.match(out, /^\(disk_user\) blkstress: disk 2048 sectors, id xenon-1048576, backend d3 grants 1$/m, why);
+  });
+
   const refusals: Array<[string, string, RegExp]> = [
     [
       "an unknown device kind",
@@ -65,6 +86,11 @@ describe("xenon boot: virtio devices from the tree", () => {
       "a net device with a group MAC",
       variant('xenon,device = "rng";', 'xenon,device = "net"; local-mac-address = [01 00 5e 00 00 01];'),
       /\/chosen\/rng_user\/rng: local-mac-address: must be 6 bytes, a unicast MAC/,
+    ],
+    [
+      "a grant usage other than 0 or 1",
+      variant('xenon,device = "rng";', 'xenon,device = "rng"; xenon,grant-usage = <2>;'),
+      /\/chosen\/rng_user\/rng: xenon,grant-usage: must be <0> or <1>, not <2>/,
     ],
     [
       "a device without a backend",

@@ -37,7 +37,10 @@
  *                                   00:16:3e:<domid>:<n>; its vif joins the host's switch xenbr0), and for blk
  *                                   xenon,path (the raw image, beside the tree) and optional
  *                                   read-only; the guest finds it in its tree as virtio,mmio with a
- *                                   xen,grant-dma link to the backend (grants only)
+ *                                   xen,grant-dma link to the backend. xenon,grant-usage = <0>|<1>
+ *                                   (xl.cfg's grant_usage, default 1): 0 leaves the link out (the
+ *                                   guest uses guest-physical addresses) and makes the backend
+ *                                   privileged (dom0-like: it may foreign-map any domain's memory)
  *   /chosen/<ch> "xen,evtchn-v1", /chosen/<shm> "xen,domain-shared-memory-v1"
  *                                   dom0's ends: a Domain-0 (domid 0, privileged, no kernel, no vCPU;
  *                                   the control domain `--serve` acts as) is made to hold them
@@ -698,6 +701,7 @@ function virtioDevice(
   phandleMap: ReadonlyMap<number, FdtNode>,
   driverNodes: readonly FdtNode[],
 ): VirtioAttach {
+  const grants = grantUsage(path, n);
   const ph = n.get("xenon,backend");
   if (ph === undefined) throw new BootTreeError(path, "xenon,backend", "missing: names the driver domain by phandle");
   if (ph.length !== 4) throw new BootTreeError(path, "xenon,backend", "must be one phandle");
@@ -719,16 +723,16 @@ function virtioDevice(
     for (const prop of ["xenon,path", "read-only"])
       if (n.get(prop) !== undefined) throw new BootTreeError(path, prop, "a net device has no image");
     const mac = n.get("local-mac-address");
-    if (mac === undefined) return { domain: guest, backend, device: { kind: "net", mac: "" } };
+    if (mac === undefined) return { domain: guest, backend, device: { kind: "net", mac: "" }, ...grants };
     const value = mac.length === 6 ? mac.reduce((x, b) => x * 256 + b, 0) : -1;
     if (value <= 0 || isGroupMac(value))
       throw new BootTreeError(path, "local-mac-address", "must be 6 bytes, a unicast MAC ([00 16 3e ...])");
-    return { domain: guest, backend, device: { kind: "net", mac: formatMac(value) } };
+    return { domain: guest, backend, device: { kind: "net", mac: formatMac(value) }, ...grants };
   }
   if (kind === "rng" || kind === "console") {
     for (const prop of ["xenon,path", "read-only"])
       if (n.get(prop) !== undefined) throw new BootTreeError(path, prop, `an ${kind} device has no image`);
-    return { domain: guest, backend, device: { kind } };
+    return { domain: guest, backend, device: { kind }, ...grants };
   }
   const image = n.getString("xenon,path");
   if (image === undefined) throw new BootTreeError(path, "xenon,path", "missing: names the disk image file");
@@ -736,7 +740,15 @@ function virtioDevice(
   if (!existsSync(file)) throw new BootTreeError(path, "xenon,path", `disk image '${image}' not found beside the tree`);
   const ro = n.get("read-only");
   if (ro !== undefined && ro.length !== 0) throw new BootTreeError(path, "read-only", "is a flag: it takes no value");
-  return { domain: guest, backend, device: { kind: "blk", path: file, readOnly: ro !== undefined } };
+  return { domain: guest, backend, device: { kind: "blk", path: file, readOnly: ro !== undefined }, ...grants };
+}
+
+/** `xenon,grant-usage`: absent or <1> grants (nothing to add), <0> none; anything else refused. */
+function grantUsage(path: string, n: FdtNode): { grants?: false } {
+  if (n.get("xenon,grant-usage") === undefined) return {};
+  const v = u32(path, n, "xenon,grant-usage");
+  if (v !== 0 && v !== 1) throw new BootTreeError(path, "xenon,grant-usage", `must be <0> or <1>, not <${v}>`);
+  return v === 0 ? { grants: false } : {};
 }
 
 /** Hyperlaunch `permissions` bits (docs/designs/launch/hyperlaunch-devicetree.rst). */
