@@ -45,6 +45,24 @@ async function until(what: string, f: () => boolean | Promise<boolean>, ms = 60_
   }
 }
 
+/** `xenstore-ls -f PATH` through the host's socket (Debian's tool), or null when it is not installed. */
+function xenstoreLs(path: string): Promise<string | null> {
+  const socket = /XENSTORED_PATH=(\S+)/.exec(hostOut)?.[1] ?? "";
+  return new Promise((resolve) => {
+    const child = spawn("xenstore-ls", ["-f", path], {
+      env: { ...process.env, XENSTORED_PATH: socket },
+      stdio: ["ignore", "pipe", "ignore"],
+      timeout: 10_000,
+    });
+    let out = "";
+    child.stdout!.on("data", (b: Buffer) => {
+      out += b.toString();
+    });
+    child.on("error", () => resolve(null));
+    child.on("close", () => resolve(out));
+  });
+}
+
 const listed = async (name: string) => (await ok(["list"])).split("\n").some((l) => l.startsWith(`${name} `));
 
 describe("xl create with disk=, vif= and virtio= devices", () => {
@@ -77,12 +95,26 @@ describe("xl create with disk=, vif= and virtio= devices", () => {
     await until("two rounds", () => /^\(blk\) blkstress: round 1 wrote 4 verified 4 errors 0$/m.test(hostOut));
     assert.match(hostOut, /^\(blk\) blkstress: disk 2048 sectors, id xenon-1048576, backend d\d+ grants 1$/m);
     assert.ok(await listed("blk-dd"), "its driver domain is listed while it serves");
+    // libxl's virtio nodes as Debian's xenstore-ls sees them: the backend wrote Connected.
+    const backend = /^(\/local\/domain\/\d+\/backend\/virtio\/\d+\/0)\/type = "virtio,device2"$/m;
+    const ls = await xenstoreLs("/local/domain");
+    if (ls !== null) {
+      const be = backend.exec(ls)?.[1];
+      assert.ok(be !== undefined, ls);
+      assert.ok(ls.includes(`${be}/state = "4"\n`), ls);
+      assert.match(
+        ls,
+        /^\/local\/domain\/\d+\/device\/virtio\/0\/backend = "\/local\/domain\/\d+\/backend\/virtio\/\d+\/0"$/m,
+      );
+    }
     assert.notDeepEqual(readFileSync(join(dir, "disk.img")).subarray(0, 4096), Buffer.alloc(4096));
     await ok(["destroy", "blk"]);
     await until(
       "the guest and its driver domain to go",
       async () => !(await listed("blk")) && !(await listed("blk-dd")),
     );
+    // Removed with the domain, as libxl does.
+    if (ls !== null) assert.doesNotMatch((await xenstoreLs("/local/domain")) ?? "", backend);
   });
 
   it("xl save / xl restore: the device's state goes with the guest and its I/O goes on, no round lost", async () => {

@@ -7,11 +7,26 @@ export {
   DriverDomain,
   type DriverDomainDevice,
   type DriverDomainOptions,
+  type DriverDomainXenstore,
+  type DriverDomainXenstoreAttach,
+  type DriverDomainXenstoreDevice,
   type VifSwitch,
   VirtioBackendHandle,
   type VirtioBackendOptions,
 } from "./driver_domain/launch.js";
 export { FAULT_KINDS, type FaultKind, type VirtioDeviceSpec } from "./driver_domain/protocol.js";
+export {
+  checkVirtioBackend,
+  setVirtioBackendState,
+  type VirtioXenstoreDevice,
+  virtioBackendNodes,
+  virtioBackendPath,
+  virtioDeviceType,
+  virtioFrontendNodes,
+  virtioFrontendPath,
+  XenbusState,
+  type XenbusStateValue,
+} from "./driver_domain/xenbus.js";
 export { BlkDevice, BlkFeature, type BlkOptions } from "./virtio/blk/device.js";
 // VirtIO: the virtio-mmio transport, split virtqueues, guest memory through grants, devices.
 export type { DeviceBus } from "./virtio/bus.js";

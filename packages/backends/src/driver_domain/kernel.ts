@@ -8,6 +8,11 @@
  * Guest memory is reached only through the guests' grants: with no foreign-mapping privilege, an
  * ungranted page is out of reach. A device without grants (slot.grants false) needs foreign
  * mapping (or, in process mode, foreign copy), which only a privileged driver domain has.
+ *
+ * With a XenStore connection (bound to this domid by the toolstack) the kernel acts as Xen's
+ * virtio backends do (xenbus.ts): before serving it reads each device's backend nodes and refuses
+ * to start when they disagree with its boot record; once its IOREQ servers are up it writes
+ * `state` 4 (Connected), and 6 (Closed) when it stops serving a device (detach, stop).
  */
 import type { HypercallClient } from "@xenon/hypervisor";
 import type { DeviceBus } from "../virtio/bus.js";
@@ -19,9 +24,11 @@ import { GrantCopyMemory } from "../virtio/grant_copy_memory.js";
 import { GrantMapMemory } from "../virtio/grant_map_memory.js";
 import { VirtioMmioTransport } from "../virtio/mmio_transport.js";
 import type { NetLink } from "../virtio/net/link.js";
+import type { XsClient } from "../xenstore/client.js";
 import { makeDevice } from "./devices.js";
 import { IoreqClient, type IoreqRange } from "./ioreq_client.js";
 import type { DeviceSlot, DriverDomainBoot, DriverDomainDown, DriverDomainUp, FaultKind } from "./protocol.js";
+import { checkVirtioBackend, setVirtioBackendState, XenbusState, type XenbusStateValue } from "./xenbus.js";
 
 export type DriverDomainMode = "thread" | "process";
 
@@ -50,14 +57,28 @@ export async function runKernel(
   exit: (code: number) => never,
   /** Switch ports of the net devices, by slot index (the host side plugged them in). */
   netLinks: ReadonlyMap<number, NetLink> = new Map(),
+  /** Its XenStore connection, when the host runs XenStore (boot.xenstore). */
+  xs?: XsClient,
 ): Promise<void> {
   const log = (line: string) => ctl.send({ log: line });
+  /** Writes the XenBus state of devices; a failure is logged (the devices serve on regardless). */
+  const setState = async (of: readonly Served[], state: XenbusStateValue) => {
+    if (xs === undefined) return;
+    for (const s of of)
+      await setVirtioBackendState(xs, client.domid, s.slot, state).catch((e: unknown) =>
+        log(`xenstore: d${s.slot.guest} virtio device ${s.slot.devid}: state ${state}: ${(e as Error).message}`),
+      );
+  };
   const served: Served[] = [];
   const servers: IoreqClient[] = [];
   /** Interrupts on their way to the core (a snapshot waits for them: they belong to the state). */
   const sends = new Set<Promise<unknown>>();
   const loop = client.eventLoop().catch(() => {});
   try {
+    if (xs !== undefined)
+      // The toolstack's word on each device, through this domain's own connection; a mismatch
+      // is a toolstack bug or a stale node, and serving anyway would serve the wrong guest.
+      for (const slot of boot.devices) if (!slot.detached) await checkVirtioBackend(xs, client.domid, slot);
     for (const [i, slot] of boot.devices.entries()) {
       if (slot.detached) continue;
       // A restarted domain finds the guest's end unbound (its old peer is gone) and binds to it.
@@ -119,6 +140,7 @@ export async function runKernel(
   } catch (e) {
     for (const s of servers) await s.destroy().catch(() => {});
     for (const s of served) s.transport.device.close?.();
+    xs?.close();
     client.close();
     await loop;
     throw e;
@@ -131,10 +153,13 @@ export async function runKernel(
     } catch (e) {
       for (const s of servers) await s.destroy().catch(() => {});
       for (const s of served) s.transport.device.close?.();
+      xs?.close();
       client.close();
       await loop;
       throw e;
     }
+  // Its IOREQ servers claim the windows: the backends are connected.
+  await setState(served, XenbusState.Connected);
   const guestReply = (
     id: number,
     guest: number,
@@ -164,23 +189,36 @@ export async function runKernel(
           servers.splice(servers.indexOf(s), 1);
           await s.destroy().catch(() => {});
         }
-        for (const s of served.filter((x) => x.slot.guest === guest)) {
+        const leaving = served.filter((x) => x.slot.guest === guest);
+        for (const s of leaving) {
           served.splice(served.indexOf(s), 1);
           s.transport.write(Mmio.STATUS, 4, 0); // reset: the rings' grant mappings go back
           await s.transport.idle();
           s.transport.device.close?.();
         }
+        await setState(leaving, XenbusState.Closed);
         return {};
       });
     } else if ("input" in m) {
       const d = served.find((s) => s.index === m.input.slot)?.transport.device;
       if (d instanceof ConsoleDevice) d.pushInput(m.input.bytes);
+    } else if ("xsWrite" in m) {
+      // Test hook: show what this domain's connection may do.
+      if (!boot.faultHooks) return;
+      const { id, path, value } = m.xsWrite;
+      const write = xs === undefined ? Promise.reject(new Error("no XenStore connection")) : xs.write(path, value);
+      void write.then(
+        () => ctl.send({ reply: { id } }),
+        (e: unknown) => ctl.send({ reply: { id, error: (e as Error).message } }),
+      );
     } else if ("fault" in m) {
       if (boot.faultHooks) injectFault(m.fault, exit);
     } else if ("stop" in m) {
       void (async () => {
         for (const s of servers) await s.destroy().catch(() => {});
         for (const s of served) s.transport.device.close?.();
+        await setState(served, XenbusState.Closed);
+        xs?.close();
         client.close();
         await loop;
         ctl.send({ stopped: true });

@@ -10,6 +10,11 @@
  * core then tears its IOREQ servers down (a vCPU waiting on one reads all-ones). With `restart`
  * the same device slots come back in a new domain with the same domid (the guests' grants and
  * trees name it); each device starts with DEVICE_NEEDS_RESET and a config interrupt.
+ *
+ * XenStore (when the host runs it: `xenstore`): before each start the toolstack's hook writes the
+ * devices' backend and frontend nodes and hands back a connection bound to this domid, which the
+ * kernel uses as Xen's virtio backends use theirs (xenbus.ts): it checks its nodes, writes state
+ * 4 once its IOREQ servers are up and 6 when it stops a device; then the hook removes the nodes.
  */
 import { MessageChannel, type MessagePort, Worker } from "node:worker_threads";
 import { evtchnBindStatic, evtchnCloseUnbound, type Hypervisor, p2mPoolPagesFor, servePort } from "@xenon/hypervisor";
@@ -45,6 +50,36 @@ export interface DriverDomainDevice {
    * channel, left unbound by the restore, is taken over.
    */
   readonly state?: VirtioMmioState;
+  /** Its number among the guest's virtio devices in XenStore (default: its place among this domain's devices for that guest). */
+  readonly devid?: number;
+}
+
+/** A device as XenStore names it (devid resolved). */
+export type DriverDomainXenstoreDevice = DriverDomainDevice & { readonly devid: number };
+
+/** What the toolstack's XenStore hook is told when a driver domain's kernel is about to start. */
+export interface DriverDomainXenstoreAttach {
+  readonly domid: number;
+  readonly name: string;
+  readonly privileged: boolean;
+  /** A restart: the last incarnation's connection and nodes may still be there. */
+  readonly restarted: boolean;
+  readonly devices: readonly DriverDomainXenstoreDevice[];
+}
+
+/**
+ * XenStore for a driver domain, the toolstack's part (libxl's device code; the toolstack's
+ * `virtioXenstore` implements it over the XenStore domain).
+ */
+export interface DriverDomainXenstore {
+  /**
+   * The domain exists and its kernel is about to start (at launch and after each restart): write
+   * the devices' backend and frontend nodes (state 1) and return the kernel's end of a XenStore
+   * connection bound to `domid` by the XenStore domain (XenstoreDomainHandle.connectDomain).
+   */
+  attach(dd: DriverDomainXenstoreAttach): Promise<MessagePort>;
+  /** The kernel stopped serving `devices` (it wrote state 6, or died): remove their nodes. */
+  detach(domid: number, devices: readonly DriverDomainXenstoreDevice[]): Promise<void>;
 }
 
 export interface DriverDomainOptions {
@@ -80,6 +115,8 @@ export interface DriverDomainOptions {
   readonly onRestart?: (count: number, reason: string) => void;
   /** The host switch the net devices' vifs plug into (needed when there is a net device). */
   readonly vswitch?: VifSwitch;
+  /** The host's XenStore: the kernel gets a connection and uses its devices' nodes. Without it, none (as before). */
+  readonly xenstore?: DriverDomainXenstore;
 }
 
 /** What a driver domain needs of the host's switch (VirtualSwitch has it). */
@@ -109,16 +146,24 @@ export interface KernelStart {
   readonly memoryLimitMiB: number;
   /** The kernel's ends of its net devices' vifs, by slot index. */
   readonly vifs: ReadonlyArray<readonly [number, MessagePort]>;
+  /** The kernel's end of its XenStore connection (thread mode moves it in; process mode relays it). */
+  readonly xs?: MessagePort;
 }
 
 function startThreadKernel(s: KernelStart, ev: KernelEvents): KernelRun {
   const hc = new MessageChannel();
   servePort(s.hv, s.domid, hc.port1);
   const ctl = new MessageChannel();
-  const data: DriverDomainWorkerData = { hypercall: hc.port2, control: ctl.port2, boot: s.boot, vifs: s.vifs };
+  const data: DriverDomainWorkerData = {
+    hypercall: hc.port2,
+    control: ctl.port2,
+    boot: s.boot,
+    vifs: s.vifs,
+    ...(s.xs !== undefined ? { xs: s.xs } : {}),
+  };
   const worker = new Worker(new URL("./main.js", import.meta.url), {
     workerData: data,
-    transferList: [hc.port2, ctl.port2, ...s.vifs.map(([, p]) => p)],
+    transferList: [hc.port2, ctl.port2, ...s.vifs.map(([, p]) => p), ...(s.xs !== undefined ? [s.xs] : [])],
     resourceLimits: { maxOldGenerationSizeMb: s.memoryLimitMiB },
   });
   let dead = false;
@@ -164,15 +209,21 @@ export class DriverDomain {
     private readonly hv: Hypervisor,
     private readonly o: DriverDomainOptions,
     readonly domid: number,
+    /** Its name in the core (and in XenStore). */
+    readonly name: string,
   ) {
     this.mode = o.mode ?? "thread";
-    this.slots = o.devices.map((d, i) => ({ ...d, irqPort: DD_IRQ_PORT_BASE + i }));
+    this.slots = o.devices.map((d, i) => ({
+      ...d,
+      irqPort: DD_IRQ_PORT_BASE + i,
+      devid: d.devid ?? o.devices.slice(0, i).filter((x) => x.guest === d.guest).length,
+    }));
   }
 
   static async launch(hv: Hypervisor, o: DriverDomainOptions): Promise<DriverDomain> {
     if (o.devices.length === 0) throw new Error("a driver domain needs at least one device");
     const d = createDomain(hv, o, o.domid, o.devices);
-    const dd = new DriverDomain(hv, o, d);
+    const dd = new DriverDomain(hv, o, d, hv.domains.get(d)?.name ?? `d${d}`);
     try {
       for (const s of dd.slots) {
         const guest = hv.domains.get(s.guest)!;
@@ -186,6 +237,7 @@ export class DriverDomain {
       dd.slots = dd.slots.map(({ state: _, ...slot }) => slot);
     } catch (e) {
       dd.unplugVifs();
+      await dd.o.xenstore?.detach(d, dd.xenstoreDevices()).catch(() => {});
       hv.domains.destroy(d);
       throw e;
     }
@@ -197,9 +249,28 @@ export class DriverDomain {
     this.o.log?.(line);
   }
 
+  /** The devices still served, as XenStore names them. */
+  private xenstoreDevices(guest?: number): DriverDomainXenstoreDevice[] {
+    return this.slots
+      .filter((s) => !s.detached && (guest === undefined || s.guest === guest))
+      .map(({ irqPort: _, detached: __, state: ___, ...d }) => d);
+  }
+
   /** Starts a kernel for the existing domain and waits for its ready. */
-  private start(restarted: boolean): Promise<void> {
-    const boot: DriverDomainBoot = { devices: this.slots, restarted, faultHooks: this.o.faultHooks === true };
+  private async start(restarted: boolean): Promise<void> {
+    const xs = await this.o.xenstore?.attach({
+      domid: this.domid,
+      name: this.name,
+      privileged: this.o.privileged === true,
+      restarted,
+      devices: this.xenstoreDevices(),
+    });
+    const boot: DriverDomainBoot = {
+      devices: this.slots,
+      restarted,
+      faultHooks: this.o.faultHooks === true,
+      ...(xs !== undefined ? { xenstore: true } : {}),
+    };
     const vifs = this.plugVifs();
     const s: KernelStart = {
       hv: this.hv,
@@ -207,6 +278,7 @@ export class DriverDomain {
       boot,
       memoryLimitMiB: this.o.memoryLimitMiB ?? 256,
       vifs,
+      ...(xs !== undefined ? { xs } : {}),
     };
     return new Promise<void>((resolve, reject) => {
       let ready = false;
@@ -355,7 +427,9 @@ export class DriverDomain {
   /** `guest` left this host: its IOREQ server goes, its devices reset and close; a restart skips them. */
   async detach(guest: number): Promise<void> {
     await this.request((id) => ({ detach: { id, guest } }));
+    const gone = this.xenstoreDevices(guest);
     this.slots = this.slots.map((s) => (s.guest === guest ? { ...s, detached: true } : s));
+    await this.o.xenstore?.detach(this.domid, gone);
   }
 
   private request(
@@ -378,6 +452,18 @@ export class DriverDomain {
       });
       run.send(make(id));
     });
+  }
+
+  /**
+   * Test hook (needs faultHooks): the kernel writes `value` at `path` through its own XenStore
+   * connection. Resolves "OK" or the XenStore error name (EACCES, ...).
+   */
+  async xenstoreWrite(path: string, value: string): Promise<string> {
+    if (this.o.faultHooks !== true) throw new Error("fault hooks are off");
+    const r = await this.request((id) => ({ xsWrite: { id, path, value } })).catch((e: Error) => ({
+      error: e.message,
+    }));
+    return r.error === undefined ? "OK" : (/\b(E[A-Z0-9]+)\b/.exec(r.error)?.[1] ?? r.error);
   }
 
   /** Test hook: make the kernel misbehave (needs faultHooks). */
@@ -409,6 +495,10 @@ export class DriverDomain {
         await Promise.race([stopped, new Promise<void>((r) => setTimeout(r, 2000).unref())]);
         await run.kill();
       }
+      // The kernel wrote state 6 on its way out: the toolstack removes the devices' nodes.
+      await this.o.xenstore
+        ?.detach(this.domid, this.xenstoreDevices())
+        .catch((e: unknown) => this.log(`driver domain d${this.domid}: xenstore: ${(e as Error).message}`));
       this.unplugVifs();
       this.hv.domains.destroy(this.domid);
     })();

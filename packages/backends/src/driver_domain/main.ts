@@ -5,6 +5,8 @@
 import { type MessagePort, workerData } from "node:worker_threads";
 import { HypercallClient } from "@xenon/hypervisor";
 import { MessagePortNetLink } from "../vswitch/message_port.js";
+import { XsClient } from "../xenstore/client.js";
+import { messagePortLink } from "../xenstore/port_link.js";
 import { runKernel } from "./kernel.js";
 import type { DriverDomainBoot, DriverDomainDown, DriverDomainUp } from "./protocol.js";
 
@@ -14,6 +16,8 @@ export interface DriverDomainWorkerData {
   readonly boot: DriverDomainBoot;
   /** Net devices' switch ports (vswitch/protocol.ts), by slot index. */
   readonly vifs?: ReadonlyArray<readonly [number, MessagePort]>;
+  /** Its XenStore connection (bound to its domid by the XenStore domain). */
+  readonly xs?: MessagePort;
 }
 
 const wd = workerData as DriverDomainWorkerData;
@@ -32,6 +36,7 @@ async function main(): Promise<void> {
     "thread",
     (code) => process.exit(code),
     new Map((wd.vifs ?? []).map(([slot, port]) => [slot, new MessagePortNetLink(port)])),
+    wd.xs !== undefined ? new XsClient(messagePortLink(wd.xs)) : undefined,
   );
 }
 

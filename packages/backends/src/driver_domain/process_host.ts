@@ -62,7 +62,22 @@ export function startProcessKernel(s: KernelStart, ev: KernelEvents): KernelRun 
     });
     port.unref();
   }
-  const fromChild = (m: { vif?: unknown }): boolean => {
+  // XenStore: the port stays here, bound to this domid by the XenStore domain; the child's bytes
+  // are relayed both ways as `{ xs: bytes }`, so whatever it sends is checked as this domid's.
+  const xs = s.xs;
+  if (xs !== undefined) {
+    xs.on("message", (m: unknown) => {
+      if (m instanceof Uint8Array) write(encodeStreamValue(STREAM_CHANNEL_CONTROL, { xs: m }));
+    });
+    xs.unref();
+  }
+  const fromChild = (m: { vif?: unknown; xs?: unknown }): boolean => {
+    if (m.xs !== undefined) {
+      if (xs === undefined || !(m.xs instanceof Uint8Array))
+        throw new Error("an xs frame without a XenStore connection");
+      xs.postMessage(m.xs);
+      return true;
+    }
     const v = m.vif as { slot?: unknown; bytes?: unknown } | undefined;
     if (v === undefined) return false;
     const port = typeof v.slot === "number" ? vifs.get(v.slot) : undefined;
@@ -86,7 +101,7 @@ export function startProcessKernel(s: KernelStart, ev: KernelEvents): KernelRun 
           server.handle(req);
         } else {
           const m = decodeStreamValue(f);
-          if (m !== null && typeof m === "object" && fromChild(m as { vif?: unknown })) continue;
+          if (m !== null && typeof m === "object" && fromChild(m as { vif?: unknown; xs?: unknown })) continue;
           if (m === null || typeof m !== "object" || !Object.keys(m).some((k) => UP_KEYS.has(k)))
             throw new Error("control message of unknown kind");
           ev.up(m as DriverDomainUp);
@@ -119,6 +134,7 @@ export function startProcessKernel(s: KernelStart, ev: KernelEvents): KernelRun 
       dead = true;
       unwatch();
       for (const port of vifs.values()) port.close();
+      xs?.close();
       child.kill("SIGKILL");
       await closed;
     },

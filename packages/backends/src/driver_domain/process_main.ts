@@ -15,6 +15,7 @@ import {
   StreamParser,
 } from "@xenon/hypervisor";
 import type { NetLink } from "../virtio/net/link.js";
+import { XsClient, type XsClientLink } from "../xenstore/client.js";
 import { runKernel } from "./kernel.js";
 import type { DriverDomainBoot, DriverDomainDown } from "./protocol.js";
 
@@ -50,6 +51,20 @@ class StreamNetLink implements NetLink {
   }
 }
 const netLinks = new Map<number, StreamNetLink>();
+
+/**
+ * Its XenStore connection: bytes cross the stream as `{ xs: bytes }` control messages; the host
+ * holds the port the XenStore domain bound to this domid and relays, so the identity stays there.
+ */
+let xsReceive: (bytes: Uint8Array) => void = () => {};
+const xsLink: XsClientLink = {
+  send: (bytes) => process.stdout.write(encodeStreamValue(STREAM_CHANNEL_CONTROL, { xs: bytes })),
+  onReceive: (fn) => {
+    xsReceive = fn;
+  },
+  onClose: () => {},
+  close: () => {},
+};
 let gotBoot: (b: DriverDomainBoot) => void = () => {};
 const booted = new Promise<DriverDomainBoot>((resolve) => {
   gotBoot = resolve;
@@ -64,9 +79,14 @@ process.stdin.on("data", (chunk: Buffer) => {
         const m = decodeStreamValue(f) as {
           boot?: DriverDomainBoot;
           vif?: { slot: number; bytes: Uint8Array };
+          xs?: Uint8Array;
         } & DriverDomainDown;
         if (m !== null && typeof m === "object" && m.boot !== undefined) gotBoot(m.boot);
-        else if (m !== null && typeof m === "object" && m.vif !== undefined) {
+        else if (m !== null && typeof m === "object" && m.xs !== undefined) {
+          const b = m.xs;
+          if (!(b instanceof Uint8Array)) throw new Error("an xs frame that is not bytes");
+          xsReceive(new Uint8Array(b.buffer, b.byteOffset, b.length));
+        } else if (m !== null && typeof m === "object" && m.vif !== undefined) {
           const b = m.vif.bytes;
           if (b instanceof Uint8Array)
             netLinks.get(m.vif.slot)?.receive(new Uint8Array(b.buffer, b.byteOffset, b.length));
@@ -97,6 +117,7 @@ async function main(): Promise<void> {
     "process",
     (code) => process.exit(code),
     netLinks,
+    boot.xenstore === true ? new XsClient(xsLink) : undefined,
   );
 }
 

@@ -7,6 +7,7 @@
  *                       | { input: { slot, bytes } }     (host input for the console in device slot `slot`)
  *                       | { snapshot: { id, guest } }    (the guest is paused: its devices' states)
  *                       | { detach: { id, guest } }      (the guest left: stop serving it)
+ *                       | { xsWrite: { id, path, value } }  (test hook: a write through its XenStore connection)
  *   domain -> launcher  { ready: { domid } } | { failed } | { log } | { stopped } | { pong: n }
  *                       | { console: { slot, bytes } }   (bytes the guest sent through that console)
  *                       | { reply: { id, states? | error? } }  (to snapshot / detach)
@@ -46,6 +47,11 @@ export interface DeviceSlot {
   readonly state?: VirtioMmioState;
   /** The guest left (migrated away): the slot keeps its number and is not served. */
   readonly detached?: boolean;
+  /**
+   * Its number among the guest's virtio devices in XenStore (libxl's devid): the backend nodes
+   * are `/local/domain/<this domain>/backend/virtio/<guest>/<devid>` (xenbus.ts).
+   */
+  readonly devid: number;
 }
 
 export interface DriverDomainBoot {
@@ -57,6 +63,11 @@ export interface DriverDomainBoot {
   readonly restarted: boolean;
   /** Accept `{ fault }` control messages (tests only; the toolstack never sets it). */
   readonly faultHooks: boolean;
+  /**
+   * The kernel has a XenStore connection (thread mode: `xs` in its worker data; process mode:
+   * `{ xs: bytes }` frames): it checks its devices' backend nodes and writes their state.
+   */
+  readonly xenstore?: boolean;
 }
 
 /** How a test makes a backend misbehave: throw from its event loop, stop answering, exit, eat memory. */
@@ -69,7 +80,8 @@ export type DriverDomainDown =
   | { fault: FaultKind }
   | { input: { slot: number; bytes: Uint8Array } }
   | { snapshot: { id: number; guest: number } }
-  | { detach: { id: number; guest: number } };
+  | { detach: { id: number; guest: number } }
+  | { xsWrite: { id: number; path: string; value: string } };
 export type DriverDomainUp =
   | { ready: { domid: number } }
   | { failed: string }

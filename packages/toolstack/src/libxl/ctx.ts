@@ -3,7 +3,7 @@
  * it — domain names and configs (Xen keeps those in XenStore), cpupool names, console logs — and
  * who it acts as: the control domain, whose privilege every domctl/sysctl is checked against.
  */
-import type { DriverDomain, VifSwitch } from "@xenon/backends";
+import type { DriverDomain, DriverDomainXenstore, VifSwitch } from "@xenon/backends";
 import type { Domain, Hypervisor, Machine } from "@xenon/hypervisor";
 import { ConsoleLog } from "./console.js";
 import type { DomainConfig } from "./types.js";
@@ -51,7 +51,11 @@ export interface LibxlCtxOptions {
   /** Reported by `xl info` as host. */
   readonly hostName?: string;
   /** XenStore: gives a new domain its ring and introduces it (before it runs). */
-  readonly xenstore?: { introduce(d: Domain, name: string): Promise<void> };
+  readonly xenstore?: {
+    introduce(d: Domain, name: string): Promise<void>;
+    /** Driver domains' device nodes and connections (libxl's virtio device code). */
+    readonly driverDomains?: DriverDomainXenstore;
+  };
   /** Also receives every created domain's console output (`xenon host --console`). */
   readonly consoleTee?: (name: string, bytes: Uint8Array) => void;
   /** The host's switch (xenbr0) that `vif=` devices plug into. */

@@ -193,6 +193,8 @@ export async function createDomain(ctx: LibxlCtx, c: DomainConfig, opts: CreateO
           ...(privileged ? { privileged: true } : {}),
           log: (l) => hv.log(`${ddName}: ${l}`),
           ...(ctx.vswitch !== undefined ? { vswitch: ctx.vswitch } : {}),
+          // With XenStore, libxl's device nodes are written before the backend starts.
+          ...(ctx.xenstore?.driverDomains !== undefined ? { xenstore: ctx.xenstore.driverDomains } : {}),
         });
       } catch (e) {
         throw new LibxlError("EIO", `domain ${domid} (${c.name}): driver domain: ${(e as Error).message}`);

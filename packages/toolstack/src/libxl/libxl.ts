@@ -5,7 +5,7 @@
  * control domain, except the domain builder's memory setup (libxenguest's part).
  */
 import type { DriverDomain, VifSwitch } from "@xenon/backends";
-import type { Domain, Hypervisor, Machine } from "@xenon/hypervisor";
+import type { Hypervisor, Machine } from "@xenon/hypervisor";
 import type { DeviceModelSource, DeviceModelTarget } from "../migrate/device_models.js";
 import {
   type RestoreResult,
@@ -16,7 +16,7 @@ import {
 import { driverDomainSource, driverDomainTarget } from "../migrate/virtio_models.js";
 import type { ConsoleListener } from "./console.js";
 import * as cpupool from "./cpupool.js";
-import { type DomainEvent, type HostPool, LibxlCtx } from "./ctx.js";
+import { type DomainEvent, type HostPool, LibxlCtx, type LibxlCtxOptions } from "./ctx.js";
 import * as domain from "./domain.js";
 import { type CreateOptions, createDomain } from "./domain_create.js";
 import { LibxlError } from "./errors.js";
@@ -42,7 +42,7 @@ export interface LibxlOptions {
   readonly controlDomid: number;
   readonly hostName?: string;
   /** XenStore: gives a new domain its ring and introduces it (before it runs). */
-  readonly xenstore?: { introduce(d: Domain, name: string): Promise<void> };
+  readonly xenstore?: LibxlCtxOptions["xenstore"];
   /** Also receives every created domain's console output (`xenon host --console`). */
   readonly consoleTee?: (name: string, bytes: Uint8Array) => void;
   /** The host's switch (xenbr0) that `vif=` devices plug into. */
@@ -96,6 +96,7 @@ export class Libxl {
       ...(this.ctx.vswitch !== undefined ? { vswitch: this.ctx.vswitch } : {}),
       log: (l) => this.ctx.hv.log(l),
       started: (dd) => started.push(dd),
+      ...(this.ctx.xenstore?.driverDomains !== undefined ? { xenstore: this.ctx.xenstore.driverDomains } : {}),
     });
   }
 

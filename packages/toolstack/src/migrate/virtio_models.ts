@@ -15,6 +15,7 @@ import {
   DriverDomain,
   type DriverDomainDevice,
   type DriverDomainMode,
+  type DriverDomainXenstore,
   type VifSwitch,
   type VirtioDeviceSpec,
   type VirtioMmioState,
@@ -77,6 +78,8 @@ export interface DriverDomainTargetOptions {
   readonly vswitch?: VifSwitch;
   /** Each driver domain started for a restored guest (the host keeps it, and closes it). */
   readonly started?: (dd: DriverDomain) => void;
+  /** The host's XenStore: the devices' nodes and the kernel's connection, as at creation. */
+  readonly xenstore?: DriverDomainXenstore;
 }
 
 /** The destination side: a new driver domain per record, serving the restored guest. */
@@ -106,6 +109,7 @@ export function driverDomainTarget(hv: Hypervisor, opts: DriverDomainTargetOptio
             ...(opts.mode !== undefined ? { mode: opts.mode } : {}),
             ...(opts.log !== undefined ? { log: opts.log } : {}),
             ...(opts.vswitch !== undefined ? { vswitch: opts.vswitch } : {}),
+            ...(opts.xenstore !== undefined ? { xenstore: opts.xenstore } : {}),
           });
           hv.domains.get(dd.domid)?.unpause();
           launched.push(dd);

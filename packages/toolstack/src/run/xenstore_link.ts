@@ -7,11 +7,12 @@
  *   (setupXenstoreRing), then as the privileged dom0 client writes
  *   /local/domain/<domid>/{name,domid} and introduces the domain (XS_INTRODUCE domid gfn port);
  * - when a domain is gone, xenstored releases it on VIRQ_DOM_EXC (@releaseDomain); the toolstack
- *   only removes what it wrote, as libxl does.
+ *   only removes what it wrote, as libxl does;
+ * - for driver domains (`driverDomains`), libxl's virtio device nodes and a connection per kernel.
  * Debian's xenstore-* tools reach the daemon on its Unix socket when one is asked for.
  */
 import { MessageChannel } from "node:worker_threads";
-import { XenstoreDomainHandle, XS_TYPES } from "@xenon/backends";
+import { type DriverDomainXenstore, XenstoreDomainHandle, XS_TYPES } from "@xenon/backends";
 import {
   type Domain,
   DomainBuildError,
@@ -21,6 +22,7 @@ import {
   setupXenstoreRing,
   Virq,
 } from "@xenon/hypervisor";
+import { virtioXenstore } from "../libxl/virtio_xenstore.js";
 
 export interface XenstoreLinkOptions {
   /** Serve Debian's tools on this Unix socket. */
@@ -30,12 +32,21 @@ export interface XenstoreLinkOptions {
 }
 
 export class XenstoreLink {
+  /**
+   * Driver domains' XenStore (DriverDomainOptions.xenstore): their devices' backend and frontend
+   * nodes, written before each kernel starts and removed after it stops, and each kernel's own
+   * connection bound to its domid.
+   */
+  readonly driverDomains: DriverDomainXenstore;
+
   private constructor(
     private readonly hv: Hypervisor,
     readonly xs: XenstoreDomainHandle,
     readonly socketPath: string | undefined,
     private readonly log: ((line: string) => void) | undefined,
-  ) {}
+  ) {
+    this.driverDomains = virtioXenstore(xs, log);
+  }
 
   /** Creates the XenStore domain in `hv` and starts it. */
   static async start(hv: Hypervisor, opts: XenstoreLinkOptions = {}): Promise<XenstoreLink> {
