@@ -138,7 +138,7 @@ describe("a network that spans the pool's hosts", () => {
     await create(
       a.url,
       "blk3",
-      'name = "blk3"\nkernel = "blkstress.elf"\nmemory = 4\ncmdline = "rounds=60 blocks=4"\ndisk = [ "blk3.img,raw,xvda,rw" ]\n',
+      'name = "blk3"\nkernel = "blkstress.elf"\nmemory = 4\ncmdline = "rounds=60 blocks=4 pause=50"\ndisk = [ "blk3.img,raw,xvda,rw" ]\n',
     );
     await until(() => /^\(kv3\) kvstore: disk/m.test(a.out()), 60_000);
     await create(

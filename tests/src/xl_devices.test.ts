@@ -121,7 +121,7 @@ describe("xl create with disk=, vif= and virtio= devices", () => {
     writeFileSync(join(dir, "mover.img"), new Uint8Array(1 << 20));
     const file = cfg(
       "mover",
-      `name = "mover"\nkernel = "blkstress.elf"\nmemory = 4\ncmdline = "rounds=40 blocks=4"\ndisk = [ "mover.img,raw,xvda,rw" ]\n`,
+      `name = "mover"\nkernel = "blkstress.elf"\nmemory = 4\ncmdline = "rounds=40 blocks=4 pause=50"\ndisk = [ "mover.img,raw,xvda,rw" ]\n`,
     );
     const rounds = () =>
       [...hostOut.matchAll(/^\(mover\) blkstress: round (\d+) wrote 4 verified 4 errors 0$/gm)].map((m) =>
@@ -150,7 +150,7 @@ describe("xl create with disk=, vif= and virtio= devices", () => {
     writeFileSync(join(dir, "nogrant.img"), new Uint8Array(64 * 1024));
     const file = cfg(
       "nogrant",
-      `name = "nogrant"\nkernel = "blkstress.elf"\nmemory = 4\ncmdline = "rounds=40 blocks=4"\ndisk = [ "nogrant.img,raw,xvda,rw,grant_usage=0" ]\n`,
+      `name = "nogrant"\nkernel = "blkstress.elf"\nmemory = 4\ncmdline = "rounds=40 blocks=4 pause=50"\ndisk = [ "nogrant.img,raw,xvda,rw,grant_usage=0" ]\n`,
     );
     const rounds = () =>
       [...hostOut.matchAll(/^\(nogrant\) blkstress: round (\d+) wrote 4 verified 4 errors 0$/gm)].map((m) =>

@@ -4,6 +4,8 @@
  * guest grants it for each request.
  *
  *   bootargs: rounds=<n, default 2; 0 = until stopped> blocks=<4 KiB blocks per round, default 16>
+ *             pause=<ms between rounds, default 0: a run that must last whatever the I/O speed,
+ *             e.g. long enough to be saved or migrated mid-way>
  *             event_idx=0 indirect_desc=0 virtio_poll=1 (the frontend's switches, include/virtio.h)
  *
  * Benchmark mode (pnpm bench blk): mode=seqread|seqwrite|randread|randwrite depth=<requests in
@@ -50,6 +52,24 @@ static int blk(uint32_t type, uint64_t sector, void *buf, uint32_t len, int devi
     return 0xff;
   }
   return (int)rc;
+}
+
+static volatile uint32_t ticks;
+static void on_timer(evtchn_port_t port, void *arg) {
+  (void)port;
+  (void)arg;
+  ticks++;
+}
+
+/* Sleeps `ms` on a one-shot timer (the vCPU blocks: no spinning). */
+static void pause_ms(uint32_t ms) {
+  uint64_t until = timer_now_ns() + (uint64_t)ms * 1000000u;
+  while (timer_now_ns() < until) {
+    uint32_t seen = ticks;
+    timer_set_singleshot(0, until, 0);
+    if (timer_now_ns() >= until) break;
+    wait_for_change(&ticks, seen);
+  }
 }
 
 static uint32_t xorshift(uint32_t *x) {
@@ -146,9 +166,15 @@ int main(unsigned vcpu_id, void *fdt) {
   const char *mode = bootarg_str("mode", 0);
   if (mode) return bench(mode, capacity);
   if ((uint64_t)blocks * (BLOCK / 512) > capacity) blocks = capacity / (BLOCK / 512);
+  uint32_t pause = bootarg_u32("pause", 0);
+  if (pause && timer_bind_virq(0, on_timer, 0, 0) < 0) {
+    printf("blkstress: FAILED no timer\n");
+    return 1;
+  }
   uint32_t errors = 0;
   uint32_t r;
   for (r = 0; rounds == 0 || r < rounds; r++) {
+    if (pause && r > 0) pause_ms(pause);
     uint32_t wrote = 0, verified = 0;
     for (uint32_t b = 0; b < blocks; b++) {
       for (unsigned i = 0; i < BLOCK / 4; i++) data[i] = pattern(r, b, i);
