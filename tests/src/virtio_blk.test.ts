@@ -44,6 +44,7 @@ describe("virtio-blk frontend paths (thread mode)", () => {
     writeFileSync(path, new Uint8Array(256 * 1024));
     for (const [args, ev, ind, poll] of [
       ["", 1, 1, 0],
+      ["indirect_desc=2", 1, 1, 0],
       ["event_idx=0 indirect_desc=0", 0, 0, 0],
       ["indirect_desc=0", 1, 0, 0],
       ["virtio_poll=1", 1, 1, 1],

@@ -1,5 +1,6 @@
 /**
- * `pnpm bench blk [--json] [--reps N] [--total KiB] [--modes thread,process] [--cases a,b] [--trace]`:
+ * `pnpm bench blk [--json] [--reps N] [--total KiB] [--modes thread,process] [--cases a,b] [--guest-args "k=v ..."]
+ * [--trace]`:
  * virtio-blk from a
  * guest (blkstress.elf in bench mode) through a driver domain, grants only:
  *  - sequential read and write, 32 KiB requests, MB/s at queue depth 1 and 32;
@@ -32,6 +33,8 @@ const modesArg = process.argv.includes("--modes")
 const modes = modesArg.split(",") as DriverDomainMode[];
 const arg = (name: string): string | undefined =>
   process.argv.includes(name) ? process.argv[process.argv.indexOf(name) + 1] : undefined;
+/** --guest-args "k=v ...": more boot arguments for blkstress (e.g. the frontend's indirect_desc=0). */
+const guestArgs = arg("--guest-args") ?? "";
 /** --cases a,b: only the cases of those names (e.g. seqread-qd1). */
 const only = arg("--cases")?.split(",");
 /**
@@ -95,7 +98,7 @@ async function guest(path: string, c: Case, mode: DriverDomainMode): Promise<num
     [
       {
         image: "blkstress",
-        bootargs: `mode=${c.mode} depth=${c.depth} size=${c.size} total=${totalKiB}`,
+        bootargs: `mode=${c.mode} depth=${c.depth} size=${c.size} total=${totalKiB} ${guestArgs}`.trim(),
         devices: [{ kind: "blk", path }],
       },
     ],

@@ -6,7 +6,7 @@
  *   bootargs: rounds=<n, default 2; 0 = until stopped> blocks=<4 KiB blocks per round, default 16>
  *             pause=<ms between rounds, default 0: a run that must last whatever the I/O speed,
  *             e.g. long enough to be saved or migrated mid-way>
- *             event_idx=0 indirect_desc=0 virtio_poll=1 (the frontend's switches, include/virtio.h)
+ *             event_idx=0 indirect_desc=0|2 virtio_poll=1 (the frontend's switches, include/virtio.h)
  *
  * Benchmark mode (pnpm bench blk): mode=seqread|seqwrite|randread|randwrite depth=<requests in
  * flight, 1..32> size=<bytes per request, a multiple of 4096, depth * size <= 1 MiB>

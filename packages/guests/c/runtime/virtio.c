@@ -221,6 +221,7 @@ int virtio_negotiate(struct virtio_dev *dev, uint32_t features_lo, uint32_t opti
   uint32_t want_lo = features_lo | (lo & optional_lo);
   if (bootarg_u32("event_idx", 1)) want_lo |= lo & VIRTIO_F_EVENT_IDX;
   if (bootarg_u32("indirect_desc", 1)) want_lo |= lo & VIRTIO_F_INDIRECT_DESC;
+  dev->indirect_always = bootarg_u32("indirect_desc", 1) >= 2;
   wr(dev, R_DRIVER_FEATURES_SEL, 1);
   wr(dev, R_DRIVER_FEATURES, want_hi);
   wr(dev, R_DRIVER_FEATURES_SEL, 0);
@@ -313,7 +314,8 @@ int virtio_submit(struct virtio_dev *dev, unsigned queue, const struct virtio_bu
   if (queue >= VIRTIO_MAX_QUEUES || n == 0 || n > VIRTQ_MAX_BUFS) return -XEN_EINVAL;
   struct virtq *q = &dev->queues[queue];
   if (q->size == 0) return -XEN_EINVAL;
-  int indirect = dev->indirect && n > 1;
+  /* Direct descriptors while the ring has room: they cost the backend no extra grant map. */
+  int indirect = dev->indirect && n > 1 && (dev->indirect_always || q->num_free < n);
   unsigned need = indirect ? 1 : n;
   if (q->num_free < need) return -XEN_ENOSPC;
   uint64_t dma[VIRTQ_MAX_BUFS];

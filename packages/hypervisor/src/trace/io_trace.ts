@@ -6,7 +6,7 @@
  * start: they inherit the environment). Call sites guard with `if (ioTraceOn)` (a live binding),
  * so the hot path pays one branch when off. When on, each thread keeps its records in memory and
  * appends them to `<dir>/<pid>-<threadId>.trace` (lines "µs tag value") when 4096 are waiting,
- * every 100 ms on threads with an event loop (ioTraceFlush on those without one), and at exit.
+ * every 20 ms on threads with an event loop (ioTraceFlush on those without one), and at exit.
  *
  * Times are absolute (performance.timeOrigin + now(), µs): comparable across threads and
  * processes of one host to a few µs. The analysis lives with the bench (tests/src/bench/blk.ts).
@@ -64,7 +64,7 @@ export function ioTraceFlush(): void {
 }
 
 function start(): void {
-  timer = setInterval(ioTraceFlush, 100);
+  timer = setInterval(ioTraceFlush, 20);
   timer.unref();
   process.once("exit", ioTraceFlush);
 }

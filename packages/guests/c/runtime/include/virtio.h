@@ -7,11 +7,14 @@
  *
  * Requests are chains of up to VIRTQ_MAX_BUFS buffers; several may be in flight per queue
  * (virtio_submit / virtio_notify / virtio_get_used), or one at a time (virtio_request). With
- * VIRTIO_F_INDIRECT_DESC a chain of two or more buffers takes one ring descriptor pointing at an
- * indirect table; with VIRTIO_F_EVENT_IDX the driver kicks only when the device's avail_event asks
- * and asks for interrupts through used_event. Both are negotiated when the device offers them,
- * unless the boot arguments say `indirect_desc=0` / `event_idx=0`. `virtio_poll=1` asks for no
- * interrupts at all (used_event never reached, or VIRTQ_AVAIL_F_NO_INTERRUPT) and polls used.idx.
+ * VIRTIO_F_INDIRECT_DESC a chain of two or more buffers may take one ring descriptor pointing at an
+ * indirect table: only when the ring is short of free descriptors, because over grants the table
+ * costs the backend one more grant map per request (the ring itself stays mapped), unless
+ * `indirect_desc=2` asks for it on every chain of two or more. With VIRTIO_F_EVENT_IDX the driver
+ * kicks only when the device's avail_event asks and asks for interrupts through used_event. Both
+ * are negotiated when the device offers them, unless the boot arguments say `indirect_desc=0` /
+ * `event_idx=0`. `virtio_poll=1` asks for no interrupts at all (used_event never reached, or
+ * VIRTQ_AVAIL_F_NO_INTERRUPT) and polls used.idx.
  */
 #ifndef XENON_VIRTIO_H
 #define XENON_VIRTIO_H
@@ -98,6 +101,7 @@ struct virtio_dev {
   int grants;         /* 1: rings and buffers go through grants */
   int event_idx;      /* VIRTIO_F_EVENT_IDX negotiated */
   int indirect;       /* VIRTIO_F_INDIRECT_DESC negotiated */
+  int indirect_always; /* indirect_desc=2: every chain of 2+ buffers (else only when short of descriptors) */
   int poll;           /* virtio_poll=1: no interrupts, poll used.idx */
   int bound;          /* interrupt handler bound */
   uint32_t features_lo; /* device bits accepted */
@@ -132,7 +136,7 @@ void virtio_reset(struct virtio_dev *dev);
 
 /*
  * Adds a request (grants each buffer with consecutive refs, chains them, indirect when
- * negotiated) and publishes it in the avail ring without notifying. Its head, or -XEN_ENOSPC
+ * negotiated and the ring is short of descriptors) and publishes it in the avail ring without notifying. Its head, or -XEN_ENOSPC
  * (no free descriptors or grant refs), -XEN_EINVAL.
  */
 int virtio_submit(struct virtio_dev *dev, unsigned queue, const struct virtio_buf *bufs, unsigned n);
