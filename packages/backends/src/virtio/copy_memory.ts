@@ -10,7 +10,7 @@
  * one would).
  */
 import { MAX_COPY_SEGMENTS } from "@xenon/hypervisor";
-import { type GuestMemory, type MemoryRegion, PageRegion } from "./guest_memory.js";
+import { type GuestMemory, type MapRange, type MemoryRegion, PageRegion, type RegionRange } from "./guest_memory.js";
 import { GuestGoneError } from "./queue_error.js";
 
 /** [page number, offset in page, len] and [page number, offset in page, bytes] segments. */
@@ -74,42 +74,95 @@ export class CopyMemory implements GuestMemory {
     return r;
   }
 
-  refresh(r: MemoryRegion, off: number, len: number): Promise<void> {
-    return this.pull(r as CopiedRegion, off, len).then((why) => {
-      if (why !== null) throw new Error(why);
-    });
+  /**
+   * A whole chain with one copy-from of every page and, for the writable buffers, one copy-to
+   * that checks they are writable (each page gets back one byte just read): two calls in all.
+   */
+  async mapMany(ranges: readonly MapRange[]): Promise<MemoryRegion[] | string> {
+    const regions: CopiedRegion[] = [];
+    for (const [i, x] of ranges.entries()) {
+      const g = this.access.range(x.hi, x.lo, x.len);
+      if (typeof g === "string") return `buffer ${i}: ${g}`;
+      const frames: Uint8Array[] = [];
+      for (let p = 0; p < g.pages; p++) frames.push(new Uint8Array(4096));
+      regions.push(new CopiedRegion(frames, g.first, x.len, x.writable, g.base));
+    }
+    const why = await this.pullMany(regions.map((r) => [r, 0, r.length] as const));
+    if (why !== null) return why;
+    const checks: CopyToSeg[] = [];
+    for (const r of regions)
+      if (r.writable)
+        for (const [i, f] of r.frames.entries()) {
+          const at = i === 0 ? r.first : 0;
+          checks.push([r.base + i, at, f.subarray(at, at + 1)]);
+        }
+    if (checks.length > 0) {
+      const ws = await this.copyTo(checks);
+      const bad = ws.findIndex((w) => w !== 0);
+      if (bad >= 0) return this.access.notWritable(checks[bad]![0], ws[bad]!);
+    }
+    return regions;
   }
 
-  async flush(r: MemoryRegion, off: number, len: number): Promise<void> {
-    const c = r as CopiedRegion;
-    if (!c.writable) throw new Error("flush of a read-only region");
-    const ps = pieces(c.first + off, len);
-    const rcs = await this.copyTo(
-      ps.map(
-        ([a, inPage, n]) => [c.base + (a >>> 12), inPage, c.frames[a >>> 12]!.subarray(inPage, inPage + n)] as const,
-      ),
-    );
+  refresh(r: MemoryRegion, off: number, len: number): Promise<void> {
+    return this.refreshMany([[r, off, len]]);
+  }
+
+  /** Several ranges re-read with one call (segments in order: earlier ranges are read first). */
+  async refreshMany(parts: ReadonlyArray<RegionRange>): Promise<void> {
+    const why = await this.pullMany(parts.map(([r, off, len]) => [r as CopiedRegion, off, len] as const));
+    if (why !== null) throw new Error(why);
+  }
+
+  flush(r: MemoryRegion, off: number, len: number): Promise<void> {
+    return this.flushMany([[r, off, len]]);
+  }
+
+  /** Several ranges written back with one call, in the order given. */
+  async flushMany(parts: ReadonlyArray<RegionRange>): Promise<void> {
+    const segs: CopyToSeg[] = [];
+    for (const [r, off, len] of parts) {
+      const c = r as CopiedRegion;
+      if (!c.writable) throw new Error("flush of a read-only region");
+      for (const [a, inPage, n] of pieces(c.first + off, len))
+        segs.push([c.base + (a >>> 12), inPage, c.frames[a >>> 12]!.subarray(inPage, inPage + n)]);
+    }
+    if (segs.length === 0) return;
+    const rcs = await this.copyTo(segs);
     if (rcs.includes(this.access.goneStatus)) throw new GuestGoneError(this.domid);
     const bad = rcs.findIndex((rc) => rc !== 0);
-    if (bad >= 0) throw new Error(this.access.refusal(c.base + (ps[bad]![0] >>> 12), rcs[bad]!));
+    if (bad >= 0) throw new Error(this.access.refusal(segs[bad]![0], rcs[bad]!));
   }
 
   async release(r: MemoryRegion): Promise<void> {
     if (r.writable) await this.flush(r, 0, r.length);
   }
 
+  /** Every writable region's bytes back to the guest with one call. */
+  async releaseMany(regions: readonly MemoryRegion[]): Promise<void> {
+    await this.flushMany(regions.filter((r) => r.writable).map((r) => [r, 0, r.length] as const));
+  }
+
   private copyTo(segs: readonly CopyToSeg[]): Promise<number[]> {
     return chunked(segs, (c) => this.access.copyTo(c));
   }
 
-  private async pull(r: CopiedRegion, off: number, len: number): Promise<string | null> {
-    const ps = pieces(r.first + off, len);
-    const got = await chunked(
-      ps.map(([a, inPage, n]) => [r.base + (a >>> 12), inPage, n] as const),
-      (c) => this.access.copyFrom(c),
-    );
+  private pull(r: CopiedRegion, off: number, len: number): Promise<string | null> {
+    return this.pullMany([[r, off, len]]);
+  }
+
+  /** Fetches [off, off+len) of each region: every page of them in one call (cut at the port's limit). */
+  private async pullMany(parts: ReadonlyArray<readonly [CopiedRegion, number, number]>): Promise<string | null> {
+    const where: Array<readonly [CopiedRegion, number, number]> = [];
+    const segs: CopyFromSeg[] = [];
+    for (const [r, off, len] of parts)
+      for (const [a, inPage, n] of pieces(r.first + off, len)) {
+        where.push([r, a, inPage]);
+        segs.push([r.base + (a >>> 12), inPage, n]);
+      }
+    const got = await chunked(segs, (c) => this.access.copyFrom(c));
     for (const [i, g] of got.entries()) {
-      const [a, inPage] = ps[i]!;
+      const [r, a, inPage] = where[i]!;
       if (g === this.access.goneStatus) throw new GuestGoneError(this.domid);
       if (typeof g === "number") return this.access.refusal(r.base + (a >>> 12), g);
       r.frames[a >>> 12]!.set(g, inPage);

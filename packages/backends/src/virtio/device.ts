@@ -26,6 +26,12 @@ export interface QueueIo {
   releaseAll(rs: readonly MemoryRegion[]): Promise<void>;
   /** Gives a mapped buffer back (copy mode writes it to the guest here). */
   release(r: MemoryRegion): Promise<void>;
+  /**
+   * Interrupts the driver now if it asked to be for what was pushed so far (EVENT_IDX /
+   * NO_INTERRUPT), instead of when processQueue returns: a device that looks for more work after
+   * completing some does not make the driver wait for that look.
+   */
+  signalUsed(q: SplitQueue): Promise<void>;
   log(line: string): void;
 }
 

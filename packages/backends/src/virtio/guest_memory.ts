@@ -43,7 +43,17 @@ export interface GuestMemory {
   mapMany?(ranges: readonly MapRange[]): Promise<MemoryRegion[] | string>;
   /** Optional: gives several regions back in one go. */
   releaseMany?(regions: readonly MemoryRegion[]): Promise<void>;
+  /**
+   * Copy implementations: re-reads several ranges with one call, in order (so a ring index read
+   * first is older than the slots and table read after it). Views have no such method.
+   */
+  refreshMany?(parts: ReadonlyArray<RegionRange>): Promise<void>;
+  /** Copy implementations: pushes several ranges with one call, written in the order given. */
+  flushMany?(parts: ReadonlyArray<RegionRange>): Promise<void>;
 }
+
+/** [region, offset, length] of a refreshMany / flushMany. */
+export type RegionRange = readonly [MemoryRegion, number, number];
 
 /** One range of a batched map. */
 export interface MapRange {

@@ -121,6 +121,10 @@ export class VirtioMmioTransport {
           throw new QueueError("buffer-unreachable", `queue ${q.index}: chain ${c.head}: ${r}`);
         return r;
       },
+      signalUsed: async (q) => {
+        const epoch = this.epoch;
+        if ((await q.needsInterrupt()) && epoch === this.epoch) this.interrupt(InterruptBit.VRING);
+      },
       releaseAll: async (rs) => {
         if (rs.length === 0) return;
         if (mem.releaseMany !== undefined) await mem.releaseMany(rs);

@@ -62,6 +62,8 @@ export class SplitQueue {
   private seenAvail = -1;
   /** Bumped by reset(): an activation that was mapping meanwhile gives its mappings back. */
   private gen = 0;
+  /** Copy mode: the driver's used_event / flags were fetched after the last publish (pushMany). */
+  private wishFresh = false;
   /** Chains popped and not yet pushed (CVE-2016-5403: never more than the queue size). */
   inFlight = 0;
   readonly chain: DescriptorChain;
@@ -182,9 +184,24 @@ export class SplitQueue {
     const mem = this.mem!;
     const avail = this.avail!;
     const n = this.size;
-    const r = mem.refresh(avail, 2, 2);
-    if (r !== undefined) await r;
-    const idx = avail.u16(2);
+    let idx: number;
+    if (mem.refreshMany !== undefined && this.seenAvail >= 0 && this.seenAvail !== this.nextAvail) {
+      // Copy mode, chains the last look showed still waiting: their slots and descriptors were
+      // fetched with that look (after the index, in the same call), nothing to ask for.
+      idx = this.seenAvail;
+    } else if (mem.refreshMany !== undefined) {
+      // Copy mode: the index, the ring slots and the table in one call, the index first.
+      await mem.refreshMany([
+        [avail, 2, 2 + 2 * n],
+        [this.desc!, 0, DESC_SIZE * n],
+      ]);
+      idx = avail.u16(2);
+      this.seenAvail = idx;
+    } else {
+      const r = mem.refresh(avail, 2, 2);
+      if (r !== undefined) await r;
+      idx = avail.u16(2);
+    }
     const pending = (idx - this.nextAvail) & 0xffff;
     if (pending > n)
       throw new QueueError(
@@ -277,19 +294,47 @@ export class SplitQueue {
   }
 
   /** Completes chain `head` with `len` bytes written: the element first, then used.idx. */
-  async push(head: number, len: number): Promise<void> {
+  push(head: number, len: number): Promise<void> {
+    return this.pushMany([head], [len]);
+  }
+
+  /**
+   * Completes chains heads[i] with lens[i] bytes written, in that order: every element first, then
+   * used.idx once (copy mode: all of it in one call, written in that order).
+   */
+  async pushMany(heads: readonly number[], lens: readonly number[]): Promise<void> {
+    if (heads.length === 0) return;
     if (this.releasing.length > 0) await Promise.all(this.releasing.splice(0));
     const used = this.used!;
-    const slot = 4 + 8 * (this.nextUsed & (this.size - 1));
-    used.setU32(slot, head);
-    used.setU32(slot + 4, len);
-    const f = this.mem!.flush(used, slot, 8);
-    if (f !== undefined) await f;
-    this.nextUsed = (this.nextUsed + 1) & 0xffff;
-    used.setU16(2, this.nextUsed);
-    const g = this.mem!.flush(used, 2, 2);
-    if (g !== undefined) await g;
-    if (this.inFlight > 0) this.inFlight--;
+    const mem = this.mem!;
+    const mask = this.size - 1;
+    const parts: Array<readonly [MemoryRegion, number, number]> = [];
+    for (let i = 0; i < heads.length; i++) {
+      const slot = 4 + 8 * ((this.nextUsed + i) & mask);
+      used.setU32(slot, heads[i]!);
+      used.setU32(slot + 4, lens[i]!);
+      parts.push([used, slot, 8]);
+    }
+    this.nextUsed = (this.nextUsed + heads.length) & 0xffff;
+    if (mem.flushMany !== undefined) {
+      // A local copy: the guest sees none of it before this call, which writes the index last.
+      used.setU16(2, this.nextUsed);
+      parts.push([used, 2, 2]);
+      // The driver's wish (used_event or flags) is read right behind: the port keeps the order, so
+      // it is read after the index is published, as needsInterrupt must, without a round trip more.
+      const wish = this.eventIdx ? ([this.avail!, 4 + 2 * this.size, 2] as const) : ([this.avail!, 0, 2] as const);
+      await Promise.all([mem.flushMany(parts), mem.refreshMany?.([wish])]);
+      this.wishFresh = true;
+    } else {
+      for (const [, slot, len] of parts) {
+        const f = mem.flush(used, slot, len);
+        if (f !== undefined) await f;
+      }
+      used.setU16(2, this.nextUsed);
+      const g = mem.flush(used, 2, 2);
+      if (g !== undefined) await g;
+    }
+    this.inFlight = Math.max(0, this.inFlight - heads.length);
   }
 
   /**
@@ -303,13 +348,15 @@ export class SplitQueue {
     const old = this.signalledUsed;
     if (newIdx === old) return false;
     this.signalledUsed = newIdx;
+    const fresh = this.wishFresh;
+    this.wishFresh = false;
     if (this.eventIdx) {
-      const r = this.mem!.refresh(avail, 4 + 2 * n, 2);
+      const r = fresh ? undefined : this.mem!.refresh(avail, 4 + 2 * n, 2);
       if (r !== undefined) await r;
       const e = avail.u16(4 + 2 * n);
       return ((newIdx - e - 1) & 0xffff) < ((newIdx - old) & 0xffff);
     }
-    const r = this.mem!.refresh(avail, 0, 2);
+    const r = fresh ? undefined : this.mem!.refresh(avail, 0, 2);
     if (r !== undefined) await r;
     return (avail.u16(0) & VIRTQ_AVAIL_F_NO_INTERRUPT) === 0;
   }
@@ -321,13 +368,17 @@ export class SplitQueue {
   async armNotify(): Promise<boolean> {
     const used = this.used!;
     const n = this.size;
-    if (this.eventIdx) {
-      used.setU16(4 + 8 * n, this.nextAvail);
-      const f = this.mem!.flush(used, 4 + 8 * n, 2);
+    const mem = this.mem!;
+    if (this.eventIdx) used.setU16(4 + 8 * n, this.nextAvail);
+    if (mem.refreshMany !== undefined) {
+      // Copy mode: the write and the look in one round trip (the port keeps them in order).
+      await Promise.all([this.eventIdx ? mem.flush(used, 4 + 8 * n, 2) : undefined, mem.refresh(this.avail!, 2, 2)]);
+    } else {
+      const f = this.eventIdx ? mem.flush(used, 4 + 8 * n, 2) : undefined;
       if (f !== undefined) await f;
+      const r = mem.refresh(this.avail!, 2, 2);
+      if (r !== undefined) await r;
     }
-    const r = this.mem!.refresh(this.avail!, 2, 2);
-    if (r !== undefined) await r;
     return this.avail!.u16(2) !== this.nextAvail;
   }
 }

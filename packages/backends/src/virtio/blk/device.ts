@@ -142,9 +142,13 @@ export class BlkDevice implements VirtioDevice {
         done.push({ head: batch[i]!.head, m, written });
       }
       if (ioTraceOn) ioTrace("dd.blk.done", done.length);
-      await Promise.all(done.map((d) => d.m.release(io)));
+      await io.releaseAll(done.flatMap((d) => d.m.regions.splice(0)));
       if (ioTraceOn) ioTrace("dd.blk.released", done.length);
-      for (const d of done) await q.push(d.head, d.written);
+      await q.pushMany(
+        done.map((d) => d.head),
+        done.map((d) => d.written),
+      );
+      await io.signalUsed(q);
       if (ioTraceOn) ioTrace("dd.blk.pushed", done.length);
       if (broken !== null) throw broken;
       if (popError !== null) throw popError;
