@@ -89,6 +89,7 @@ export {
   type StreamFrame,
   StreamParser,
 } from "./hypercall/port/stream.js";
+export type { PublishAt, SendWhen, UnmapPublishResult } from "./hypercall/port/unmap_publish.js";
 export { HypercallSemantics, SCHED_POLL_MAX_PORTS, schedKind } from "./hypercall/semantics.js";
 // The root object and its hooks.
 export type { HypervisorHooks, HypervisorOptions } from "./hypervisor.js";

@@ -98,6 +98,7 @@ export async function runKernel(
         guest: slot.guest,
         memory,
         restricted: grants,
+        irqPort,
         raiseInterrupt: () => {
           const send = client.evtchnSend(irqPort).catch(() => 0);
           sends.add(send);

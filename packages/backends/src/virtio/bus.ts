@@ -16,5 +16,10 @@ export interface DeviceBus {
   readonly restricted: boolean;
   /** Signals the device's interrupt (edge: once per call). */
   raiseInterrupt(): void;
+  /**
+   * The interrupt's event channel (this domain's end), for guest memories that can send it in the
+   * same call that ends a request (GuestMemory.releasePublish). Absent: raiseInterrupt only.
+   */
+  readonly irqPort?: number;
   log(line: string): void;
 }

@@ -32,6 +32,17 @@ export interface QueueIo {
    * completing some does not make the driver wait for that look.
    */
   signalUsed(q: SplitQueue): Promise<void>;
+  /**
+   * Gives the regions of completed chains back and completes the chains (heads[i] with lens[i]
+   * bytes written) in order, then interrupts the driver if it asked to be: where the guest memory
+   * can, all of it is one call to the core (SplitQueue.releasePushMany).
+   */
+  complete(
+    q: SplitQueue,
+    regions: readonly MemoryRegion[],
+    heads: readonly number[],
+    lens: readonly number[],
+  ): Promise<void>;
   log(line: string): void;
 }
 

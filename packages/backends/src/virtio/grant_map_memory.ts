@@ -7,7 +7,7 @@
  */
 import type { GrantView } from "@xenon/hypervisor";
 import { fmtGntst, grantRange } from "./dma.js";
-import { type GuestMemory, type MapRange, type MemoryRegion, PageRegion } from "./guest_memory.js";
+import { type GuestMemory, type MapRange, type MemoryRegion, PageRegion, type SendWhen } from "./guest_memory.js";
 
 /** What this needs of a HypercallClient (the batched pair is optional: one call per page without it). */
 export interface GrantMapper {
@@ -15,6 +15,12 @@ export interface GrantMapper {
   unmapGrant(handle: number): Promise<number>;
   mapGrants?(dom: number, refs: readonly number[], readonly: readonly boolean[]): Promise<GrantView[]>;
   unmapGrants?(handles: readonly number[]): Promise<number[]>;
+  unmapPublishSend?(
+    handles: readonly number[],
+    at: readonly [number, number, number] | null,
+    port: number,
+    when: readonly [number, number, number] | null,
+  ): Promise<{ readonly published: number; readonly sent: number }>;
 }
 
 class MappedRegion extends PageRegion {
@@ -114,6 +120,48 @@ export class GrantMapMemory implements GuestMemory {
       hs.push(...r.handles.splice(0));
     }
     await this.unmapHandles(hs);
+  }
+
+  /**
+   * The end of a request: the regions' grants unmapped, then the index stored through the ring's
+   * own mapping, then the send, as one core call (HypercallClient.unmapPublishSend). Without that
+   * call (or with more handles than one call takes): unmap, store through the view, no send.
+   */
+  async releasePublish(
+    regions: readonly MemoryRegion[],
+    ring: MemoryRegion,
+    off: number,
+    value: number,
+    port: number,
+    when: SendWhen | null,
+  ): Promise<boolean | null> {
+    if (!(ring instanceof MappedRegion)) throw new TypeError("region of another memory");
+    if (when !== null && !(when.region instanceof MappedRegion)) throw new TypeError("region of another memory");
+    const hs: number[] = [];
+    for (const r of regions) {
+      if (!(r instanceof MappedRegion)) throw new TypeError("region of another memory");
+      hs.push(...r.handles.splice(0));
+    }
+    const a = ring.first + off;
+    const handle = ring.handles[a >>> 12];
+    if (handle === undefined) {
+      await this.unmapHandles(hs);
+      throw new Error("used ring index store refused: the ring is not mapped");
+    }
+    const call = this.client.unmapPublishSend;
+    const w = when === null ? undefined : (when.region as MappedRegion);
+    const wa = when === null ? 0 : w!.first + when.off;
+    const wh = w?.handles[wa >>> 12];
+    if (call === undefined || hs.length > MAP_BATCH_MAX || (a & 1) !== 0 || (w !== undefined && wh === undefined)) {
+      await this.unmapHandles(hs);
+      ring.setU16(off, value);
+      return null;
+    }
+    const cond = when === null || wh === undefined ? null : ([wh, wa & 0xfff, when.old] as const);
+    const r = await call.call(this.client, hs, [handle, a & 0xfff, value], port, cond);
+    if (r.published !== 0) throw new Error(`used ring index store refused: ${fmtGntst(r.published)}`);
+    if (port < 0) return false;
+    return r.sent === 1 ? true : r.sent === 0 ? false : null;
   }
 
   private async unmapHandles(hs: readonly number[]): Promise<void> {

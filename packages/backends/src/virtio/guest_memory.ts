@@ -50,6 +50,33 @@ export interface GuestMemory {
   refreshMany?(parts: ReadonlyArray<RegionRange>): Promise<void>;
   /** Copy implementations: pushes several ranges with one call, written in the order given. */
   flushMany?(parts: ReadonlyArray<RegionRange>): Promise<void>;
+  /**
+   * Views: gives `regions` back, then stores the 16-bit `value` at `off` of `ring` (a used ring's
+   * index), then sends on event channel `port` (none if negative) if `when` (read after the
+   * store) says the driver asked for it, in that order and in one call to the core (see
+   * HypercallClient.unmapPublishSend). Resolves to true (sent), false (the driver did not ask)
+   * or null (nothing was decided: no such call here, or the send failed; the caller decides);
+   * rejects if the store was refused.
+   */
+  releasePublish?(
+    regions: readonly MemoryRegion[],
+    ring: MemoryRegion,
+    off: number,
+    value: number,
+    port: number,
+    when: SendWhen | null,
+  ): Promise<boolean | null>;
+}
+
+/**
+ * What decides a releasePublish send: the 16-bit word at `off` of `region`, with `old` >= 0 the
+ * driver's used_event (sent iff it lies in [old, new)), with `old` = -1 the avail flags (sent
+ * unless NO_INTERRUPT).
+ */
+export interface SendWhen {
+  readonly region: MemoryRegion;
+  readonly off: number;
+  readonly old: number;
 }
 
 /** [region, offset, length] of a refreshMany / flushMany. */

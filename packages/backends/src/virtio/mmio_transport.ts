@@ -121,6 +121,14 @@ export class VirtioMmioTransport {
           throw new QueueError("buffer-unreachable", `queue ${q.index}: chain ${c.head}: ${r}`);
         return r;
       },
+      complete: async (q, regions, heads, lens) => {
+        const epoch = this.epoch;
+        const sent = await q.releasePushMany(regions, heads, lens, bus.irqPort ?? -1, () => {
+          this.interruptStatus |= InterruptBit.VRING;
+        });
+        if (ioTraceOn && sent) ioTrace("dd.irq", InterruptBit.VRING);
+        if (epoch === this.epoch) await this.io.signalUsed(q);
+      },
       signalUsed: async (q) => {
         const epoch = this.epoch;
         if ((await q.needsInterrupt()) && epoch === this.epoch) this.interrupt(InterruptBit.VRING);

@@ -338,6 +338,52 @@ export class SplitQueue {
   }
 
   /**
+   * pushMany with the chains' buffers given back in the same breath. Where the memory can
+   * (views: GuestMemory.releasePublish) the unmaps, the used.idx store and the interrupt are one
+   * call to the core, in that order, the core applying needsInterrupt's rule after the store.
+   * Elsewhere: release, then pushMany, and the caller's needsInterrupt decides. Resolves to
+   * whether the interrupt was sent; `willInterrupt` is called before it may be (the transport
+   * sets its ISR bit: the driver may read it as soon as the interrupt lands).
+   */
+  async releasePushMany(
+    regions: readonly MemoryRegion[],
+    heads: readonly number[],
+    lens: readonly number[],
+    port: number,
+    willInterrupt: () => void,
+  ): Promise<boolean> {
+    const mem = this.mem!;
+    if (mem.releasePublish === undefined || heads.length === 0) {
+      if (regions.length > 0) {
+        if (mem.releaseMany !== undefined) await mem.releaseMany(regions);
+        else for (const r of regions) await mem.release(r);
+      }
+      await this.pushMany(heads, lens);
+      return false;
+    }
+    if (this.releasing.length > 0) await Promise.all(this.releasing.splice(0));
+    const used = this.used!;
+    const mask = this.size - 1;
+    for (let i = 0; i < heads.length; i++) {
+      const slot = 4 + 8 * ((this.nextUsed + i) & mask);
+      used.setU32(slot, heads[i]!);
+      used.setU32(slot + 4, lens[i]!);
+    }
+    const newIdx = (this.nextUsed + heads.length) & 0xffff;
+    const old = this.signalledUsed;
+    // The core decides, after the store, with needsInterrupt's rule (unmap_publish.ts).
+    this.signalledUsed = newIdx;
+    this.nextUsed = newIdx;
+    this.inFlight = Math.max(0, this.inFlight - heads.length);
+    if (port >= 0) willInterrupt();
+    const when = { region: this.avail!, off: this.eventIdx ? 4 + 2 * this.size : 0, old: this.eventIdx ? old : -1 };
+    const sent = await mem.releasePublish(regions, used, 2, newIdx, port, port >= 0 ? when : null);
+    // Nothing decided (no such call, or the send failed): needsInterrupt decides, as without it.
+    if (sent === null && this.signalledUsed === newIdx) this.signalledUsed = old;
+    return sent === true;
+  }
+
+  /**
    * Whether the driver wants an interrupt for what was pushed since the last one (§2.7.7/§2.7.10):
    * with EVENT_IDX, iff used_event lies in (old, new]; otherwise unless NO_INTERRUPT is set.
    */

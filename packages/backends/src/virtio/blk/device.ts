@@ -142,13 +142,13 @@ export class BlkDevice implements VirtioDevice {
         done.push({ head: batch[i]!.head, m, written });
       }
       if (ioTraceOn) ioTrace("dd.blk.done", done.length);
-      await io.releaseAll(done.flatMap((d) => d.m.regions.splice(0)));
-      if (ioTraceOn) ioTrace("dd.blk.released", done.length);
-      await q.pushMany(
+      // Buffers back, chains used, the interrupt: one call to the core where the memory can.
+      await io.complete(
+        q,
+        done.flatMap((d) => d.m.regions.splice(0)),
         done.map((d) => d.head),
         done.map((d) => d.written),
       );
-      await io.signalUsed(q);
       if (ioTraceOn) ioTrace("dd.blk.pushed", done.length);
       if (broken !== null) throw broken;
       if (popError !== null) throw popError;

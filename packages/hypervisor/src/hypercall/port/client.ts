@@ -13,6 +13,7 @@ import { legacyVcpuInfo, type SharedRegion, takePendingPorts, upcallWordIndex } 
 import { ioTrace, ioTraceOn } from "../../trace/io_trace.js";
 import type { IoreqBatch } from "./ioreq_relay.js";
 import type { PortDown, PortFrame, PortHello, PortOp, PortReply, PortView } from "./protocol.js";
+import type { UnmapPublishResult } from "./unmap_publish.js";
 
 export class PortClosedError extends Error {
   constructor() {
@@ -135,6 +136,20 @@ export class HypercallClient {
   /** Several unmap_grant_ref entries in one call: a status per handle. */
   unmapGrants(handles: readonly number[]): Promise<number[]> {
     return this.call("gnttabUnmapGrantRefs", handles);
+  }
+  /**
+   * The end of a request on views in one call: unmaps `handles`, then stores the 16-bit `at[2]`
+   * at offset `at[1]` of the frame mapped writable under handle `at[0]` (a used ring's index),
+   * then sends on `port` (none when negative) — if `when` is given, only when the driver's
+   * used_event / flags word it names, read after the store, asks for it. See unmap_publish.ts.
+   */
+  unmapPublishSend(
+    handles: readonly number[],
+    at: readonly [number, number, number] | null,
+    port: number,
+    when: readonly [number, number, number] | null = null,
+  ): Promise<UnmapPublishResult> {
+    return this.call("gnttabUnmapPublishSend", handles, at, port, when);
   }
   unmapGrant(handle: number): Promise<number> {
     return this.call("gnttabUnmapGrantRef", handle);

@@ -41,6 +41,8 @@ export const PORT_OPS = [
   // several segments in one call (GNTTABOP_copy takes an array): [ref, offset, len | bytes]...
   "gnttabCopyFromSegs",
   "gnttabCopyToSegs",
+  // a request's end for a device model on views: unmaps, a ring index store, a send (unmap_publish.ts)
+  "gnttabUnmapPublishSend",
   // foreign views (privileged TS domains, thread mode): XENMAPSPACE_gmfn_foreign without a physmap
   "mapForeignView",
   "unmapForeignView",

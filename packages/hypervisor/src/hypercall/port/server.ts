@@ -13,6 +13,7 @@ import type { PoolParamsUpdate, SchedParamsUpdate } from "../../sched/types.js";
 import { legacyVcpuInfo, takePendingPorts } from "../../shared_info.js";
 import { ioTrace, ioTraceOn } from "../../trace/io_trace.js";
 import { ioreqComplete, ioreqFetch } from "./ioreq_relay.js";
+import { type PublishAt, type SendWhen, unmapPublishSend } from "./unmap_publish.js";
 
 /** Entries of one batched grant map or unmap over the port. */
 const MAP_BATCH_MAX = 256;
@@ -195,6 +196,18 @@ export class PortServer {
       }
       case "gnttabUnmapGrantRef":
         return s.gnttabUnmapGrantRef(c, { hostAddr: 0, devBusAddr: 0, handle: n(0) });
+      case "gnttabUnmapPublishSend": {
+        const hs = a[0];
+        const at = a[1];
+        if (!Array.isArray(hs) || hs.length > MAP_BATCH_MAX || !hs.every(isInt))
+          throw new TypeError("gnttabUnmapPublishSend takes a list of handles (at most 256)");
+        const when = a[3] ?? null;
+        if (at !== null && !(Array.isArray(at) && at.length === 3 && at.every(isInt)))
+          throw new TypeError("gnttabUnmapPublishSend: publish is null or [handle, offset, value]");
+        if (when !== null && !(Array.isArray(when) && when.length === 3 && when.every(isInt)))
+          throw new TypeError("gnttabUnmapPublishSend: when is null or [handle, offset, old]");
+        return unmapPublishSend(this.hv, c, hs, at as PublishAt | null, n(2), when as SendWhen | null);
+      }
       case "gnttabCopyFrom":
         return this.copy(n(0), n(1), n(2), n(3), null);
       case "gnttabCopyTo": {
