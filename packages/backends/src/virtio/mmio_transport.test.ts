@@ -146,6 +146,21 @@ describe("virtio-mmio v2 transport", () => {
     assert.equal(bus.interrupts, 1);
   });
 
+  it("a config interrupt is raised again until the driver acknowledges it (a level on an edge)", async () => {
+    const { t, bus } = make(false);
+    negotiate(t, 0, 1);
+    t.write(Mmio.STATUS, 4, 15);
+    t.configChanged();
+    assert.equal(bus.interrupts, 1);
+    const until = performance.now() + 5000;
+    while (bus.interrupts < 3 && performance.now() < until) await new Promise((r) => setTimeout(r, 5));
+    assert.ok(bus.interrupts >= 3, `raised ${bus.interrupts} times`);
+    t.write(Mmio.INTERRUPT_ACK, 4, 2);
+    const acked = bus.interrupts;
+    await new Promise((r) => setTimeout(r, 200));
+    assert.equal(bus.interrupts, acked, "none after the ACK");
+  });
+
   it("a QueueNotify for a queue that does not exist, or a huge index, is ignored", () => {
     const { t, bus } = make(false);
     negotiate(t, 0, 1);

@@ -7,7 +7,8 @@
  * read()/write() are synchronous: they answer an ioreq. Queue work they start (activation,
  * kicks) runs asynchronously and is serialised per queue. A broken virtqueue rule sets
  * DEVICE_NEEDS_RESET, raises the config interrupt and logs "virtio-<dev> d<guest>: <rule>: ...";
- * the device then does nothing until the driver resets it.
+ * the device then does nothing until the driver resets it. A config interrupt is raised again
+ * until the driver acknowledges it (the line is a level; the event channel carrying it an edge).
  *
  * Status writes follow Firecracker's strict machine: 0 resets; ACKNOWLEDGE, DRIVER, FEATURES_OK
  * and DRIVER_OK may only be added in that order; FAILED may always be set; others are ignored.
@@ -19,6 +20,10 @@ import { QUEUE_WAIT, type QueueIo, type VirtioDevice } from "./device.js";
 import type { MemoryRegion } from "./guest_memory.js";
 import { GuestGoneError, QueueError } from "./queue_error.js";
 import { SplitQueue, type SplitQueueState } from "./split_queue.js";
+
+/** A config interrupt not acknowledged is raised again after this, then twice as late, up to the max. */
+const CONFIG_REPEAT_FIRST_MS = 10;
+const CONFIG_REPEAT_MAX_MS = 1000;
 
 /** Version of VirtioMmioState; setState refuses any other. */
 export const VIRTIO_MMIO_STATE_VERSION = 1;
@@ -449,7 +454,27 @@ export class VirtioMmioTransport {
     if (ioTraceOn) ioTrace("dd.irq", bits);
     this.interruptStatus |= bits;
     this.bus.raiseInterrupt();
+    if ((bits & InterruptBit.CONFIG) !== 0) this.repeatConfig(CONFIG_REPEAT_FIRST_MS);
   }
+
+  /**
+   * An event channel is an edge, virtio-mmio's interrupt a level: while the driver has not
+   * acknowledged a config interrupt (InterruptACK, or a reset), it is raised again, backing off
+   * to once a second, as a level-triggered line would stay up. A driver that took it together
+   * with a used-buffer interrupt and found a used buffer would otherwise never look at the status
+   * again (drivers read it when woken with nothing used, not before every wait).
+   */
+  private repeatConfig(ms: number): void {
+    if (this.configRepeat !== null) return;
+    this.configRepeat = setTimeout(() => {
+      this.configRepeat = null;
+      if ((this.interruptStatus & InterruptBit.CONFIG) === 0) return;
+      this.bus.raiseInterrupt();
+      this.repeatConfig(Math.min(ms * 2, CONFIG_REPEAT_MAX_MS));
+    }, ms);
+    this.configRepeat.unref?.();
+  }
+  private configRepeat: ReturnType<typeof setTimeout> | null = null;
 
   /**
    * The device's previous incarnation died (its driver domain was restarted): whatever the driver

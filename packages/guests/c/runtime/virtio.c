@@ -433,18 +433,22 @@ long virtio_wait_used(struct virtio_dev *dev, unsigned queue, uint16_t *head) {
     long rc = virtio_get_used(dev, queue, head);
     if (rc != -XEN_EAGAIN) return rc;
     /*
-     * Register reads are round trips to the backend, so the common path has one: the status
-     * before the first wait (a config interrupt may have come, coalesced, with an earlier used
-     * one). Woken with nothing used, the interrupt was for something else: acknowledge it and
-     * look again. The event channel is an edge: an unacknowledged InterruptStatus blocks nothing.
+     * Register reads are round trips to the backend, so the common path has none. Woken with
+     * nothing used, the interrupt was for something else (a config change: the device broke or
+     * its backend was restarted): acknowledge it and look at the status. A config interrupt that
+     * came together with a used one, and so was not looked at, is raised again by the device
+     * until acknowledged (the line is a level, the event channel an edge). Polling has no
+     * interrupts: it looks at the status each time round.
      */
-    if (woke && !dev->poll) {
-      uint32_t isr = rd(dev, R_INTERRUPT_STATUS);
-      if (isr && isr != STATUS_GONE) wr(dev, R_INTERRUPT_ACK, isr);
+    if (woke || dev->poll) {
+      if (woke) {
+        uint32_t isr = rd(dev, R_INTERRUPT_STATUS);
+        if (isr && isr != STATUS_GONE) wr(dev, R_INTERRUPT_ACK, isr);
+      }
+      uint32_t st = rd(dev, R_STATUS);
+      if (st == STATUS_GONE || st == VIRTIO_S_NEEDS_RESET) return -XEN_ENODEV;
+      if (st & VIRTIO_S_NEEDS_RESET) return -XEN_EIO;
     }
-    uint32_t st = rd(dev, R_STATUS);
-    if (st == STATUS_GONE || st == VIRTIO_S_NEEDS_RESET) return -XEN_ENODEV;
-    if (st & VIRTIO_S_NEEDS_RESET) return -XEN_EIO;
     if (dev->poll) {
       xen_yield();
       continue;
