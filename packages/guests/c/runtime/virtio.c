@@ -121,6 +121,11 @@ int virtio_find(uint32_t device_id, unsigned nth, struct virtio_dev *dev) {
 }
 
 uint32_t virtio_status(struct virtio_dev *dev) { return rd(dev, R_STATUS); }
+uint32_t virtio_ack_interrupt(struct virtio_dev *dev) {
+  uint32_t isr = rd(dev, R_INTERRUPT_STATUS);
+  if (isr && isr != STATUS_GONE) wr(dev, R_INTERRUPT_ACK, isr);
+  return isr;
+}
 uint32_t virtio_config32(struct virtio_dev *dev, unsigned off) { return rd(dev, R_CONFIG + off); }
 uint16_t virtio_config16(struct virtio_dev *dev, unsigned off) {
   return *(volatile uint16_t *)(uintptr_t)(dev->base + R_CONFIG + off);
@@ -441,10 +446,7 @@ long virtio_wait_used(struct virtio_dev *dev, unsigned queue, uint16_t *head) {
      * interrupts: it looks at the status each time round.
      */
     if (woke || dev->poll) {
-      if (woke) {
-        uint32_t isr = rd(dev, R_INTERRUPT_STATUS);
-        if (isr && isr != STATUS_GONE) wr(dev, R_INTERRUPT_ACK, isr);
-      }
+      if (woke) virtio_ack_interrupt(dev);
       uint32_t st = rd(dev, R_STATUS);
       if (st == STATUS_GONE || st == VIRTIO_S_NEEDS_RESET) return -XEN_ENODEV;
       if (st & VIRTIO_S_NEEDS_RESET) return -XEN_EIO;

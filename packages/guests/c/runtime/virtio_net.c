@@ -118,7 +118,7 @@ long virtio_net_recv(struct virtio_net *n, void *frame, uint32_t max, uint32_t t
   struct virtio_dev *d = &n->dev;
   struct virtq *q = &d->queues[RXQ];
   uint64_t deadline = timer_now_ns() + (uint64_t)timeout_ms * 1000000u;
-  int armed = 0;
+  int armed = 0, woke = 0;
   for (;;) {
     uint32_t seen = d->irqs;
     if (d->event_idx && !d->poll) q->avail[2 + q->size] = q->last_used; /* interrupt me for the next one */
@@ -144,7 +144,9 @@ long virtio_net_recv(struct virtio_net *n, void *frame, uint32_t max, uint32_t t
       continue;
     }
     if (len != -XEN_EAGAIN) return len;
-    if (virtio_status(d) & VIRTIO_S_NEEDS_RESET) return -XEN_EIO;
+    /* The status only when woken for nothing (or polling): see virtio_wait_used. */
+    if (woke) virtio_ack_interrupt(d);
+    if ((woke || d->poll) && (virtio_status(d) & VIRTIO_S_NEEDS_RESET)) return -XEN_EIO;
     if (timeout_ms == 0 || timer_now_ns() >= deadline) return 0;
     if (d->poll) {
       xen_yield();
@@ -155,5 +157,6 @@ long virtio_net_recv(struct virtio_net *n, void *frame, uint32_t max, uint32_t t
       armed = 1;
     }
     wait_for_change(&d->irqs, seen);
+    woke = 1;
   }
 }

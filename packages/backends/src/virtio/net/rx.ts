@@ -9,12 +9,15 @@
  * driver domain hold an unbounded amount of memory.
  */
 import { QUEUE_WAIT, type QueueIo } from "../device.js";
+import type { MemoryRegion } from "../guest_memory.js";
 import { MappedChain } from "../mapped_chain.js";
 import { QueueError } from "../queue_error.js";
 import type { SplitQueue } from "../split_queue.js";
 import { NET_HDR_SIZE, RX_HDR } from "./header.js";
 
 export const RX_BACKLOG_FRAMES = 256;
+/** Chains taken from the ring before any is waited on. */
+const RX_BATCH = 32;
 
 export interface RxStats {
   packets: number;
@@ -52,41 +55,81 @@ export class NetRx {
   /**
    * Fills posted chains with queued frames. "wait" when buffers are left and nothing is queued
    * (the device wakes the queue when a frame arrives); undefined when the ring ran dry or both
-   * are empty.
+   * are empty. Every chain a frame waits for (up to RX_BATCH) is taken before any is waited on:
+   * their maps share round trips and they end together (QueueIo.complete). A chain that cannot be
+   * mapped stops the batch there (the chains before it complete; its frame is lost).
    */
   async process(q: SplitQueue, io: QueueIo): Promise<typeof QUEUE_WAIT | undefined> {
     while (this.pending > 0) {
-      if (!(await q.pop())) return undefined;
-      const c = q.chain;
-      if (c.readable !== 0)
-        throw new QueueError(
-          "write-to-readable-buffer",
-          `queue ${q.index}: receive chain ${c.head} has device-readable buffers`,
-        );
-      const frame = this.backlog[this.head]!;
-      this.backlog[this.head++] = EMPTY;
-      if (this.head > 64 && this.head * 2 > this.backlog.length) {
-        this.backlog = this.backlog.slice(this.head);
-        this.head = 0;
-      }
-      const need = NET_HDR_SIZE + frame.length;
-      let written = 0;
-      if (c.writableBytes < need) this.stats.dropped++;
-      else {
-        const m = await MappedChain.map(q, io);
-        try {
-          m.writeBytes(0, RX_HDR);
-          m.writeBytes(NET_HDR_SIZE, frame);
-        } finally {
-          await m.release(io);
+      const batch: Array<{ head: number; frame: Uint8Array | null; mapped: Promise<MappedChain> | null }> = [];
+      let popError: unknown = null;
+      let dry = false;
+      try {
+        while (batch.length < RX_BATCH && this.pending > 0) {
+          if (!(await q.pop())) {
+            dry = true;
+            break;
+          }
+          const c = q.chain;
+          if (c.readable !== 0)
+            throw new QueueError(
+              "write-to-readable-buffer",
+              `queue ${q.index}: receive chain ${c.head} has device-readable buffers`,
+            );
+          const frame = this.take();
+          if (c.writableBytes < NET_HDR_SIZE + frame.length) {
+            this.stats.dropped++;
+            batch.push({ head: c.head, frame: null, mapped: null });
+          } else batch.push({ head: c.head, frame, mapped: MappedChain.map(q, io) });
         }
-        written = need;
-        this.stats.packets++;
-        this.stats.bytes += frame.length;
+      } catch (e) {
+        popError = e;
       }
-      await q.push(c.head, written);
+      const maps = await Promise.allSettled(batch.map((b) => b.mapped));
+      const regions: MemoryRegion[] = [];
+      const heads: number[] = [];
+      const lens: number[] = [];
+      let broken: unknown = null;
+      for (const [i, r] of maps.entries()) {
+        const b = batch[i]!;
+        if (r.status === "rejected") {
+          broken ??= r.reason;
+          continue;
+        }
+        const m = r.value;
+        if (broken !== null) {
+          if (m !== null) regions.push(...m.regions.splice(0));
+          continue;
+        }
+        let written = 0;
+        if (m !== null && b.frame !== null) {
+          m.writeBytes(0, RX_HDR);
+          m.writeBytes(NET_HDR_SIZE, b.frame);
+          regions.push(...m.regions.splice(0));
+          written = NET_HDR_SIZE + b.frame.length;
+          this.stats.packets++;
+          this.stats.bytes += b.frame.length;
+        }
+        heads.push(b.head);
+        lens.push(written);
+      }
+      if (heads.length > 0 || regions.length > 0) await io.complete(q, regions, heads, lens);
+      if (broken !== null) throw broken;
+      if (popError !== null) throw popError;
+      if (dry) return undefined;
     }
     return QUEUE_WAIT;
+  }
+
+  /** The oldest queued frame, taken off the backlog. */
+  private take(): Uint8Array {
+    const frame = this.backlog[this.head]!;
+    this.backlog[this.head++] = EMPTY;
+    if (this.head > 64 && this.head * 2 > this.backlog.length) {
+      this.backlog = this.backlog.slice(this.head);
+      this.head = 0;
+    }
+    return frame;
   }
 }
 

@@ -11,11 +11,15 @@
  */
 import { ETH_HLEN } from "../../vswitch/ethernet.js";
 import type { QueueIo } from "../device.js";
+import type { MemoryRegion } from "../guest_memory.js";
 import { MappedChain } from "../mapped_chain.js";
 import { QueueError } from "../queue_error.js";
 import type { SplitQueue } from "../split_queue.js";
 import { NET_HDR_SIZE, txHeaderProblem } from "./header.js";
 import type { NetLink } from "./link.js";
+
+/** Chains taken from the ring before any is waited on. */
+const TX_BATCH = 32;
 
 export interface TxStats {
   packets: number;
@@ -34,40 +38,82 @@ export class NetTx {
     private readonly maxFrame: number,
   ) {}
 
+  /**
+   * Takes every available chain (up to TX_BATCH) before waiting on any: their maps share round
+   * trips, the frames go out in ring order, and the chains end together (QueueIo.complete: one
+   * call to the core where the memory can). A rule broken at pop stands after the chains popped
+   * before it; a chain that cannot be mapped stops the batch there (the chains before it complete).
+   */
   async process(q: SplitQueue, io: QueueIo, link: NetLink | null): Promise<void> {
-    while (await q.pop()) {
-      const c = q.chain;
-      if (c.readable !== c.count || c.readableBytes < NET_HDR_SIZE)
-        throw new QueueError(
-          "request-malformed",
-          `queue ${q.index}: transmit chain ${c.head} has ${c.readableBytes} readable bytes and ${c.count - c.readable} writable buffers`,
-        );
-      const len = c.readableBytes - NET_HDR_SIZE;
-      let why: string | null = null;
-      if (len < ETH_HLEN || len > this.maxFrame) why = `frame of ${len} bytes (${ETH_HLEN}..${this.maxFrame})`;
-      let frame: Uint8Array | null = null;
-      if (why === null) {
-        const m = await MappedChain.map(q, io);
-        try {
+    for (;;) {
+      const batch: Array<{ head: number; len: number; why: string | null; mapped: Promise<MappedChain> | null }> = [];
+      let popError: unknown = null;
+      try {
+        while (batch.length < TX_BATCH && (await q.pop())) {
+          const c = q.chain;
+          if (c.readable !== c.count || c.readableBytes < NET_HDR_SIZE)
+            throw new QueueError(
+              "request-malformed",
+              `queue ${q.index}: transmit chain ${c.head} has ${c.readableBytes} readable bytes and ${c.count - c.readable} writable buffers`,
+            );
+          const len = c.readableBytes - NET_HDR_SIZE;
+          const why =
+            len < ETH_HLEN || len > this.maxFrame ? `frame of ${len} bytes (${ETH_HLEN}..${this.maxFrame})` : null;
+          // map() reads the chain before its first await: the next pop may reuse it.
+          batch.push({ head: c.head, len, why, mapped: why === null ? MappedChain.map(q, io) : null });
+        }
+      } catch (e) {
+        popError = e;
+      }
+      if (batch.length === 0) {
+        if (popError !== null) throw popError;
+        return;
+      }
+      const maps = await Promise.allSettled(batch.map((b) => b.mapped));
+      const regions: MemoryRegion[] = [];
+      const heads: number[] = [];
+      let broken: unknown = null;
+      for (const [i, r] of maps.entries()) {
+        const b = batch[i]!;
+        if (r.status === "rejected") {
+          broken ??= r.reason;
+          continue;
+        }
+        const m = r.value;
+        if (broken !== null) {
+          // Given back, not completed: the device is broken from here on.
+          if (m !== null) regions.push(...m.regions.splice(0));
+          continue;
+        }
+        let why = b.why;
+        let frame: Uint8Array | null = null;
+        if (m !== null) {
           m.readBytes(0, this.hdr);
           why = txHeaderProblem(this.hdr);
           if (why === null) {
-            frame = new Uint8Array(len);
+            frame = new Uint8Array(b.len);
             m.readBytes(NET_HDR_SIZE, frame);
           }
-        } finally {
-          await m.release(io);
+          regions.push(...m.regions.splice(0));
         }
+        if (frame !== null && link !== null) {
+          this.stats.packets++;
+          this.stats.bytes += b.len;
+          link.transmit(frame);
+        } else {
+          this.stats.errors++;
+          this.complain(io, why ?? "no link");
+        }
+        heads.push(b.head);
       }
-      if (frame !== null && link !== null) {
-        this.stats.packets++;
-        this.stats.bytes += len;
-        link.transmit(frame);
-      } else {
-        this.stats.errors++;
-        this.complain(io, why ?? "no link");
-      }
-      await q.push(c.head, 0);
+      await io.complete(
+        q,
+        regions,
+        heads,
+        heads.map(() => 0),
+      );
+      if (broken !== null) throw broken;
+      if (popError !== null) throw popError;
     }
   }
 

@@ -170,6 +170,8 @@ long virtio_request(struct virtio_dev *dev, unsigned queue, const struct virtio_
 
 /* Reads the device status byte (e.g. to spot DEVICE_NEEDS_RESET). */
 uint32_t virtio_status(struct virtio_dev *dev);
+/* Reads InterruptStatus and acknowledges what it shows (the device stops raising it again); returns it. */
+uint32_t virtio_ack_interrupt(struct virtio_dev *dev);
 /* Config space access (offset from 0x100). */
 uint32_t virtio_config32(struct virtio_dev *dev, unsigned off);
 uint16_t virtio_config16(struct virtio_dev *dev, unsigned off);
