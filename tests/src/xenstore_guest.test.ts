@@ -46,6 +46,33 @@ describe("the C XenStore client over its ring", () => {
       assert.ok(out.includes(want), `missing '${want}' in:\n${out.join("\n")}`);
   });
 
+  for (const mode of ["thread", "process"])
+    it(`a virtio frontend reads the nodes the toolstack wrote and sees its ${mode}-mode backend Connected`, async () => {
+      const r = await runXenon([
+        "run",
+        "--xenstore",
+        "--timeout",
+        "30",
+        "--driver-domain-mode",
+        mode,
+        "--virtio-rng",
+        "1",
+        `${X},name=fe,mode=virtio`,
+      ]);
+      const out = lines(r.stdout, "fe");
+      assert.equal(r.status, 0, `${r.stdout}\n${r.stderr}`);
+      // Domain 1 the guest, 2 its driver domain (the XenStore domain comes after them).
+      for (const want of [
+        "virtio: backend /local/domain/2/backend/virtio/1/0",
+        "virtio: type virtio,device4",
+        "virtio: transport mmio",
+        "virtio: backend is Connected",
+        "virtio: write backend state: EACCES",
+        "virtio done",
+      ])
+        assert.ok(out.includes(want), `missing '${want}' in:\n${out.join("\n")}`);
+    });
+
   it("two domains do a xenbus handshake through their shared directories", async () => {
     const r = await runXenon([
       "run",

@@ -1,7 +1,7 @@
 /*
  * xsclient: the XenStore client library over this domain's ring, printing what it sees.
  *
- *   bootargs: mode=demo (default) | front | back | flood | hostile | bench
+ *   bootargs: mode=demo (default) | front | back | flood | hostile | bench | virtio
  *             peer=<domid> (front/back), seconds=<N> (flood), count=<N> (bench)
  *
  * demo    read/write/mkdir/directory/rm, a transaction, a conflicting transaction redone on
@@ -11,6 +11,9 @@
  * flood   writes requests into its ring as fast as it can and never reads a reply.
  * hostile puts a req_prod more than a ring ahead of req_cons and waits for the daemon's error.
  * bench   `count` sequential reads; prints the elapsed time.
+ * virtio  its first virtio device's nodes as the toolstack wrote them (device/virtio/0): follows
+ *         `backend` to the driver domain's directory, prints its type and transport, waits for
+ *         the backend to be Connected, and shows it may read but not write there.
  *
  * Every line starts with "xsclient:"; a check that fails prints "xsclient: FAIL ..." and exits 1.
  */
@@ -245,6 +248,28 @@ static void bench(uint32_t count) {
   printf("xsclient: bench: %u reads in %llu us\n", (unsigned)count, (unsigned long long)us);
 }
 
+static void virtio(void) {
+  char be[128], path[160];
+  int rc = xs_read(XBT_NULL, "device/virtio/0/backend", be, sizeof be);
+  CHECK(rc > 0 && rc < (int)sizeof be, "read device/virtio/0/backend: %s", errname(rc));
+  if (rc <= 0) return;
+  printf("xsclient: virtio: backend %s\n", be);
+  snprintf(path, sizeof path, "%s/type", be);
+  rc = xs_read(XBT_NULL, path, buf, sizeof buf);
+  CHECK(rc > 0, "read %s: %s", path, errname(rc));
+  printf("xsclient: virtio: type %s\n", buf);
+  snprintf(path, sizeof path, "%s/transport", be);
+  rc = xs_read(XBT_NULL, path, buf, sizeof buf);
+  printf("xsclient: virtio: transport %s\n", rc > 0 ? buf : errname(rc));
+  rc = xenbus_wait_for_state(be, XenbusStateConnected, "be");
+  printf("xsclient: virtio: backend is %s\n", rc >= 0 ? xenbus_strstate(rc) : errname(rc));
+  CHECK(rc == XenbusStateConnected, "backend connected");
+  snprintf(path, sizeof path, "%s/state", be);
+  rc = xs_write(XBT_NULL, path, "6");
+  printf("xsclient: virtio: write backend state: %s\n", errname(rc));
+  CHECK(rc == -XEN_EACCES, "the backend's directory is read-only to the frontend");
+}
+
 int main(unsigned vcpu_id, void *fdt) {
   xenon_init(vcpu_id, fdt);
   const char *mode = bootarg_str("mode", "demo");
@@ -273,6 +298,8 @@ int main(unsigned vcpu_id, void *fdt) {
     hostile();
   else if (strcmp(mode, "bench") == 0)
     bench(bootarg_u32("count", 1000));
+  else if (strcmp(mode, "virtio") == 0)
+    virtio();
   else {
     printf("xsclient: FAIL unknown mode '%s'\n", mode);
     return 1;

@@ -775,15 +775,54 @@ export async function launchBackends(
   return backends;
 }
 
+/** xen.h: domids from here up are special (DOMID_SELF, DOMID_IO, ...). */
+const DOMID_FIRST_RESERVED = 0x7ff0;
+
+/** Above the guests and the driver domains to come (their trees name those domids), when there is room. */
+function xenstoreDomid(domids: readonly number[], virtio: readonly DriverDomainOptions[]): { domid?: number } {
+  const next = Math.max(0, ...domids, ...virtio.map((o) => o.domid ?? 0)) + 1;
+  return next < DOMID_FIRST_RESERVED ? { domid: next } : {};
+}
+
 export async function runSystem(cfg: SystemConfig): Promise<SystemResult> {
   const t0 = performance.now();
   const { machine, hv, domids, virtio } = buildSystem(cfg);
-  // Driver domains first: their domids are the ones the guests' trees name.
+  let xs: XenstoreLink | null = null;
+  // XenStore for every domain (--xenstore, a socket), or only for those that ask (xen,enhanced).
+  // It starts before the driver domains: their devices' nodes are written before they serve.
+  const everyone = cfg.xenstore === true || cfg.xenstoreSocket !== undefined;
+  const hasXenstore = (domid: number) => everyone || cfg.domains[domids.indexOf(domid)]?.xenstore === true;
+  if (everyone || cfg.domains.some((d) => d.xenstore === true)) {
+    try {
+      xs = await XenstoreLink.start(hv, {
+        ...(cfg.xenstoreSocket !== undefined ? { socketPath: cfg.xenstoreSocket } : {}),
+        ...(cfg.xenstoreLog !== undefined ? { log: cfg.xenstoreLog } : {}),
+        // Above the guests and the driver domains to come (the trees name those domids).
+        ...xenstoreDomid(domids, virtio),
+      });
+    } catch (e) {
+      await machine.close();
+      throw new ConfigError(`xenstore: ${(e as Error).message}`);
+    }
+  }
+  // Driver domains next: their domids are the ones the guests' trees name. One whose guests all
+  // have XenStore uses it (libxl's device nodes, its own connection).
+  const link = xs;
   let backends: DriverDomain[];
   try {
-    backends = await launchBackends(hv, virtio, cfg.console, cfg.vswitch);
+    backends = await launchBackends(
+      hv,
+      link === null
+        ? virtio
+        : virtio.map((o) =>
+            o.devices.every((d) => hasXenstore(d.guest)) ? { ...o, xenstore: link.driverDomains } : o,
+          ),
+      cfg.console,
+      cfg.vswitch,
+    );
   } catch (e) {
     await machine.close();
+    await xs?.close();
     throw e;
   }
   // Host input goes to the first virtio-console, for as long as the run lasts.
@@ -795,22 +834,15 @@ export async function runSystem(cfg: SystemConfig): Promise<SystemResult> {
     cfg.consoleInput.removeListener("data", onInput);
     cfg.consoleInput.pause();
   };
-  let xs: XenstoreLink | null = null;
-  // XenStore for every domain (--xenstore, a socket), or only for those that ask (xen,enhanced).
-  const everyone = cfg.xenstore === true || cfg.xenstoreSocket !== undefined;
-  if (everyone || cfg.domains.some((d) => d.xenstore === true)) {
+  if (xs !== null) {
     try {
-      xs = await XenstoreLink.start(hv, {
-        ...(cfg.xenstoreSocket !== undefined ? { socketPath: cfg.xenstoreSocket } : {}),
-        ...(cfg.xenstoreLog !== undefined ? { log: cfg.xenstoreLog } : {}),
-      });
       for (const [i, domid] of domids.entries())
-        if (everyone || cfg.domains[i]!.xenstore === true)
-          await xs.introduce(hv.domains.get(domid)!, cfg.domains[i]!.name);
+        if (hasXenstore(domid)) await xs.introduce(hv.domains.get(domid)!, cfg.domains[i]!.name);
     } catch (e) {
       stopInput();
       await machine.close();
-      await xs?.close();
+      for (const b of backends) await b.close();
+      await xs.close();
       throw e instanceof ConfigError ? e : new ConfigError(`xenstore: ${(e as Error).message}`);
     }
     if (cfg.xenstoreSocket !== undefined) cfg.onXenstore?.(cfg.xenstoreSocket);
@@ -833,7 +865,8 @@ export async function runSystem(cfg: SystemConfig): Promise<SystemResult> {
   } finally {
     stopInput();
     await machine.close();
-    await xs?.close();
+    // Backends first: they write Closed and the toolstack removes their nodes, through XenStore.
     for (const b of backends) await b.close();
+    await xs?.close();
   }
 }

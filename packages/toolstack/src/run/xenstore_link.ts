@@ -29,6 +29,8 @@ export interface XenstoreLinkOptions {
   readonly socketPath?: string;
   /** Daemon log lines (dropped connections, bad rings). */
   readonly log?: (line: string) => void;
+  /** The XenStore domain's domid (default: the next free one). */
+  readonly domid?: number;
 }
 
 export class XenstoreLink {
@@ -51,6 +53,7 @@ export class XenstoreLink {
   /** Creates the XenStore domain in `hv` and starts it. */
   static async start(hv: Hypervisor, opts: XenstoreLinkOptions = {}): Promise<XenstoreLink> {
     const d = hv.domains.create({
+      ...(opts.domid !== undefined ? { domid: opts.domid } : {}),
       name: "Xenstore",
       maxVcpus: 1,
       maxPages: 0,
