@@ -169,7 +169,10 @@ describe("xl create with disk=, vif= and virtio= devices", () => {
     const image = join(dir, "nogrant.save");
     await ok(["save", "nogrant", image]);
     await until("the guest and its driver domain to go", async () => !(await listed("nogrant-dd")));
-    await ok(["restore", image]);
+    // Paused again: its new driver domain has its name again and is privileged again.
+    await ok(["restore", "-p", image]);
+    assert.equal(await privileged("nogrant-dd"), true, "the restored guest's driver domain");
+    await ok(["unpause", "nogrant"]);
     await until("the restored guest to finish", () =>
       /^\(nogrant\) blkstress: done 40 rounds, 0 errors$/m.test(hostOut),
     );

@@ -104,7 +104,8 @@ export function driverDomainTarget(hv: Hypervisor, opts: DriverDomainTargetOptio
             domid: backend,
             ...(privileged ? { privileged: true } : {}),
             devices: devices.map((d) => ({ ...d, guest: domid }) satisfies DriverDomainDevice),
-            name: `dd-d${domid}`,
+            // As xl create names a guest's own driver domain (the restored guest has its name by now).
+            name: `${hv.domains.get(domid)?.name ?? `d${domid}`}-dd`,
             restart: true,
             ...(opts.mode !== undefined ? { mode: opts.mode } : {}),
             ...(opts.log !== undefined ? { log: opts.log } : {}),
