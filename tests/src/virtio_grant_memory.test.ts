@@ -96,6 +96,46 @@ for (const kind of ["map", "copy"] as const) {
   });
 }
 
+describe("guest memory through grant copy, a whole chain at once (process mode)", () => {
+  it("reads every page in one round trip and checks the writable ones with copies of nothing: a read-only grant is refused", async () => {
+    const { guest, client, gpa } = await setup();
+    try {
+      const mem = new GrantCopyMemory(client, guest.domid);
+      assert.equal(guest.guest.copyToGuest(gpa(2, 0), Uint8Array.from([7, 8, 9])), 0);
+      const [h1, l1] = grantDmaAddr(20, 4000);
+      const [h2, l2] = grantDmaAddr(22);
+      const rs = await mem.mapMany([
+        { hi: h1, lo: l1, len: 200, writable: true },
+        { hi: h2, lo: l2, len: 3, writable: false },
+      ]);
+      assert.ok(Array.isArray(rs), String(rs));
+      const b = new Uint8Array(3);
+      rs[1]!.copyOut(0, b, 0, 3);
+      assert.deepEqual([...b], [7, 8, 9]);
+      rs[0]!.copyIn(190, Uint8Array.from([0x11]), 0, 1);
+      await mem.releaseMany!(rs);
+      assert.deepEqual(
+        [...(guest.guest.copyFromGuest(gpa(1, 94), 1) as Uint8Array)],
+        [0x11],
+        "written back through ref 21",
+      );
+      const bad = await mem.mapMany([
+        { hi: h1, lo: l1, len: 200, writable: true },
+        { hi: h2, lo: l2, len: 3, writable: true },
+      ]);
+      assert.match(String(bad), /^grant 22 of d1: not writable/);
+      assert.deepEqual(
+        [...(guest.guest.copyFromGuest(gpa(2, 0), 3) as Uint8Array)],
+        [7, 8, 9],
+        "the read-only page is untouched",
+      );
+      for (const ref of [20, 21, 22]) assert.equal(endForeignAccess(guest.grantTable, ref), true);
+    } finally {
+      client.close();
+    }
+  });
+});
+
 describe("guest memory through one batched grant map per chain (thread mode)", () => {
   it("maps three ranges over four refs with one GNTTABOP_map_grant_ref; a refused entry leaves nothing mapped", async () => {
     const { guest, client, gpa } = await setup();

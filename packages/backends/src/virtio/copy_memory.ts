@@ -32,6 +32,9 @@ export interface CopyAccess {
   notWritable(page: number, status: number): string;
 }
 
+/** The bytes of a writability check (a copy of nothing). */
+const NOTHING = new Uint8Array(0);
+
 class CopiedRegion extends PageRegion {
   constructor(
     frames: Uint8Array[],
@@ -58,26 +61,10 @@ export class CopyMemory implements GuestMemory {
     const frames: Uint8Array[] = [];
     for (let i = 0; i < n; i++) frames.push(new Uint8Array(4096));
     const r = new CopiedRegion(frames, first, len, writable, base);
-    const why = await this.pull(r, 0, len);
-    if (why !== null) return why;
-    if (writable) {
-      // Each page: write back one byte just read, so a read-only page is refused at map time.
-      const ws = await this.copyTo(
-        frames.map((f, i) => {
-          const at = i === 0 ? first : 0;
-          return [base + i, at, f.subarray(at, at + 1)] as const;
-        }),
-      );
-      const bad = ws.findIndex((w) => w !== 0);
-      if (bad >= 0) return this.access.notWritable(base + bad, ws[bad]!);
-    }
-    return r;
+    return (await this.fill([r])) ?? r;
   }
 
-  /**
-   * A whole chain with one copy-from of every page and, for the writable buffers, one copy-to
-   * that checks they are writable (each page gets back one byte just read): two calls in all.
-   */
+  /** A whole chain: its regions filled together (see fill). */
   async mapMany(ranges: readonly MapRange[]): Promise<MemoryRegion[] | string> {
     const regions: CopiedRegion[] = [];
     for (const [i, x] of ranges.entries()) {
@@ -87,21 +74,28 @@ export class CopyMemory implements GuestMemory {
       for (let p = 0; p < g.pages; p++) frames.push(new Uint8Array(4096));
       regions.push(new CopiedRegion(frames, g.first, x.len, x.writable, g.base));
     }
-    const why = await this.pullMany(regions.map((r) => [r, 0, r.length] as const));
-    if (why !== null) return why;
+    return (await this.fill(regions)) ?? regions;
+  }
+
+  /**
+   * One copy-from of every page of the regions and, in the same round trip, one copy-to of
+   * nothing per page of the writable ones: a copy to a page checks that it is writable before it
+   * copies (GNTTABOP_copy acquires the destination grant for writing whatever the length; the
+   * foreign copy maps the page writable), so a read-only page is refused at map time and a
+   * write-only buffer fails where a mapped one would. Null, or why not.
+   */
+  private async fill(regions: readonly CopiedRegion[]): Promise<string | null> {
     const checks: CopyToSeg[] = [];
     for (const r of regions)
       if (r.writable)
-        for (const [i, f] of r.frames.entries()) {
-          const at = i === 0 ? r.first : 0;
-          checks.push([r.base + i, at, f.subarray(at, at + 1)]);
-        }
-    if (checks.length > 0) {
-      const ws = await this.copyTo(checks);
-      const bad = ws.findIndex((w) => w !== 0);
-      if (bad >= 0) return this.access.notWritable(checks[bad]![0], ws[bad]!);
-    }
-    return regions;
+        for (let i = 0; i < r.frames.length; i++) checks.push([r.base + i, i === 0 ? r.first : 0, NOTHING]);
+    const [why, ws] = await Promise.all([
+      this.pullMany(regions.map((r) => [r, 0, r.length] as const)),
+      checks.length > 0 ? this.copyTo(checks) : [],
+    ]);
+    if (why !== null) return why;
+    const bad = ws.findIndex((w) => w !== 0);
+    return bad >= 0 ? this.access.notWritable(checks[bad]![0], ws[bad]!) : null;
   }
 
   refresh(r: MemoryRegion, off: number, len: number): Promise<void> {
@@ -145,10 +139,6 @@ export class CopyMemory implements GuestMemory {
 
   private copyTo(segs: readonly CopyToSeg[]): Promise<number[]> {
     return chunked(segs, (c) => this.access.copyTo(c));
-  }
-
-  private pull(r: CopiedRegion, off: number, len: number): Promise<string | null> {
-    return this.pullMany([[r, off, len]]);
   }
 
   /** Fetches [off, off+len) of each region: every page of them in one call (cut at the port's limit). */
