@@ -152,22 +152,36 @@ export class GrantMapMemory implements GuestMemory {
     const w = when === null ? undefined : (when.region as MappedRegion);
     const wa = when === null ? 0 : w!.first + when.off;
     const wh = w?.handles[wa >>> 12];
-    if (call === undefined || hs.length > MAP_BATCH_MAX || (a & 1) !== 0 || (w !== undefined && wh === undefined)) {
+    if (call === undefined || (a & 1) !== 0 || (w !== undefined && wh === undefined)) {
       await this.unmapHandles(hs);
       ring.setU16(off, value);
       return null;
     }
+    // More handles than one call takes: the first ones go in batched unmaps ahead of it (the port
+    // keeps the order, so they are done before the index is stored), the last ones with it.
+    const last = Math.max(0, hs.length - MAP_BATCH_MAX);
+    const ahead = last > 0 ? this.unmapHandles(hs.slice(0, last)) : undefined;
     const cond = when === null || wh === undefined ? null : ([wh, wa & 0xfff, when.old] as const);
-    const r = await call.call(this.client, hs, [handle, a & 0xfff, value], port, cond);
+    const pr = call.call(this.client, last > 0 ? hs.slice(last) : hs, [handle, a & 0xfff, value], port, cond);
+    if (ahead !== undefined) await ahead;
+    const r = await pr;
     if (r.published !== 0) throw new Error(`used ring index store refused: ${fmtGntst(r.published)}`);
     if (port < 0) return false;
     return r.sent === 1 ? true : r.sent === 0 ? false : null;
   }
 
+  /** Batched unmaps of at most MAP_BATCH_MAX each, all in flight together (one round trip). */
   private async unmapHandles(hs: readonly number[]): Promise<void> {
     if (hs.length === 0) return;
-    if (this.client.unmapGrants !== undefined && hs.length <= MAP_BATCH_MAX) await this.client.unmapGrants(hs);
-    else for (const h of hs) await this.client.unmapGrant(h);
+    const many = this.client.unmapGrants;
+    const calls: Promise<unknown>[] = [];
+    for (let i = 0; i < hs.length; i += many === undefined ? hs.length : MAP_BATCH_MAX)
+      calls.push(
+        many !== undefined
+          ? many.call(this.client, hs.slice(i, i + MAP_BATCH_MAX))
+          : Promise.all(hs.map((h) => this.client.unmapGrant(h))),
+      );
+    await Promise.all(calls);
   }
 
   /** One range at a time (no batched calls, or too many pages for one). */
