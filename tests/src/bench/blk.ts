@@ -12,6 +12,35 @@
  *    (readSync/writeSync at the same offsets, page cache warm, no fsync — as the backend).
  * Medians of --reps runs; the ratio is guest / native. Goal (issue 5): >= 0.9 of native for
  * sequential reads.
+ *
+ * Where the time goes (`--trace --reps 1 --cases randread4k-qd1`; 2 shared cores, load 4-6;
+ * full figures and history in packages/backends/README.md). Native is 4-8 µs per request from the
+ * page cache. A guest request is a chain of wake-ups across threads: the guest's pCPU worker, the
+ * core's main thread, the driver domain's worker (or child process). Each crossing costs 50-200
+ * µs one way here (57 µs round trip quiet, ARCHITECTURE.md) while the work at each end is
+ * 10-60 µs: the threads are mostly idle, waiting to be scheduled. A port round trip splits into
+ * "to core" 60-130 µs, "in core" 20-30 µs (the op, packing, postMessage), "back" 30-110 µs. The
+ * core's thread runs no guest code (vCPU slices run on the pCPU workers; the core awaits their
+ * exits), so it answers at once when it gets a CPU; the driver domain waits with
+ * Atomics.waitAsync, resolved through its event loop.
+ *  - Before (thread, QD1, ~1.7 ms per 4 KiB request; 32 KiB ~2.5 ms): notify exit reaches the
+ *    core ~100 µs, driver domain woken ~90, indirect-table map round trip ~360, chain map ~300,
+ *    pread ~30, unmap round trip ~380, evtchnSend to the core ~120, vCPU running again ~150, guest
+ *    CPU to the next notify ~180; beside it a synchronous STATUS read per wait (~430 µs, exit to
+ *    vCPU run) whose answer often came after the data. 3.9 vCPU exits, 2.1 driver-domain
+ *    upcalls, 1.9 sends, 0.9 register reads per request.
+ *  - Now (~0.6-0.9 ms): notify exit -> core ~70-100 µs -> driver domain ~50-150, one chain map
+ *    round trip ~150-250, pread ~20, one message (unmaps, used.idx store, send if used_event
+ *    asks) -> core ~50-120 -> guest woken on its worker ~50, guest CPU ~180. 0.6 vCPU exits (the
+ *    device takes new chains without a kick while it works), 0.4 upcalls, no register read.
+ *  - Process mode adds a pipe crossing per hypercall (round trips 250-600 µs) and relays ioreqs
+ *    (evtchnTakePending, ioreqFetch), ~6 serial round trips per request (were ~12).
+ *  - Left: the notify still goes guest -> core -> driver domain (the posted write could be handed
+ *    from the pCPU worker straight to the driver domain's buffered ioreq page); one map round trip
+ *    per request (a persistent mapping would need the guest's cooperation: virtio has no
+ *    persistent-grant protocol, and a guest ends each request's grants); guest CPU. >= 0.9 of
+ *    native is out of reach by construction: one crossing costs more than a native read; large
+ *    requests amortise best (256 KiB: ratio ~0.01).
  */
 
 import { randomBytes } from "node:crypto";
