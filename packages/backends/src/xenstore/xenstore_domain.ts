@@ -174,7 +174,11 @@ export class XenstoreDomain implements DomainChannelFactory {
   }
 
   private async checkDomain(domid: number): Promise<void> {
+    const asked = this.daemon.introductionOf(domid);
     const info = await this.client.call<DomainInfoLike | number>("domctlGetDomainInfo", domid);
+    // Released and introduced again while we asked (a restarted domain with the same domid):
+    // the answer is about the old one.
+    if (this.daemon.introductionOf(domid) !== asked) return;
     // -ESRCH: no domain at or above domid, so this one is gone.
     if (typeof info === "number" && info !== -Errno.ESRCH) {
       this.log(`xenstored: getdomaininfo(${domid}) refused (${info})`);

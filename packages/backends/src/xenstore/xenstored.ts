@@ -84,6 +84,8 @@ interface DomainRecord {
   evtchn?: number;
   target?: number;
   conn?: Connection;
+  /** Which introduction this is (a growing count): a release decided about an earlier one must not hit it. */
+  introduction?: number;
 }
 
 const OK = nulStrings("OK");
@@ -155,6 +157,7 @@ export class Xenstored implements XsConnector {
   readonly quotas: Quotas;
   private readonly conns = new Set<Connection>();
   private readonly domains = new Map<number, DomainRecord>();
+  private introductions = 0;
   private readonly specialAcls = new Map<SpecialWatch, Acl>([
     ["@introduceDomain", [{ domid: 0, bits: PERM_NONE }]],
     ["@releaseDomain", [{ domid: 0, bits: PERM_NONE }]],
@@ -218,6 +221,16 @@ export class Xenstored implements XsConnector {
    */
   domainShutdown(domid: number): void {
     if (this.domains.get(domid)?.introduced) this.fireSpecial("@releaseDomain");
+  }
+
+  /**
+   * Identifies the current introduction of `domid` (undefined when not introduced): a caller that
+   * looks the domain up asynchronously compares before acting, since the toolstack may have
+   * released and introduced the domid again meanwhile (a restarted driver domain).
+   */
+  introductionOf(domid: number): number | undefined {
+    const d = this.domains.get(domid);
+    return d?.introduced === true ? d.introduction : undefined;
   }
 
   isIntroduced(domid: number): boolean {
@@ -611,6 +624,7 @@ export class Xenstored implements XsConnector {
       return OK;
     }
     rec.introduced = true;
+    rec.introduction = ++this.introductions;
     rec.gfn = gfn;
     rec.evtchn = evtchn;
     // Bookkeeping home: owned by dom0, readable by the domain (as libxl makes it).
