@@ -5,7 +5,8 @@
  *
  * Events: `bind(port, fn)` then the client's loop waits for the domain's upcall — in thread mode
  * with Atomics.waitAsync on evtchn_upcall_pending in the shared_info frame, scanning the pending
- * bitmap itself as a guest would; otherwise on the core's "upcall" message plus evtchnTakePending.
+ * bitmap itself as a guest would; otherwise on the core's "upcall" messages, which carry the ports
+ * taken pending (evtchnTakePending only before the first one).
  */
 import { pack, unpack } from "msgpackr";
 import type { IoreqServerInfo } from "../../ioreq/ioreq_servers.js";
@@ -56,6 +57,10 @@ export class HypercallClient {
   private upcallEarly = false;
   private closed = false;
   private readonly scratch: number[] = [];
+  /** Stream mode: ports the core handed over with its upcall messages, not yet dispatched. */
+  private readonly delivered: number[] = [];
+  /** Stream mode: the core hands pending ports over with each upcall (no evtchnTakePending). */
+  private portsWithUpcalls = false;
 
   private constructor(
     private readonly port: PortEndpoint,
@@ -273,6 +278,8 @@ export class HypercallClient {
       this.scratch.length = 0;
       return takePendingPorts(this.shared, this.vcpu, this.scratch);
     }
+    if (this.delivered.length > 0) return this.delivered.splice(0);
+    if (this.portsWithUpcalls) return [];
     return this.call<number[]>("evtchnTakePending");
   }
 
@@ -299,6 +306,11 @@ export class HypercallClient {
     const msg = decode(raw);
     if (msg === null) return;
     if ("ev" in msg) {
+      const ps = msg.ports;
+      if (Array.isArray(ps)) {
+        this.portsWithUpcalls = true;
+        for (const p of ps) if (Number.isInteger(p)) this.delivered.push(p);
+      }
       const r = this.upcallSeen;
       this.upcallSeen = null;
       if (r === null) this.upcallEarly = true;

@@ -11,7 +11,8 @@
  *
  *   client -> core  { id, op, args }         op is a key of PORT_OPS; args positional
  *   core -> client  { id, ok: result }       or { id, err: "message" } for a malformed request
- *   core -> client  { ev: "upcall" }         evtchn_upcall_pending went 0 -> 1 (stream mode)
+ *   core -> client  { ev: "upcall", ports }  evtchn_upcall_pending went 0 -> 1 (stream mode): the
+ *                                            ports it found pending, taken as evtchnTakePending would
  *   core -> client  { hello: {...} }         first message: domid, thread-mode shared_info location
  */
 
@@ -121,6 +122,8 @@ export interface PortHello {
 }
 export interface PortEvent {
   readonly ev: "upcall";
+  /** The ports taken pending with this upcall (absent: ask with evtchnTakePending). */
+  readonly ports?: readonly number[];
 }
 export type PortDown = PortReply | PortHello | PortEvent;
 

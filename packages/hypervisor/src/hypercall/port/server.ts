@@ -65,13 +65,18 @@ export class PortServer {
   /** The core calls this when this domain's upcall goes 0 -> 1. */
   notifyUpcall(): void {
     if (ioTraceOn) ioTrace("core.upcall.port", this.domid);
+    const d = this.hv.domains.get(this.domid);
+    if (d === undefined) return;
+    const v = legacyVcpuInfo(d.sharedInfo);
     if (this.threadMode) {
-      const d = this.hv.domains.get(this.domid);
-      if (d === undefined) return;
-      const v = legacyVcpuInfo(d.sharedInfo);
+      // The client waits on the word itself (Atomics.waitAsync) and scans the bitmap: no message.
       Atomics.notify(v.i32, (v.off >>> 2) as number);
+      return;
     }
-    this.sink.send({ ev: "upcall" });
+    // Stream mode: the pending ports go with the message (what evtchnTakePending would answer
+    // now), so the client need not ask; a later event raises the upcall, and this, again.
+    this.pendingScratch.length = 0;
+    this.sink.send({ ev: "upcall", ports: [...takePendingPorts(d.sharedInfo, v, this.pendingScratch)] });
   }
 
   handle(req: unknown): void {
