@@ -36,14 +36,57 @@ export interface CopyAccess {
 const NOTHING = new Uint8Array(0);
 
 class CopiedRegion extends PageRegion {
+  /** [from, to) of what was written since the map (a blank region gives back only that). */
+  from = Number.POSITIVE_INFINITY;
+  to = 0;
+
   constructor(
     frames: Uint8Array[],
     first: number,
     length: number,
     writable: boolean,
     readonly base: number,
+    /**
+     * Not fetched: a chain's device-writable buffer, whose old bytes the device has no business
+     * reading. It starts zeroed and gives back only the span written (so the copy of a read moves
+     * the data once, not there and back, and bytes never written stay the guest's).
+     */
+    readonly blank = false,
   ) {
     super(frames, first, length, writable);
+  }
+
+  private wrote(off: number, len: number): void {
+    if (len <= 0) return;
+    if (off < this.from) this.from = off;
+    if (off + len > this.to) this.to = off + len;
+  }
+  override setU16(off: number, v: number): void {
+    super.setU16(off, v);
+    this.wrote(off, 2);
+  }
+  override setU32(off: number, v: number): void {
+    super.setU32(off, v);
+    this.wrote(off, 4);
+  }
+  override copyIn(off: number, src: Uint8Array, srcOff: number, len: number): void {
+    super.copyIn(off, src, srcOff, len);
+    this.wrote(off, len);
+  }
+  override fill(off: number, len: number, value: number): void {
+    super.fill(off, len, value);
+    this.wrote(off, len);
+  }
+  /** Pieces handed out of a writable region count as written (file reads land in them). */
+  override forEachPiece(off: number, len: number, fn: (piece: Uint8Array, at: number) => void): void {
+    super.forEachPiece(off, len, fn);
+    if (this.writable) this.wrote(off, len);
+  }
+
+  /** What release gives back: all of it, or for a blank region the span written. */
+  get giveBack(): readonly [number, number] {
+    if (!this.blank) return [0, this.length];
+    return this.to > this.from ? [this.from, this.to - this.from] : [0, 0];
   }
 }
 
@@ -72,7 +115,7 @@ export class CopyMemory implements GuestMemory {
       if (typeof g === "string") return `buffer ${i}: ${g}`;
       const frames: Uint8Array[] = [];
       for (let p = 0; p < g.pages; p++) frames.push(new Uint8Array(4096));
-      regions.push(new CopiedRegion(frames, g.first, x.len, x.writable, g.base));
+      regions.push(new CopiedRegion(frames, g.first, x.len, x.writable, g.base, x.writable));
     }
     return (await this.fill(regions)) ?? regions;
   }
@@ -90,7 +133,7 @@ export class CopyMemory implements GuestMemory {
       if (r.writable)
         for (let i = 0; i < r.frames.length; i++) checks.push([r.base + i, i === 0 ? r.first : 0, NOTHING]);
     const [why, ws] = await Promise.all([
-      this.pullMany(regions.map((r) => [r, 0, r.length] as const)),
+      this.pullMany(regions.filter((r) => !r.blank).map((r) => [r, 0, r.length] as const)),
       checks.length > 0 ? this.copyTo(checks) : [],
     ]);
     if (why !== null) return why;
@@ -129,12 +172,18 @@ export class CopyMemory implements GuestMemory {
   }
 
   async release(r: MemoryRegion): Promise<void> {
-    if (r.writable) await this.flush(r, 0, r.length);
+    await this.releaseMany([r]);
   }
 
-  /** Every writable region's bytes back to the guest with one call. */
+  /** Every writable region's bytes (a blank one's span written) back to the guest with one call. */
   async releaseMany(regions: readonly MemoryRegion[]): Promise<void> {
-    await this.flushMany(regions.filter((r) => r.writable).map((r) => [r, 0, r.length] as const));
+    const parts: Array<readonly [MemoryRegion, number, number]> = [];
+    for (const r of regions) {
+      if (!r.writable) continue;
+      const [off, len] = (r as CopiedRegion).giveBack;
+      if (len > 0) parts.push([r, off, len]);
+    }
+    await this.flushMany(parts);
   }
 
   private copyTo(segs: readonly CopyToSeg[]): Promise<number[]> {
