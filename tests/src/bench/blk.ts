@@ -33,8 +33,9 @@
  *    round trip ~150-250, pread ~20, one message (unmaps, used.idx store, send if used_event
  *    asks) -> core ~50-120 -> guest woken on its worker ~50, guest CPU ~180. 0.6 vCPU exits (the
  *    device takes new chains without a kick while it works), 0.4 upcalls, no register read.
- *  - Process mode adds a pipe crossing per hypercall (round trips 250-600 µs) and relays ioreqs
- *    (evtchnTakePending, ioreqFetch), ~6 serial round trips per request (were ~12).
+ *  - Process mode adds a pipe crossing per hypercall (round trips 250-600 µs; a 128-segment copy
+ *    reply of 512 KiB took ~17 ms) and relays ioreqs (ioreqFetch); ~5 serial round trips per
+ *    request (were ~12, plus evtchnTakePending per wake-up), a read's data crossing once.
  *  - Left: the notify still goes guest -> core -> driver domain (the posted write could be handed
  *    from the pCPU worker straight to the driver domain's buffered ioreq page); one map round trip
  *    per request (a persistent mapping would need the guest's cooperation: virtio has no
