@@ -123,6 +123,29 @@ describe("driver domains with XenStore", () => {
       hv.domains.destroy(F);
     });
 
+  for (const mode of ["thread", "process"] as DriverDomainMode[])
+    it(`${mode} mode: a connection the XenStore domain drops fails the kernel's requests at once; stop still ends`, async () => {
+      const g = await guest(`xsg-drop-${mode}`);
+      const dd = await DriverDomain.launch(hv, {
+        mode,
+        devices: [rng(g.domid, 0)],
+        xenstore: link.driverDomains,
+        faultHooks: true,
+        log: (l) => logs.push(l),
+      });
+      try {
+        await link.xs.ok(XS_TYPES.RELEASE, `${dd.domid}\0`);
+        const t0 = performance.now();
+        assert.match(await dd.xenstoreWrite(`/local/domain/${dd.domid}/x`, "1"), /xenstore connection: .*closed/);
+        assert.ok(performance.now() - t0 < 1500, "no wait for a reply that cannot come");
+      } finally {
+        const t0 = performance.now();
+        await dd.close();
+        assert.ok(performance.now() - t0 < 1900, "the kernel stopped without waiting out its launcher");
+        hv.domains.destroy(g.domid);
+      }
+    });
+
   it("a restarted driver domain finds its nodes written again and reports Connected again", async () => {
     const g = await guest("xsg-restart");
     let attaches = 0;

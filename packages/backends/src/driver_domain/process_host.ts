@@ -70,6 +70,8 @@ export function startProcessKernel(s: KernelStart, ev: KernelEvents): KernelRun 
       if (m instanceof Uint8Array) write(encodeStreamValue(STREAM_CHANNEL_CONTROL, { xs: m }));
     });
     xs.unref();
+    // The XenStore domain dropped it (released the domain, stopped): the child's client hears so.
+    xs.on("close", () => write(encodeStreamValue(STREAM_CHANNEL_CONTROL, { xsClosed: true })));
   }
   const fromChild = (m: { vif?: unknown; xs?: unknown }): boolean => {
     if (m.xs !== undefined) {

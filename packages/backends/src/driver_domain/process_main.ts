@@ -57,12 +57,15 @@ const netLinks = new Map<number, StreamNetLink>();
  * holds the port the XenStore domain bound to this domid and relays, so the identity stays there.
  */
 let xsReceive: (bytes: Uint8Array) => void = () => {};
+let xsClosed: (reason: string) => void = () => {};
 const xsLink: XsClientLink = {
   send: (bytes) => process.stdout.write(encodeStreamValue(STREAM_CHANNEL_CONTROL, { xs: bytes })),
   onReceive: (fn) => {
     xsReceive = fn;
   },
-  onClose: () => {},
+  onClose: (fn) => {
+    xsClosed = fn;
+  },
   close: () => {},
 };
 let gotBoot: (b: DriverDomainBoot) => void = () => {};
@@ -80,13 +83,16 @@ process.stdin.on("data", (chunk: Buffer) => {
           boot?: DriverDomainBoot;
           vif?: { slot: number; bytes: Uint8Array };
           xs?: Uint8Array;
+          xsClosed?: true;
         } & DriverDomainDown;
         if (m !== null && typeof m === "object" && m.boot !== undefined) gotBoot(m.boot);
         else if (m !== null && typeof m === "object" && m.xs !== undefined) {
           const b = m.xs;
           if (!(b instanceof Uint8Array)) throw new Error("an xs frame that is not bytes");
           xsReceive(new Uint8Array(b.buffer, b.byteOffset, b.length));
-        } else if (m !== null && typeof m === "object" && m.vif !== undefined) {
+        } else if (m !== null && typeof m === "object" && m.xsClosed === true)
+          xsClosed("the XenStore domain closed the connection");
+        else if (m !== null && typeof m === "object" && m.vif !== undefined) {
           const b = m.vif.bytes;
           if (b instanceof Uint8Array)
             netLinks.get(m.vif.slot)?.receive(new Uint8Array(b.buffer, b.byteOffset, b.length));
