@@ -1,10 +1,11 @@
 import assert from "node:assert/strict";
+import { spawn } from "node:child_process";
 import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { describe, it } from "node:test";
 import { planFromFile } from "@xenon/toolstack";
 import { bootFixture } from "./helpers/boot_fixture.js";
-import { runXenon } from "./helpers/run.js";
+import { runProcess, runXenon, XENON_BIN } from "./helpers/run.js";
 
 /**
  * Virtio devices declared in the boot tree: driver domains (`xenon,driver-domain`) and the
@@ -40,6 +41,40 @@ describe("xenon boot: virtio devices from the tree", () => {
     assert.match(out, /^\(disk_user\) blkstress: done 1 rounds, 0 errors$/m, why);
     assert.match(out, /^\(rng_user\) rngcat: got 64 random bytes in 1 requests$/m, why);
     assert.notDeepEqual(readFileSync(disk).subarray(0, 4096), Buffer.alloc(4096), "the blocks reached the image");
+  });
+
+  it("under --serve the tree's driver domains use the host's XenStore: libxl's nodes, state Connected", async (t) => {
+    writeFileSync(disk, new Uint8Array(1 << 20));
+    const host = spawn(process.execPath, [XENON_BIN, "boot", "--serve", compile("serve_xs")], {
+      stdio: ["ignore", "pipe", "pipe"],
+    });
+    try {
+      let out = "";
+      const socket = await new Promise<string>((resolve, reject) => {
+        host.stdout.on("data", (b: Buffer) => {
+          out += b.toString();
+          const m = /^XENSTORED_PATH=(.*)$/m.exec(out);
+          if (m !== null) resolve(m[1]!);
+        });
+        host.on("close", (status) => reject(new Error(`host exited ${status}: ${out}`)));
+      });
+      const ls = await runProcess("sh", ["-c", `XENSTORED_PATH='${socket}' xenstore-ls -f /local/domain`]);
+      if (ls.status === 127) return t.skip("xenstore-ls is not installed");
+      const text = ls.stdout.toString();
+      // storage (d3) serves disk_user (d1) a blk; entropy (d4) serves rng_user (d2) an rng.
+      for (const line of [
+        '/local/domain/3/backend/virtio/1/0/type = "virtio,device2"',
+        '/local/domain/3/backend/virtio/1/0/state = "4"',
+        '/local/domain/4/backend/virtio/2/0/type = "virtio,device4"',
+        '/local/domain/4/backend/virtio/2/0/state = "4"',
+        '/local/domain/3/name = "storage"',
+      ])
+        assert.ok(text.split("\n").includes(line), `missing '${line}' in:\n${text}\n${out}`);
+    } finally {
+      const closed = new Promise((r) => host.once("close", r));
+      host.kill("SIGTERM");
+      await closed;
+    }
   });
 
   it("a read-only disk refuses the guest's writes", async () => {

@@ -207,18 +207,8 @@ export async function serveBootPlan(
   const print = linePrinter();
   // The host's one switch: the tree's vifs and, later, xl-created ones.
   const vswitch = new VirtualSwitch({});
-  let backends: Awaited<ReturnType<typeof launchBackends>>;
-  try {
-    backends = await launchBackends(
-      built.hv,
-      built.virtio,
-      (name, line) => print(name, Buffer.from(`${line}\n`, "latin1")),
-      vswitch,
-    );
-  } catch (e) {
-    await built.machine.close();
-    throw e;
-  }
+  const xsDomid = Math.max(0, ...built.domids, ...built.virtio.map((o) => o.domid ?? 0)) + 1;
+  let backends: Awaited<ReturnType<typeof launchBackends>> = [];
   let host: XenonHost;
   try {
     host = await XenonHost.serve(
@@ -229,6 +219,17 @@ export async function serveBootPlan(
         domains: built.domids.map((domid, i) => ({ domid, name: plan.domains[i]!.name })),
         console: print,
         vswitch,
+        // The host serves XenStore to every domain: the tree's driver domains get their devices'
+        // nodes and connections, so they start once XenStore is up (its domid above theirs).
+        ...(xsDomid < 0x7ff0 ? { xenstoreDomid: xsDomid } : {}), // below DOMID_FIRST_RESERVED
+        start: async (xs) => {
+          backends = await launchBackends(
+            built.hv,
+            built.virtio.map((o) => ({ ...o, xenstore: xs.driverDomains })),
+            (name, line) => print(name, Buffer.from(`${line}\n`, "latin1")),
+            vswitch,
+          );
+        },
         close: async () => {
           for (const b of backends) await b.close();
         },

@@ -66,6 +66,13 @@ export interface AdoptedSystem {
   readonly console?: (name: string, bytes: Uint8Array) => void;
   /** Stops what came with the system (its driver domains), once its Machine has stopped. */
   readonly close?: () => Promise<void>;
+  /**
+   * Starts what came with the system and uses XenStore (its driver domains: their devices' nodes
+   * and connections), once XenStore is up and before the system's domains are introduced.
+   */
+  readonly start?: (xenstore: XenstoreLink) => Promise<void>;
+  /** The XenStore domain's domid (default: the next free one); keep it off domids still to come. */
+  readonly xenstoreDomid?: number;
   /** The switch its driver domains' vifs are on (default: a new xenbr0). */
   readonly vswitch?: VifSwitch;
 }
@@ -140,9 +147,19 @@ export class XenonHost {
       tmpDir = mkdtempSync(join(tmpdir(), "xenon-host-"));
       sock = join(tmpDir, "xenstored.sock");
     }
-    const xs = await XenstoreLink.start(hv, { socketPath: sock });
+    const xs = await XenstoreLink.start(hv, {
+      socketPath: sock,
+      ...(sys.xenstoreDomid !== undefined ? { domid: sys.xenstoreDomid } : {}),
+    });
     // It serves from its own worker from now on (its creation pause is only a count here).
     hv.domains.get(xs.domid)?.unpause();
+    try {
+      await sys.start?.(xs);
+    } catch (e) {
+      await xs.close();
+      if (tmpDir !== null) rmSync(tmpDir, { recursive: true, force: true });
+      throw e;
+    }
     // One switch per host: xl-created guests' vifs join the booted ones'.
     const vswitch = sys.vswitch ?? new VirtualSwitch({});
     const libxl = new Libxl({
