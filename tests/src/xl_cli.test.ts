@@ -75,7 +75,7 @@ describe("xl against a running xenon host", () => {
     for (let i = 0; i < 400 && !/XENSTORED_PATH=.*\n/.test(hostOut); i++) await sleep(25);
     url = /XENON_HOST=(\S+)/.exec(hostOut)?.[1] ?? "";
     xsPath = /XENSTORED_PATH=(\S+)/.exec(hostOut)?.[1] ?? "";
-    assert.match(url, /^ws:\/\/127\.0\.0\.1:\d+$/);
+    assert.match(url, /^ws:\/\/127\.0\.0\.1:\d+\/\?token=[\w-]{32}$/);
   });
 
   after(async () => {
@@ -190,6 +190,10 @@ describe("xl against a running xenon host", () => {
     r = await xl(["-H", "ws://127.0.0.1:1", "list"], { XENON_HOST: undefined });
     assert.equal(r.status, 1);
     assert.match(r.stderr.toString(), /cannot reach the host at ws:\/\/127\.0\.0\.1:1/);
+    // The endpoint without its token: refused, whoever asks.
+    r = await xl(["-H", url.replace(/\/\?token=.*$/, ""), "destroy", "Domain-0"], { XENON_HOST: undefined });
+    assert.equal(r.status, 1);
+    assert.match(r.stderr.toString(), /the host refused the connection: no or wrong token/);
     // Still serving, with nothing left behind by the failures.
     const list = await ok(["list"]);
     assert.equal(list.trim().split("\n").length, 3, list);

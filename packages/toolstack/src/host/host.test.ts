@@ -42,7 +42,7 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /** A WebSocket client by hand: the opening handshake, then raw bytes. */
 async function rawWs(url: string): Promise<{ sock: Socket; frames: () => Promise<Uint8Array[]> }> {
-  const { hostname, port } = new URL(url);
+  const { hostname, port, pathname, search } = new URL(url);
   const sock = connect(Number(port), hostname);
   await new Promise<void>((r) => sock.once("connect", () => r()));
   let buf = Buffer.alloc(0);
@@ -50,7 +50,7 @@ async function rawWs(url: string): Promise<{ sock: Socket; frames: () => Promise
     buf = Buffer.concat([buf, d]);
   });
   sock.write(
-    `GET / HTTP/1.1\r\nHost: ${hostname}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n` +
+    `GET ${pathname}${search} HTTP/1.1\r\nHost: ${hostname}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n` +
       "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n",
   );
   for (let i = 0; i < 200 && !buf.includes("\r\n\r\n"); i++) await sleep(5);
@@ -100,6 +100,20 @@ describe("xenon host: the management endpoint over the libxl API", () => {
   after(async () => {
     c.close();
     await host.close();
+  });
+
+  it("a management connection without the host's token, or with a wrong one, is refused (EACCES) and can do nothing", async () => {
+    const bare = host.url.replace(/\/\?token=.*$/, "");
+    assert.notEqual(bare, host.url, "the URL the host gives carries its token");
+    for (const url of [bare, `${bare}/?token=`, `${bare}/?token=${"A".repeat(32)}`, `${host.url}x`]) {
+      const intruder = await MgmtClient.connect(url);
+      await assert.rejects(intruder.request("domain.list"), (e: Error & { code?: string }) => {
+        assert.equal(e.code, "EACCES", url);
+        assert.match(e.message, /no or wrong token/);
+        return true;
+      });
+      intruder.close();
+    }
   });
 
   it("hello, info, and Domain-0 in the list", async () => {

@@ -95,8 +95,9 @@ export class XenonHost {
     private readonly closeAdopted?: () => Promise<void>,
   ) {}
 
+  /** The management URL with its token: what xl needs (printed as XENON_HOST). */
   get url(): string {
-    return this.mgmt.url;
+    return this.mgmt.clientUrl;
   }
 
   /** A new, empty host (only Domain-0) with the given cpupools. */

@@ -3,7 +3,7 @@
  * them, streams (console, events) delivered to callbacks until their end message.
  */
 import WebSocket from "ws";
-import { decodeReply, encodeFrame, type ProtocolError } from "./protocol.js";
+import { decodeReply, encodeFrame, MGMT_CLOSE_NO_TOKEN, type ProtocolError } from "./protocol.js";
 
 export class MgmtError extends Error {
   constructor(
@@ -64,7 +64,13 @@ export class MgmtClient {
         s?.end(r.end);
       }
     });
-    ws.on("close", () => this.fail(new MgmtError("ECONNRESET", "connection to the host closed")));
+    ws.on("close", (code, reason) =>
+      this.fail(
+        code === MGMT_CLOSE_NO_TOKEN
+          ? new MgmtError("EACCES", `the host refused the connection: ${reason.toString()}`)
+          : new MgmtError("ECONNRESET", "connection to the host closed"),
+      ),
+    );
     ws.on("error", (e) => this.fail(new MgmtError("ECONNREFUSED", e.message)));
   }
 

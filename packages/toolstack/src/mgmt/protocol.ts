@@ -105,3 +105,6 @@ export function decodeReply(bytes: Uint8Array): Reply {
   if (isPlainMap(v.event)) return { id, event: v.event };
   throw new ProtocolError("reply of unknown kind");
 }
+
+/** Close code for a management connection on "/" without the host's token (`/?token=…`). */
+export const MGMT_CLOSE_NO_TOKEN = 4001;

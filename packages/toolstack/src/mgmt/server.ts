@@ -4,13 +4,22 @@
  * console and event streams run until the client cancels them, closes, or the thing ends. Bad
  * frames and failed operations get error replies; nothing a client sends can stop the host.
  */
+
+import { createHash, randomBytes, timingSafeEqual } from "node:crypto";
 import type { AddressInfo } from "node:net";
 import { isAbsolute } from "node:path";
 import { type WebSocket, WebSocketServer } from "ws";
 import { LibxlError } from "../libxl/errors.js";
 import type { DomainIdent, Libxl } from "../libxl/libxl.js";
 import type { DomainConfig } from "../libxl/types.js";
-import { decodeRequest, encodeFrame, ProtocolError, type Reply, type Request } from "./protocol.js";
+import {
+  decodeRequest,
+  encodeFrame,
+  MGMT_CLOSE_NO_TOKEN,
+  ProtocolError,
+  type Reply,
+  type Request,
+} from "./protocol.js";
 
 /** Console bytes per data message, so one chatty domain cannot make a frame too big. */
 const STREAM_CHUNK = 16 * 1024;
@@ -192,6 +201,12 @@ export interface MgmtServerOptions {
   extraOps?: Readonly<Record<string, ExtraOp>>;
   /** Connections to other paths than "/" (the pool link): path -> handler. */
   paths?: Readonly<Record<string, (ws: WebSocket, remote: string) => void>>;
+  /**
+   * What a management connection must show (`/?token=…`); default a new random one. The
+   * endpoint can destroy domains and write files on the host, and a pool host listens beyond
+   * loopback: nobody gets it without the token, which only the host's owner sees (clientUrl).
+   */
+  token?: string;
 }
 
 function send(ws: WebSocket, msg: Reply): void {
@@ -208,9 +223,16 @@ function errorBody(e: unknown): { code: string; message: string } {
 export class MgmtServer {
   private constructor(
     private readonly wss: WebSocketServer,
+    /** Where it listens (ws://host:port); pool links use it (they authenticate themselves). */
     readonly url: string,
     private readonly conns: Set<Conn>,
+    private readonly token: string,
   ) {}
+
+  /** What xl needs: the URL with the token (XENON_HOST). */
+  get clientUrl(): string {
+    return `${this.url}/?token=${this.token}`;
+  }
 
   /** Listens on host:port (port 0 = any free one) and serves `lx`. */
   static async start(lx: Libxl, opts: MgmtServerOptions = {}): Promise<MgmtServer> {
@@ -223,10 +245,13 @@ export class MgmtServer {
     });
     const port = (wss.address() as AddressInfo).port;
     const conns = new Set<Conn>();
-    const server = new MgmtServer(wss, `ws://${host.includes(":") ? `[${host}]` : host}:${port}`, conns);
+    const token = opts.token ?? randomBytes(24).toString("base64url");
+    const expected = createHash("sha256").update(token).digest();
+    const server = new MgmtServer(wss, `ws://${host.includes(":") ? `[${host}]` : host}:${port}`, conns, token);
     server.extraOps = opts.extraOps ?? {};
     wss.on("connection", (ws, req) => {
-      const path = req.url ?? "/";
+      const u = new URL(req.url ?? "/", "ws://host");
+      const path = u.pathname;
       if (path !== "/") {
         const h = opts.paths !== undefined && Object.hasOwn(opts.paths, path) ? opts.paths[path] : undefined;
         if (h === undefined) {
@@ -234,6 +259,14 @@ export class MgmtServer {
           return;
         }
         h(ws, `${req.socket.remoteAddress ?? "?"}:${req.socket.remotePort ?? "?"}`);
+        return;
+      }
+      // Compared as digests, in constant time: the check leaks neither length nor prefix.
+      const shown = createHash("sha256")
+        .update(u.searchParams.get("token") ?? "")
+        .digest();
+      if (!timingSafeEqual(shown, expected)) {
+        ws.close(MGMT_CLOSE_NO_TOKEN, "no or wrong token: use the XENON_HOST URL the host printed");
         return;
       }
       const c: Conn = { ws, streams: new Map() };
