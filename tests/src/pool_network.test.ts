@@ -79,7 +79,7 @@ describe("a network that spans the pool's hosts", () => {
     assert.match(a.out(), /xenbr0 joined to netb's over the link/);
   });
 
-  it("kvstore migrates to the other host in the middle of a conversation: no request lost, every key verified", async () => {
+  it("kvstore (grant_usage=0: privileged backends, guest-physical addresses) migrates to the other host in the middle of a conversation: no request lost, every key verified", async () => {
     const a = await host("mig-a");
     const b = await host("mig-b", a.url);
     await until(() => /linked/.test(a.out()) && /linked/.test(b.out()), 30_000);
@@ -88,7 +88,7 @@ describe("a network that spans the pool's hosts", () => {
       a.url,
       "kv2",
       'name = "kv2"\nkernel = "kvstore.elf"\nmemory = 4\ncmdline = "stop=1"\n' +
-        'disk = [ "kv2.img,raw,xvda,rw" ]\nvif = [ "mac=00:16:3e:00:0c:01" ]\n',
+        'disk = [ "kv2.img,raw,xvda,rw,grant_usage=0" ]\nvif = [ "mac=00:16:3e:00:0c:01,grant_usage=0" ]\n',
     );
     await until(() => /^\(kv2\) kvstore: disk \d+ sectors/m.test(a.out()), 60_000);
     await create(
@@ -106,6 +106,10 @@ describe("a network that spans the pool's hosts", () => {
     const done = /^\(talker\) netping: kv put 60 get 60 verified 60 errors 0$/m;
     const r = await runProcess(process.execPath, [XL_BIN, "-H", a.url, "migrate", "kv2", "mig-b"], 60_000);
     assert.equal(r.status, 0, `xl migrate: ${r.stderr.toString()}\n${why()}`);
+    // Its devices came with it, served on host b by a privileged driver domain of its own.
+    const ll = await runProcess(process.execPath, [XL_BIN, "-H", b.url, "list", "-l", "kv2-dd"], 30_000);
+    assert.equal(ll.status, 0, `xl list -l kv2-dd on b: ${ll.stderr.toString()}\n${why()}`);
+    assert.equal((JSON.parse(ll.stdout.toString()) as Array<{ privileged: boolean }>)[0]?.privileged, true);
     await until(() => done.test(b.out()), 90_000).catch(() => assert.fail(`the conversation broke\n${why()}`));
     // kvstore ends on host b: the conversation went on with it there (its STOP came last).
     await until(() => /^\(kv2\) kvstore: stopped after \d+ requests, 60 keys$/m.test(b.out()), 30_000).catch(() =>

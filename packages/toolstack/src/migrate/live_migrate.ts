@@ -153,10 +153,13 @@ export async function migrateDomain(
     const emulators = (await policy.deviceModels?.save(domid)) ?? [];
     const last = new Set(live ? d.p2m.peekAndClean() : []);
     // Written without the vCPU's TLB, so never in the dirty log: vcpu_info blocks (event delivery
-    // by the core and the workers) and pages other domains hold through grants (a backend writes
-    // them in place). Sent again, to be safe.
+    // by the core and the workers) and pages other domains hold through grants or, for devices
+    // without grants, writable foreign views (a backend writes them in place: a virtio used ring
+    // stays mapped while its queue runs). Sent again, to be safe.
     for (const v of d.vcpus) if (v.placement !== null) last.add(v.placement.gfn);
     for (const a of d.grantTable.active.values()) last.add(a.gfn);
+    for (const o of hv.domains.list())
+      for (const f of o.foreignViews.values()) if (f.owner === d && f.writable) last.add(f.gfn);
     // Pages the guest gained or gave back during the rounds (not in the dirty log).
     // Both lists ascending: one merge walk, no sets of the whole RAM in the downtime; no walk at all
     // when no entry changed since `all` was taken.
