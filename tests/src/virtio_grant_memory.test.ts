@@ -62,6 +62,27 @@ async function readThenWrite(guest: Domain, mem: GuestMemory, gpa: number, hi: n
   return r;
 }
 
+/**
+ * One batch of two ranges: 200 writable bytes from ref 20 offset 4000 (into ref 21) and 3
+ * read-only bytes of ref 22 (the guest put 7, 8, 9 there; read back). Byte 190 of the first is
+ * set to 0x11 (page 1, offset 94 of the guest's RAM). The regions, still held.
+ */
+async function twoRanges(guest: Domain, mem: GuestMemory, gpa: (page: number, off: number) => number) {
+  assert.equal(guest.guest.copyToGuest(gpa(2, 0), Uint8Array.from([7, 8, 9])), 0);
+  const [h1, l1] = grantDmaAddr(20, 4000);
+  const [h2, l2] = grantDmaAddr(22);
+  const rs = await mem.mapMany!([
+    { hi: h1, lo: l1, len: 200, writable: true },
+    { hi: h2, lo: l2, len: 3, writable: false },
+  ]);
+  assert.ok(Array.isArray(rs), String(rs));
+  const b = new Uint8Array(3);
+  rs[1]!.copyOut(0, b, 0, 3);
+  assert.deepEqual([...b], [7, 8, 9]);
+  rs[0]!.copyIn(190, Uint8Array.from([0x11]), 0, 1);
+  return rs;
+}
+
 for (const kind of ["map", "copy"] as const) {
   describe(`guest memory through grant ${kind}`, () => {
     it("reaches a two-page range of consecutive refs, reads and writes it, and gives it back", async () => {
@@ -101,19 +122,10 @@ describe("guest memory through grant copy, a whole chain at once (process mode)"
     const { guest, client, gpa } = await setup();
     try {
       const mem = new GrantCopyMemory(client, guest.domid);
-      assert.equal(guest.guest.copyToGuest(gpa(2, 0), Uint8Array.from([7, 8, 9])), 0);
       assert.equal(guest.guest.copyToGuest(gpa(0, 4010), Uint8Array.from([0x5a])), 0);
+      const rs = await twoRanges(guest, mem, gpa);
       const [h1, l1] = grantDmaAddr(20, 4000);
       const [h2, l2] = grantDmaAddr(22);
-      const rs = await mem.mapMany([
-        { hi: h1, lo: l1, len: 200, writable: true },
-        { hi: h2, lo: l2, len: 3, writable: false },
-      ]);
-      assert.ok(Array.isArray(rs), String(rs));
-      const b = new Uint8Array(3);
-      rs[1]!.copyOut(0, b, 0, 3);
-      assert.deepEqual([...b], [7, 8, 9]);
-      rs[0]!.copyIn(190, Uint8Array.from([0x11]), 0, 1);
       await mem.releaseMany!(rs);
       assert.deepEqual(
         [...(guest.guest.copyFromGuest(gpa(1, 94), 1) as Uint8Array)],
@@ -144,18 +156,9 @@ describe("guest memory through one batched grant map per chain (thread mode)", (
     const { guest, client, gpa } = await setup();
     try {
       const mem = new GrantMapMemory(client, guest.domid);
-      assert.equal(guest.guest.copyToGuest(gpa(2, 0), Uint8Array.from([7, 8, 9])), 0);
+      const rs = await twoRanges(guest, mem, gpa);
       const [h1, l1] = grantDmaAddr(20, 4000);
       const [h2, l2] = grantDmaAddr(22);
-      const rs = await mem.mapMany([
-        { hi: h1, lo: l1, len: 200, writable: true },
-        { hi: h2, lo: l2, len: 3, writable: false },
-      ]);
-      assert.ok(Array.isArray(rs), String(rs));
-      const b = new Uint8Array(3);
-      rs[1]!.copyOut(0, b, 0, 3);
-      assert.deepEqual([...b], [7, 8, 9]);
-      rs[0]!.copyIn(190, Uint8Array.from([0x11]), 0, 1);
       assert.deepEqual([...(guest.guest.copyFromGuest(gpa(1, 94), 1) as Uint8Array)], [0x11], "written through ref 21");
       assert.equal(endForeignAccess(guest.grantTable, 21), false, "mapped while the chain is");
       await mem.releaseMany(rs);
