@@ -7,6 +7,7 @@
 
 import { createHash, randomBytes, timingSafeEqual } from "node:crypto";
 import type { AddressInfo } from "node:net";
+import { type NetworkInterfaceInfo, networkInterfaces } from "node:os";
 import { isAbsolute } from "node:path";
 import { type WebSocket, WebSocketServer } from "ws";
 import { LibxlError } from "../libxl/errors.js";
@@ -220,6 +221,23 @@ function errorBody(e: unknown): { code: string; message: string } {
   return { code: "EIO", message: `internal error: ${(e as Error)?.message ?? String(e)}` };
 }
 
+/**
+ * The address to give out for a listener on `host`: itself, or for a wildcard (0.0.0.0, ::) the
+ * first non-internal address of that family among `ifaces` (os.networkInterfaces()), else
+ * loopback.
+ */
+export function advertisedAddress(
+  host: string,
+  ifaces: Readonly<Record<string, readonly NetworkInterfaceInfo[] | undefined>>,
+): string {
+  const v6 = host === "::" || host === "[::]";
+  if (host !== "0.0.0.0" && !v6) return host;
+  for (const list of Object.values(ifaces))
+    for (const i of list ?? [])
+      if (!i.internal && i.family === (v6 ? "IPv6" : "IPv4") && !/^fe80:/i.test(i.address)) return i.address;
+  return v6 ? "::1" : "127.0.0.1";
+}
+
 export class MgmtServer {
   private constructor(
     private readonly wss: WebSocketServer,
@@ -247,7 +265,10 @@ export class MgmtServer {
     const conns = new Set<Conn>();
     const token = opts.token ?? randomBytes(24).toString("base64url");
     const expected = createHash("sha256").update(token).digest();
-    const server = new MgmtServer(wss, `ws://${host.includes(":") ? `[${host}]` : host}:${port}`, conns, token);
+    // A wildcard listener is reached at one of the machine's addresses, not at 0.0.0.0 / ::
+    // (pool members are told this URL and would dial themselves).
+    const shown = advertisedAddress(host, networkInterfaces());
+    const server = new MgmtServer(wss, `ws://${shown.includes(":") ? `[${shown}]` : shown}:${port}`, conns, token);
     server.extraOps = opts.extraOps ?? {};
     wss.on("connection", (ws, req) => {
       const u = new URL(req.url ?? "/", "ws://host");
