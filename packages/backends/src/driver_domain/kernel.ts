@@ -74,6 +74,18 @@ export async function runKernel(
   /** Interrupts on their way to the core (a snapshot waits for them: they belong to the state). */
   const sends = new Set<Promise<unknown>>();
   const loop = client.eventLoop().catch(() => {});
+  /**
+   * Ends what this kernel started: its IOREQ servers, its devices, then (for devices that were
+   * connected) their XenBus state Closed, then its connections.
+   */
+  const shutDown = async (connected: boolean) => {
+    for (const s of servers) await s.destroy().catch(() => {});
+    for (const s of served) s.transport.device.close?.();
+    if (connected) await setState(served, XenbusState.Closed);
+    xs?.close();
+    client.close();
+    await loop;
+  };
   try {
     if (xs !== undefined)
       // The toolstack's word on each device, through this domain's own connection; a mismatch
@@ -139,11 +151,7 @@ export async function runKernel(
       );
     }
   } catch (e) {
-    for (const s of servers) await s.destroy().catch(() => {});
-    for (const s of served) s.transport.device.close?.();
-    xs?.close();
-    client.close();
-    await loop;
+    await shutDown(false);
     throw e;
   }
   if (boot.restarted) for (const s of served) s.transport.lostState();
@@ -152,11 +160,7 @@ export async function runKernel(
       // Devices that moved here with their guest take over its saved state before it runs.
       for (const s of served) if (s.slot.state !== undefined) await s.transport.setState(s.slot.state);
     } catch (e) {
-      for (const s of servers) await s.destroy().catch(() => {});
-      for (const s of served) s.transport.device.close?.();
-      xs?.close();
-      client.close();
-      await loop;
+      await shutDown(false);
       throw e;
     }
   // Its IOREQ servers claim the windows: the backends are connected.
@@ -216,12 +220,7 @@ export async function runKernel(
       if (boot.faultHooks) injectFault(m.fault, exit);
     } else if ("stop" in m) {
       void (async () => {
-        for (const s of servers) await s.destroy().catch(() => {});
-        for (const s of served) s.transport.device.close?.();
-        await setState(served, XenbusState.Closed);
-        xs?.close();
-        client.close();
-        await loop;
+        await shutDown(true);
         ctl.send({ stopped: true });
         ctl.close();
       })();
