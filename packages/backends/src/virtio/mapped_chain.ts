@@ -7,6 +7,46 @@ import type { QueueIo } from "./device.js";
 import type { MemoryRegion } from "./guest_memory.js";
 import type { SplitQueue } from "./split_queue.js";
 
+/** A batch's chains as they end: the regions to give back, the heads and lengths to complete. */
+export interface SettledChains {
+  readonly regions: MemoryRegion[];
+  readonly heads: number[];
+  readonly lens: number[];
+  /** The first map that failed (the device is broken from that chain on), or null. */
+  readonly broken: unknown;
+}
+
+/**
+ * Settles a batch of chains popped together, in ring order: each chain's map (null: not mapped,
+ * on purpose) goes to `use` with the chain, which returns the bytes it wrote; its regions are
+ * then given back and the chain completed. From the first map that failed on, chains are given
+ * back but not completed.
+ */
+export async function settleChains<B extends { readonly head: number; readonly mapped: Promise<MappedChain> | null }>(
+  batch: readonly B[],
+  use: (b: B, m: MappedChain | null) => number,
+): Promise<SettledChains> {
+  const maps = await Promise.allSettled(batch.map((b) => b.mapped));
+  const regions: MemoryRegion[] = [];
+  const heads: number[] = [];
+  const lens: number[] = [];
+  let broken: unknown = null;
+  for (const [i, r] of maps.entries()) {
+    if (r.status === "rejected") {
+      broken ??= r.reason;
+      continue;
+    }
+    const m = r.value;
+    if (broken === null) {
+      const b = batch[i]!;
+      lens.push(use(b, m));
+      heads.push(b.head);
+    }
+    if (m !== null) regions.push(...m.regions.splice(0));
+  }
+  return { regions, heads, lens, broken };
+}
+
 /** The chain's buffers, mapped once; readable ones first. Released together. */
 export class MappedChain {
   readonly regions: MemoryRegion[] = [];

@@ -9,8 +9,7 @@
  * driver domain hold an unbounded amount of memory.
  */
 import { QUEUE_WAIT, type QueueIo } from "../device.js";
-import type { MemoryRegion } from "../guest_memory.js";
-import { MappedChain } from "../mapped_chain.js";
+import { MappedChain, settleChains } from "../mapped_chain.js";
 import { QueueError } from "../queue_error.js";
 import type { SplitQueue } from "../split_queue.js";
 import { NET_HDR_SIZE, RX_HDR } from "./header.js";
@@ -85,34 +84,14 @@ export class NetRx {
       } catch (e) {
         popError = e;
       }
-      const maps = await Promise.allSettled(batch.map((b) => b.mapped));
-      const regions: MemoryRegion[] = [];
-      const heads: number[] = [];
-      const lens: number[] = [];
-      let broken: unknown = null;
-      for (const [i, r] of maps.entries()) {
-        const b = batch[i]!;
-        if (r.status === "rejected") {
-          broken ??= r.reason;
-          continue;
-        }
-        const m = r.value;
-        if (broken !== null) {
-          if (m !== null) regions.push(...m.regions.splice(0));
-          continue;
-        }
-        let written = 0;
-        if (m !== null && b.frame !== null) {
-          m.writeBytes(0, RX_HDR);
-          m.writeBytes(NET_HDR_SIZE, b.frame);
-          regions.push(...m.regions.splice(0));
-          written = NET_HDR_SIZE + b.frame.length;
-          this.stats.packets++;
-          this.stats.bytes += b.frame.length;
-        }
-        heads.push(b.head);
-        lens.push(written);
-      }
+      const { regions, heads, lens, broken } = await settleChains(batch, (b, m) => {
+        if (m === null || b.frame === null) return 0;
+        m.writeBytes(0, RX_HDR);
+        m.writeBytes(NET_HDR_SIZE, b.frame);
+        this.stats.packets++;
+        this.stats.bytes += b.frame.length;
+        return NET_HDR_SIZE + b.frame.length;
+      });
       if (heads.length > 0 || regions.length > 0) await io.complete(q, regions, heads, lens);
       if (broken !== null) throw broken;
       if (popError !== null) throw popError;

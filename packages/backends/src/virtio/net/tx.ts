@@ -11,8 +11,7 @@
  */
 import { ETH_HLEN } from "../../vswitch/ethernet.js";
 import type { QueueIo } from "../device.js";
-import type { MemoryRegion } from "../guest_memory.js";
-import { MappedChain } from "../mapped_chain.js";
+import { MappedChain, settleChains } from "../mapped_chain.js";
 import { QueueError } from "../queue_error.js";
 import type { SplitQueue } from "../split_queue.js";
 import { NET_HDR_SIZE, txHeaderProblem } from "./header.js";
@@ -69,22 +68,7 @@ export class NetTx {
         if (popError !== null) throw popError;
         return;
       }
-      const maps = await Promise.allSettled(batch.map((b) => b.mapped));
-      const regions: MemoryRegion[] = [];
-      const heads: number[] = [];
-      let broken: unknown = null;
-      for (const [i, r] of maps.entries()) {
-        const b = batch[i]!;
-        if (r.status === "rejected") {
-          broken ??= r.reason;
-          continue;
-        }
-        const m = r.value;
-        if (broken !== null) {
-          // Given back, not completed: the device is broken from here on.
-          if (m !== null) regions.push(...m.regions.splice(0));
-          continue;
-        }
+      const { regions, heads, lens, broken } = await settleChains(batch, (b, m) => {
         let why = b.why;
         let frame: Uint8Array | null = null;
         if (m !== null) {
@@ -94,7 +78,6 @@ export class NetTx {
             frame = new Uint8Array(b.len);
             m.readBytes(NET_HDR_SIZE, frame);
           }
-          regions.push(...m.regions.splice(0));
         }
         if (frame !== null && link !== null) {
           this.stats.packets++;
@@ -104,14 +87,9 @@ export class NetTx {
           this.stats.errors++;
           this.complain(io, why ?? "no link");
         }
-        heads.push(b.head);
-      }
-      await io.complete(
-        q,
-        regions,
-        heads,
-        heads.map(() => 0),
-      );
+        return 0;
+      });
+      await io.complete(q, regions, heads, lens);
       if (broken !== null) throw broken;
       if (popError !== null) throw popError;
     }
